@@ -1,0 +1,31 @@
+# freqdyn: two commands on a fresh machine.
+#   make demo   creates .venv when missing, installs, runs the main job on a default case
+#   make test   creates .venv when missing, runs the whole test suite
+PYTHON ?= $(shell command -v python3.12 2>/dev/null || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+OUT ?= out
+
+.PHONY: install test demo lint bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+demo: $(STAMP)
+	$(BIN)/freqdyn kernel-flow pde/gaussian-1d.toml --out $(OUT)/demo
+	@echo "demo outputs: $(OUT)/demo/prediction.nc (result), $(OUT)/demo/prediction.png (figure)"
+
+lint: $(STAMP)
+	$(BIN)/ruff check freqdyn tests benchmarks
+
+clean:
+	rm -rf $(OUT) .pytest_cache

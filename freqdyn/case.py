@@ -1,0 +1,256 @@
+"""Case files: one TOML file describes one network, target and frequency domain.
+
+```toml
+name = "gaussian-1d"
+[network]
+dim = 1            # input dimension d: 1, 2 or 3
+sigma_a = 0.7      # std of the outer weights a_j, b_j
+kappa = 1.0        # output scale (optional, default 1)
+loss_scale = 1.0   # α in L = (α/2) ∫ (f − g)² dx (optional, default 1)
+[network.rho_w]    # density of the first-layer frequencies w
+family = "gaussian"
+scale = 1.0
+[target]
+g = "exp(-x**2/2)*(cos(2*pi*0.5*x) + 0.5*cos(2*pi*2*x))"
+[frequency]
+bounds = [-6.0, 6.0]   # truncated frequency domain, per axis
+times = [0.0, 0.5, 1.0, 2.0, 5.0]   # PDE times at which results are reported
+points = 601           # ξ grid points per axis (optional)
+```
+
+Tools add their own tables (``[kernel_flow]``, ``[fem]``, ``[train]`` …); :class:`Case`
+keeps them in ``sections`` for the tool that reads them.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from scipy import integrate
+
+from .distributions import Density, density_from_config
+from .errors import CaseError
+from .fourier import tensor_grid
+from .target import Target, spectral_peaks
+
+#: Top-level tables a case file may hold; a typo in a table name is an error, not a no-op.
+KNOWN_TABLES = {"name", "description", "network", "target", "frequency", "kernel_flow",
+                "fem", "train", "lfp"}
+DEFAULT_POINTS = {1: 601, 2: 121, 3: 41}
+#: Largest fraction of the target's spectral energy ∫|ĝ|² allowed outside the ξ domain.
+MAX_TRUNCATED_TARGET_ENERGY = 1e-8
+
+
+@dataclass(frozen=True, eq=False)
+class Case:
+    """A validated case: network, initialization density, target and frequency grid."""
+
+    name: str
+    text: str
+    dim: int
+    sigma_a: float
+    kappa: float
+    loss_scale: float
+    rho_w: Density
+    target: Target
+    bounds: np.ndarray  # (d, 2)
+    times: np.ndarray
+    points: tuple[int, ...]
+    peaks: np.ndarray  # (k, d) spectral peaks of |ĝ| in the half-space ξ0 ≥ 0
+    truncation: dict = field(default_factory=dict)
+    sections: dict = field(default_factory=dict)
+    path: Path | None = None
+
+    @property
+    def rate_factor(self) -> float:
+        """κ²·α: every rate of the PDE is multiplied by this factor."""
+        return self.kappa**2 * self.loss_scale
+
+    def xi_axes(self) -> list[np.ndarray]:
+        """The case's ξ grid axes (uniform, including the bounds)."""
+        return [np.linspace(lo, hi, n) for (lo, hi), n in zip(self.bounds, self.points,
+                                                               strict=True)]
+
+    def xi_grid(self) -> np.ndarray:
+        """ξ grid points, shape (n0, ..., n_{d-1}, d)."""
+        return tensor_grid(self.xi_axes())
+
+    def initial_error(self) -> np.ndarray:
+        """û(ξ, 0) = f̂₀ − ĝ with f₀ = 0, on the case grid (complex)."""
+        return -self.target.transform_on_grid(self.xi_axes())
+
+    def section(self, name: str) -> dict:
+        """A tool's table (``{}`` when absent)."""
+        return dict(self.sections.get(name, {}))
+
+
+def _number(table: dict, key: str, field: str, default=None, minimum=None, strict=False):
+    if key not in table:
+        if default is None:
+            raise CaseError(f"{field}.{key}", "is required")
+        return default
+    val = table[key]
+    if isinstance(val, bool) or not isinstance(val, int | float) or not math.isfinite(val):
+        raise CaseError(f"{field}.{key}", f"must be a finite number, got {val!r}")
+    if minimum is not None and (val <= minimum if strict else val < minimum):
+        rel = ">" if strict else ">="
+        raise CaseError(f"{field}.{key}", f"must be {rel} {minimum}, got {val!r}")
+    return float(val)
+
+
+def _bounds(freq: dict, dim: int) -> np.ndarray:
+    if "bounds" not in freq:
+        raise CaseError("frequency.bounds", "is required ([lo, hi] or one pair per axis)")
+    raw = freq["bounds"]
+    try:
+        arr = np.asarray(raw, dtype=float)
+    except (TypeError, ValueError):
+        raise CaseError("frequency.bounds", f"must be numbers, got {raw!r}") from None
+    if arr.shape == (2,):
+        arr = np.tile(arr, (dim, 1))
+    if arr.shape != (dim, 2):
+        raise CaseError("frequency.bounds", f"must be [lo, hi] or {dim} pairs for d = {dim}, "
+                                            f"got {raw!r}")
+    if not np.all(np.isfinite(arr)) or not np.all(arr[:, 0] < arr[:, 1]):
+        raise CaseError("frequency.bounds", f"needs finite lo < hi on every axis, got {raw!r}")
+    return arr
+
+
+def _times(freq: dict) -> np.ndarray:
+    raw = freq.get("times")
+    if not isinstance(raw, list) or not raw:
+        raise CaseError("frequency.times", "must be a non-empty list of times >= 0")
+    try:
+        t = np.asarray(raw, dtype=float)
+    except (TypeError, ValueError):
+        raise CaseError("frequency.times", f"must be numbers, got {raw!r}") from None
+    if not np.all(np.isfinite(t)) or np.any(t < 0):
+        raise CaseError("frequency.times", f"must be finite and >= 0, got {raw!r}")
+    if np.any(np.diff(t) <= 0):
+        raise CaseError("frequency.times", f"must be strictly increasing, got {raw!r}")
+    return t
+
+
+def _rho_mass_inside(rho: Density, bounds: np.ndarray) -> float:
+    """∫ ρ_w over the ξ box, by adaptive quadrature (d = 1) or Gauss–Legendre grids."""
+    if rho.dim == 1:
+        lo, hi = bounds[0]
+        breaks = [p for p in (0.0, *np.ravel(rho.center)) if lo < p < hi]
+        f = lambda t: float(rho.density(np.array([[t]]))[0])  # noqa: E731
+        return integrate.quad(f, lo, hi, points=breaks or None, limit=500)[0]
+    nodes, weights = np.polynomial.legendre.leggauss({2: 300, 3: 80}[rho.dim])
+    axes, wts = [], []
+    for lo, hi in bounds:
+        axes.append(0.5 * (hi - lo) * nodes + 0.5 * (hi + lo))
+        wts.append(0.5 * (hi - lo) * weights)
+    w_grid = tensor_grid(axes)
+    wt = wts[0]
+    for extra in wts[1:]:
+        wt = np.multiply.outer(wt, extra)
+    return float(np.sum(rho.density(w_grid) * wt))
+
+
+def _target_energy_inside(target: Target, bounds: np.ndarray) -> float:
+    n = {1: 4001, 2: 301, 3: 81}[target.dim]
+    axes = [np.linspace(lo, hi, n) for lo, hi in bounds]
+    g_hat = target.transform_on_grid(axes)
+    weights = [np.full(n, (hi - lo) / (n - 1)) for lo, hi in bounds]
+    for w in weights:
+        w[0] *= 0.5
+        w[-1] *= 0.5
+    wt = weights[0]
+    for extra in weights[1:]:
+        wt = np.multiply.outer(wt, extra)
+    return float(np.sum(np.abs(g_hat) ** 2 * wt))
+
+
+def load_case(source: str | Path, *, text: str | None = None) -> Case:
+    """Read and validate a case file (or TOML ``text``, with ``source`` as its name)."""
+    path = None
+    if text is None:
+        path = Path(source)
+        if not path.is_file():
+            raise CaseError("case", f"file {str(path)!r} not found")
+        text = path.read_text()
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise CaseError("case", f"is not valid TOML: {exc}") from None
+    return case_from_dict(data, text=text, path=path,
+                          default_name=path.stem if path else str(source))
+
+
+def case_from_dict(data: dict, *, text: str, path: Path | None = None,
+                   default_name: str = "case") -> Case:
+    """Validate a parsed case table; ``text`` is stored verbatim in every result."""
+    unknown = set(data) - KNOWN_TABLES
+    if unknown:
+        raise CaseError(sorted(unknown)[0], f"unknown table or key; known: {sorted(KNOWN_TABLES)}")
+    name = data.get("name", default_name)
+    if not isinstance(name, str) or not name:
+        raise CaseError("name", f"must be a non-empty string, got {name!r}")
+
+    net = data.get("network")
+    if not isinstance(net, dict):
+        raise CaseError("network", "table is required")
+    dim = net.get("dim")
+    if isinstance(dim, bool) or dim not in (1, 2, 3):
+        raise CaseError("network.dim", f"must be 1, 2 or 3, got {dim!r}")
+    extra = set(net) - {"dim", "sigma_a", "kappa", "loss_scale", "rho_w"}
+    if extra:
+        raise CaseError("network", f"unknown key(s) {sorted(extra)}")
+    sigma_a = _number(net, "sigma_a", "network", minimum=0.0)
+    kappa = _number(net, "kappa", "network", default=1.0, minimum=0.0, strict=True)
+    loss_scale = _number(net, "loss_scale", "network", default=1.0, minimum=0.0, strict=True)
+    if "rho_w" not in net:
+        raise CaseError("network.rho_w", "table is required")
+    rho_w = density_from_config(net["rho_w"], dim)
+
+    tgt = data.get("target")
+    if not isinstance(tgt, dict) or not isinstance(tgt.get("g"), str):
+        raise CaseError("target.g", "is required: sympy text in "
+                                    + ("x" if dim == 1 else ", ".join(f"x{i}" for i in range(dim))))
+    target = Target(tgt["g"], dim)
+
+    freq = data.get("frequency")
+    if not isinstance(freq, dict):
+        raise CaseError("frequency", "table is required (bounds, times)")
+    bounds = _bounds(freq, dim)
+    times = _times(freq)
+    raw_points = freq.get("points", DEFAULT_POINTS[dim])
+    points = tuple(raw_points) if isinstance(raw_points, list) else (raw_points,) * dim
+    if len(points) != dim or any(isinstance(p, bool) or not isinstance(p, int) or p < 3
+                                 for p in points):
+        raise CaseError("frequency.points", f"must be an integer >= 3 (or {dim} of them), "
+                                            f"got {raw_points!r}")
+
+    energy_total = target.l2_norm_squared()
+    energy_in = _target_energy_inside(target, bounds)
+    truncated_energy = max(0.0, 1.0 - energy_in / energy_total)
+    if truncated_energy > MAX_TRUNCATED_TARGET_ENERGY:
+        raise CaseError(
+            "frequency.bounds",
+            f"too small: the domain {bounds.tolist()} leaves out a fraction "
+            f"{truncated_energy:.2e} of the target's spectral energy ∫|ĝ|² dξ "
+            f"(allowed {MAX_TRUNCATED_TARGET_ENERGY:.0e}); widen it",
+        )
+    rho_truncated = max(0.0, 1.0 - _rho_mass_inside(rho_w, bounds))
+
+    if "peaks" in tgt:
+        peaks = np.asarray(tgt["peaks"], dtype=float).reshape(-1, dim)
+    else:
+        peaks = spectral_peaks(target, bounds)
+
+    sections = {k: v for k, v in data.items() if k not in {"name", "description", "network",
+                                                           "target", "frequency"}}
+    return Case(
+        name=name, text=text, dim=dim, sigma_a=sigma_a, kappa=kappa, loss_scale=loss_scale,
+        rho_w=rho_w, target=target, bounds=bounds, times=times, points=points, peaks=peaks,
+        truncation={"rho_w_mass_outside": rho_truncated,
+                    "target_energy_outside": truncated_energy},
+        sections=sections, path=path,
+    )

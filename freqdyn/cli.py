@@ -1,0 +1,123 @@
+"""Command line: ``freqdyn <command> CASE.toml ...``.
+
+Commands
+--------
+derive       the NTK, damping, diffusion and learning-rate profile of a case (sympy)
+kernel-flow  the kernel-flow reference û(ξ, t) → DIR/prediction.nc and DIR/prediction.png
+info         versions of freqdyn and its numerical stack (paste it into bug reports)
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .errors import CaseError
+
+
+def _cmd_derive(args) -> int:
+    from .case import load_case
+    from .derive import derive
+
+    case = load_case(args.case)
+    result = derive(case)
+    if args.json:
+        print(result.to_json())
+        return 0
+    print(f"case {case.name} (d = {case.dim}, rho_w: {case.rho_w.family}, "
+          f"sigma_a = {case.sigma_a:g}, kappa = {case.kappa:g}, loss scale = {case.loss_scale:g})")
+    print(f"  NTK       Theta(x, xp) = {result.ntk}")
+    print("  PDE       d/dt u_hat = div(D grad u_hat) - c u_hat")
+    print(f"  damping   c(xi) = {result.damping}")
+    print(f"  diffusion D(xi) = {result.diffusion}")
+    print(f"  rate      per-frequency learning rate (pure damping) = {result.rate}")
+    return 0
+
+
+def _cmd_kernel_flow(args) -> int:
+    from .case import load_case
+    from .kernel_flow import default_settings, kernel_flow
+    from .plotting import dynamics_figure, save
+    from .results import write_dataset
+
+    case = load_case(args.case)
+    out = Path(args.out)
+    settings = default_settings(case)
+    ds = kernel_flow(case, settings)
+    path = write_dataset(ds, out / "prediction.nc")
+    err = ds["truncation_error"].values if "truncation_error" in ds else np.array([np.nan])
+    print(f"kernel flow on {case.name}: {settings.method}, "
+          f"{settings.axis().size ** case.dim} grid points "
+          f"(R = {settings.R:.3g}, h = {settings.spacing:.3g}), "
+          f"estimated truncation error <= {np.nanmax(err):.1e}")
+    print(f"  wrote {path}")
+    if not args.no_figure:
+        dense = np.union1d(case.times, np.linspace(0.0, case.times[-1], 81))
+        fig_ds = kernel_flow(case, replace(settings, estimate_error=False), times=dense)
+        fig = dynamics_figure(fig_ds, title=f"{case.name}: kernel-flow reference, "
+                                            f"error transform |û(ξ, t)|")
+        save(fig, out / "prediction.png")
+        print(f"  wrote {out / 'prediction.png'}")
+    return 0
+
+
+def _cmd_info(args) -> int:  # noqa: ARG001
+    import scipy
+    import sympy
+    import torch
+    import xarray
+
+    print(f"freqdyn {__version__}")
+    print(f"python {platform.python_version()} on {platform.platform()}")
+    for mod in (np, scipy, sympy, torch, xarray):
+        print(f"{mod.__name__} {mod.__version__}")
+    print(f"torch CUDA available: {torch.cuda.is_available()}")
+    try:
+        import dolfinx_solver  # noqa: F401  (orders MPI ahead of the bindings)
+        import dolfinx
+
+        print(f"dolfinx {dolfinx.__version__}")
+    except ImportError as exc:
+        print(f"dolfinx unavailable: {exc}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="freqdyn", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"freqdyn {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("derive", help="symbolic NTK and PDE coefficients of a case")
+    p.add_argument("case", help="case file (TOML)")
+    p.add_argument("--json", action="store_true", help="print a JSON object")
+    p.set_defaults(func=_cmd_derive)
+
+    p = sub.add_parser("kernel-flow", help="kernel-flow reference prediction")
+    p.add_argument("case", help="case file (TOML)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--no-figure", action="store_true", help="skip prediction.png")
+    p.set_defaults(func=_cmd_kernel_flow)
+
+    p = sub.add_parser("info", help="versions of freqdyn and its stack")
+    p.set_defaults(func=_cmd_info)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except CaseError as exc:
+        print(f"freqdyn: error in {getattr(args, 'case', 'input')}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

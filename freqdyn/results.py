@@ -1,0 +1,120 @@
+"""The one result schema for predicted and measured frequency dynamics.
+
+An :class:`xarray.Dataset`, saved as netCDF (h5netcdf engine):
+
+* dims ``time`` and ``xi`` (d = 1) or ``xi0``, ``xi1``[, ``xi2``];
+* coordinates ``time`` (PDE time units: the t of ∂_t û = κ²α[σ_a²∇·(ρ_w∇û) − ρ_w û])
+  and the ξ axes (cycles per unit of x);
+* variables ``u_hat_real``, ``u_hat_imag``: the error transform û = f̂ − ĝ;
+* attributes ``case_toml`` (the full case text), ``case_name``, ``freqdyn_version``,
+  ``fourier_convention``, ``method`` (what produced it), plus method-specific ones.
+
+Producers may add variables (for example a truncation-error estimate over ``time``).
+Files are written atomically: to a temporary file in the same folder, then renamed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from . import __version__
+from .fourier import CONVENTION
+
+SCHEMA_VARIABLES = ("u_hat_real", "u_hat_imag")
+
+
+def xi_dims(dim: int) -> tuple[str, ...]:
+    """Names of the frequency dimensions: ``("xi",)`` or ``("xi0", "xi1"[, "xi2"])``."""
+    return ("xi",) if dim == 1 else tuple(f"xi{i}" for i in range(dim))
+
+
+def frequency_dataset(case, u_hat: np.ndarray, method: str, *, times=None, xi_axes=None,
+                      variables: dict | None = None, attrs: dict | None = None) -> xr.Dataset:
+    """Build the schema dataset for ``u_hat`` of shape (time, *xi) on the case grid.
+
+    ``variables`` maps extra names to ``(dims, values)``; ``attrs`` adds attributes
+    (non-string values are stored as JSON text).
+    """
+    times = case.times if times is None else np.asarray(times, dtype=float)
+    xi_axes = case.xi_axes() if xi_axes is None else xi_axes
+    dims = ("time", *xi_dims(case.dim))
+    u_hat = np.asarray(u_hat)
+    expected = (times.size, *(a.size for a in xi_axes))
+    if u_hat.shape != expected:
+        raise ValueError(f"u_hat has shape {u_hat.shape}, expected {expected} (time, *xi)")
+    coords = {"time": ("time", times, {"units": "PDE time", "long_name": "time t"})}
+    for name, axis in zip(xi_dims(case.dim), xi_axes, strict=True):
+        coords[name] = (name, np.asarray(axis), {"units": "cycles per unit x",
+                                                 "long_name": f"frequency {name}"})
+    data = {
+        "u_hat_real": (dims, u_hat.real.astype(float), {"long_name": "Re of error transform"}),
+        "u_hat_imag": (dims, u_hat.imag.astype(float), {"long_name": "Im of error transform"}),
+    }
+    for key, (vdims, values) in (variables or {}).items():
+        data[key] = (vdims, np.asarray(values))
+    all_attrs = {
+        "case_name": case.name,
+        "case_toml": case.text,
+        "freqdyn_version": __version__,
+        "fourier_convention": CONVENTION,
+        "method": method,
+        "peaks": json.dumps(np.asarray(case.peaks).tolist()),
+        "truncation": json.dumps(case.truncation),
+    }
+    for key, val in (attrs or {}).items():
+        all_attrs[key] = val if isinstance(val, str) else json.dumps(val)
+    return xr.Dataset(data, coords=coords, attrs=all_attrs)
+
+
+def u_hat(ds: xr.Dataset) -> xr.DataArray:
+    """The complex error transform û of a schema dataset."""
+    return ds["u_hat_real"] + 1j * ds["u_hat_imag"]
+
+
+def write_dataset(ds: xr.Dataset, path: str | Path) -> Path:
+    """Write ``ds`` to netCDF atomically (temporary file + rename in the same folder)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        ds.to_netcdf(tmp, engine="h5netcdf")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_dataset(path: str | Path) -> xr.Dataset:
+    """Load a result file fully into memory and check it follows the schema."""
+    with xr.open_dataset(path, engine="h5netcdf") as ds:
+        ds = ds.load()
+    missing = [v for v in SCHEMA_VARIABLES if v not in ds]
+    if missing or "time" not in ds.dims:
+        raise ValueError(f"{path}: not a freqdyn result file (missing {missing or ['time']})")
+    return ds
+
+
+def peaks_of(ds: xr.Dataset) -> np.ndarray:
+    """The target's spectral peaks stored with a result, shape (k, d)."""
+    return np.asarray(json.loads(ds.attrs.get("peaks", "[]")), dtype=float)
+
+
+def peak_ratios(ds: xr.Dataset, peaks: np.ndarray | None = None) -> np.ndarray:
+    """|û(ω_k, t)| / |û(ω_k, 0)| at the peaks ω_k (linear interpolation), shape (k, time)."""
+    peaks = peaks_of(ds) if peaks is None else np.asarray(peaks, dtype=float)
+    dims = [d for d in ds["u_hat_real"].dims if d != "time"]
+    values = u_hat(ds)
+    out = []
+    for peak in peaks.reshape(-1, len(dims)):
+        at = values.interp({name: float(c) for name, c in zip(dims, peak, strict=True)})
+        mag = np.abs(at.values)
+        out.append(mag / mag[0] if mag[0] > 0 else mag)
+    return np.array(out).reshape(-1, ds.sizes["time"])
