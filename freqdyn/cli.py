@@ -79,8 +79,8 @@ def _cmd_info(args) -> int:  # noqa: ARG001
         print(f"{mod.__name__} {mod.__version__}")
     print(f"torch CUDA available: {torch.cuda.is_available()}")
     try:
-        import dolfinx_solver  # noqa: F401  (orders MPI ahead of the bindings)
         import dolfinx
+        import dolfinx_solver  # noqa: F401  (orders MPI ahead of the bindings)
 
         print(f"dolfinx {dolfinx.__version__}")
     except ImportError as exc:

@@ -299,7 +299,8 @@ class StudentT(Density):
     def _symbolic_centered(self, w):
         nu, s, d = sp.nsimplify(self.dof), sp.nsimplify(self.scale), self.dim
         r2 = sum(wi**2 for wi in w)
-        norm = sp.gamma((nu + d) / 2) / (sp.gamma(nu / 2) * (nu * sp.pi) ** sp.Rational(d, 2) * s**d)
+        norm = sp.gamma((nu + d) / 2) / (sp.gamma(nu / 2) * (nu * sp.pi) ** sp.Rational(d, 2)
+                                          * s**d)
         return norm * (1 + r2 / (nu * s**2)) ** (-(nu + d) / 2)
 
     def _char_symbolic_centered(self, z):
@@ -516,7 +517,8 @@ class Expression(Density):
                     f"({masses[-5]:.4g} at R = {radii[-5]:.0e}, {masses[-1]:.4g} at "
                     f"R = {radii[-1]:.0e})",
                 )
-            tail = integrate.quad(f, radii[-1], np.inf)[0] + integrate.quad(f, -np.inf, -radii[-1])[0]
+            tail = (integrate.quad(f, radii[-1], np.inf)[0]
+                    + integrate.quad(f, -np.inf, -radii[-1])[0])
         return masses[-1] + tail
 
     def _build_sampler(self):

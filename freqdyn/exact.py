@@ -4,7 +4,8 @@
 * :func:`uniform_box_series` — ρ_w uniform on a box K = c + [−B, B]^d: inside K the PDE
   is the constant-coefficient damped heat equation with zero-flux walls,
 
-      û(ξ, t) = Σ_n c_n exp[−κ²α (2B)^{−d} (1 + σ_a² π²|n|²/(2B)²) t] Π_i cos(n_i π (ξ_i − c_i + B)/(2B)),
+      û(ξ, t) = Σ_n c_n exp[−κ²α (2B)^{−d} (1 + σ_a² π²|n|²/(2B)²) t]
+                          · Π_i cos(n_i π (ξ_i + B)/(2B)),
 
   c_n = ⟨û₀, φ_n⟩/‖φ_n‖², and outside K û stays at û₀ (frequencies outside the
   support of ρ_w are never learned).

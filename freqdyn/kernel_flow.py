@@ -18,8 +18,8 @@ spacing (aliasing of ρ_w and û at ξ ± 1/h).  Defaults pick R from the target
 and h from the reach of ρ_w and the ξ domain; the error is estimated by a second,
 coarser run (R and 1/h both reduced by 25 %): the relative L²(ξ) difference is
 stored per time as ``truncation_error``.  It measures the coarser run's error, an
-upper estimate of the finer one's for a converging sequence.  A ``[kernel_flow]`` table may set ``R``, ``spacing``,
-``method`` and ``estimate_error``.
+upper estimate of the finer one's for a converging sequence.  A ``[kernel_flow]``
+table may set ``R``, ``spacing``, ``method`` and ``estimate_error``.
 """
 
 from __future__ import annotations
