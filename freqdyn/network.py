@@ -1,33 +1,67 @@
-"""The 2-layer Fourier-feature network of the theory, in NTK parametrisation.
+"""Fourier-feature networks: the 2-layer model of the theory and its multi-layer extension.
+
+**2-layer model** (spec §2, NTK parametrisation, convention B):
 
     f(x) = κ m^{-1/2} Σ_j [a_j cos(2π w_j·x) + b_j sin(2π w_j·x)],
 
-with w_j ∼ ρ_w (the case's density), a_j, b_j ∼ 𝒩(0, σ_a²); all of w, a, b are
-parameters.  ``f0="zero"`` builds the network by antisymmetric doubling: m/2 units
-are drawn and each is repeated with the same w and negated (a, b), so f ≡ 0 at
-initialisation while the NTK keeps its distribution.
+with w_j ∼ ρ_w (the case's density, cycles per unit x), a_j, b_j ∼ 𝒩(0, σ_a²); all of
+w, a, b are parameters unless ``train_w=False`` freezes the frequencies (random
+Fourier features: only the damping term of the PDE remains).  ``f0="zero"`` builds
+the network by antisymmetric doubling: m/2 units are drawn and each is repeated with
+the same w and negated (a, b), so f ≡ 0 at initialisation while the NTK keeps its
+distribution.
+
+:meth:`FourierFeatureNetwork.loss_and_grad` evaluates the loss and its gradient in
+closed form, one pass over row blocks of the samples, so that each step computes
+cos and sin of the n×m phases once and every other operation is a matrix–vector
+product (see its docstring for the formulas).
+
+**Multi-layer model** (spec §11): the same Fourier first layer followed by an MLP,
+:class:`FourierFeatureMLP`.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
 from torch import nn
 
+#: Elements (rows × units) per block of the closed-form pass, by device type.  On the
+#: CPU a block's phase, cos and sin buffers stay in the last-level cache; on a GPU a
+#: block is a large, launch-efficient slab.
+BLOCK_ELEMENTS = {"cpu": 1 << 20, "cuda": 1 << 26}
+
+
+def default_block_rows(width: int, device: torch.device | str) -> int:
+    """Rows per block so that rows × width ≈ :data:`BLOCK_ELEMENTS` for the device."""
+    kind = torch.device(device).type
+    return max(1, BLOCK_ELEMENTS.get(kind, BLOCK_ELEMENTS["cpu"]) // max(width, 1))
+
 
 class FourierFeatureNetwork(nn.Module):
-    """f(x) = κ m^{-1/2} Σ_j [a_j cos(2π w_j·x) + b_j sin(2π w_j·x)]; x of shape (n, d)."""
+    """f(x) = κ m^{-1/2} Σ_j [a_j cos(2π w_j·x) + b_j sin(2π w_j·x)]; x of shape (n, d).
 
-    def __init__(self, w: torch.Tensor, a: torch.Tensor, b: torch.Tensor, kappa: float = 1.0):
+    ``train_w=False`` stores w as a buffer (not a parameter): the frequencies stay at
+    their initial values and the NTK loses its x·x' (diffusion) term.
+    """
+
+    def __init__(self, w: torch.Tensor, a: torch.Tensor, b: torch.Tensor, kappa: float = 1.0,
+                 train_w: bool = True):
         super().__init__()
         if w.ndim != 2 or a.shape != (w.shape[0],) or b.shape != (w.shape[0],):
             raise ValueError(f"need w (m, d), a (m,), b (m,); got {tuple(w.shape)}, "
                              f"{tuple(a.shape)}, {tuple(b.shape)}")
-        self.w = nn.Parameter(w.clone())
+        if train_w:
+            self.w = nn.Parameter(w.clone())
+        else:
+            self.register_buffer("w", w.clone())
         self.a = nn.Parameter(a.clone())
         self.b = nn.Parameter(b.clone())
         self.kappa = float(kappa)
+        self.train_w = bool(train_w)
+        self._workspace: dict = {}
 
     @property
     def width(self) -> int:
@@ -35,23 +69,266 @@ class FourierFeatureNetwork(nn.Module):
 
     @classmethod
     def from_case(cls, case, width: int, generator: torch.Generator, f0: str = "random",
-                  dtype: torch.dtype = torch.float64) -> FourierFeatureNetwork:
+                  dtype: torch.dtype = torch.float64,
+                  train_w: bool = True) -> FourierFeatureNetwork:
         """Sample a network of ``width`` units for ``case`` (ρ_w, σ_a, κ)."""
-        if width < 1:
-            raise ValueError(f"width must be >= 1, got {width}")
-        if f0 not in ("random", "zero"):
-            raise ValueError(f"f0 must be 'random' or 'zero', got {f0!r}")
-        half = width // 2 if f0 == "zero" else width
-        if f0 == "zero" and width % 2:
-            raise ValueError(f"f0 = 'zero' needs an even width, got {width}")
-        w = case.rho_w.sample(half, generator)
-        a = case.sigma_a * torch.randn(half, generator=generator, dtype=torch.float64)
-        b = case.sigma_a * torch.randn(half, generator=generator, dtype=torch.float64)
-        if f0 == "zero":
-            w, a, b = torch.cat([w, w]), torch.cat([a, -a]), torch.cat([b, -b])
-        return cls(w.to(dtype), a.to(dtype), b.to(dtype), kappa=case.kappa)
+        w, a, b = _sample_units(case, width, generator, f0)
+        return cls(w.to(dtype), a.to(dtype), b.to(dtype), kappa=case.kappa, train_w=train_w)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         phase = 2 * math.pi * (x @ self.w.T)  # (n, m)
         out = torch.cos(phase) @ self.a + torch.sin(phase) @ self.b
         return self.kappa / math.sqrt(self.width) * out
+
+    # -- closed-form full-batch pass --------------------------------------------------
+    def _buffers_for(self, rows: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Reusable (rows, m) buffers for the phase, cos and sin of one block."""
+        key = (rows, self.a.device, self.a.dtype)
+        if key not in self._workspace:
+            self._workspace.clear()
+            shape = (rows, self.width)
+            self._workspace[key] = tuple(torch.empty(shape, dtype=self.a.dtype,
+                                                     device=self.a.device) for _ in range(3))
+        return self._workspace[key]
+
+    def _phase(self, xb: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """2π x w^T into ``out``; for d = 1 a broadcast product (no K = 1 matrix product)."""
+        w = self.w.detach()
+        if w.shape[1] == 1:
+            return torch.mul(xb, (2 * math.pi) * w[:, 0], out=out)
+        return torch.mm(xb, (2 * math.pi) * w.T, out=out)
+
+    @torch.no_grad()
+    def evaluate(self, x: torch.Tensor, block_rows: int | None = None) -> torch.Tensor:
+        """f(x) without autograd, in row blocks (bounded memory); x of shape (n, d)."""
+        rows_per = block_rows or default_block_rows(self.width, x.device)
+        c = self.kappa / math.sqrt(self.width)
+        out = torch.empty(x.shape[0], dtype=self.a.dtype, device=x.device)
+        for start in range(0, x.shape[0], rows_per):
+            xb = x[start:start + rows_per]
+            p, cos, sin = (buf[:xb.shape[0]] for buf in self._buffers_for(rows_per))
+            self._phase(xb, p)
+            torch.cos(p, out=cos)
+            torch.sin(p, out=sin)
+            fb = torch.mv(cos, self.a)
+            fb.addmv_(sin, self.b)
+            out[start:start + xb.shape[0]] = c * fb
+        return out
+
+    @torch.no_grad()
+    def loss_and_grad(self, x: torch.Tensor, y: torch.Tensor, loss_scale: float = 1.0,
+                      block_rows: int | None = None) -> torch.Tensor:
+        """L = (α/2N) Σ_i (f(x_i) − y_i)² and its gradient, stored in each ``.grad``.
+
+        With c = κ m^{-1/2}, P_ij = 2π w_j·x_i, C = cos P, S = sin P and the scaled
+        residual e_i = (α/N) c (f(x_i) − y_i):
+
+            ∂L/∂a_j = Σ_i e_i C_ij,        ∂L/∂b_j = Σ_i e_i S_ij,
+            ∂L/∂w_j = 2π [ b_j Σ_i e_i x_i C_ij − a_j Σ_i e_i x_i S_ij ]   (a d-vector).
+
+        e_i depends only on row i, so one pass over row blocks computes C and S once
+        (the only transcendental work), f by two matrix–vector products, and the
+        gradients by 2(1 + d) more (d of them only when w is trained).  Returns the
+        loss as a 0-dim tensor on the model's device (no host synchronisation).
+        """
+        n = x.shape[0]
+        rows_per = block_rows or default_block_rows(self.width, x.device)
+        c = self.kappa / math.sqrt(self.width)
+        scale = loss_scale / n
+        a, b = self.a.detach(), self.b.detach()
+        grad_a = torch.zeros_like(a)
+        grad_b = torch.zeros_like(b)
+        d = self.w.shape[1]
+        moment_c = torch.zeros((d, self.width), dtype=a.dtype, device=a.device)
+        moment_s = torch.zeros_like(moment_c)
+        total = torch.zeros((), dtype=a.dtype, device=a.device)
+        for start in range(0, n, rows_per):
+            xb = x[start:start + rows_per]
+            p, cos, sin = (buf[:xb.shape[0]] for buf in self._buffers_for(rows_per))
+            self._phase(xb, p)
+            torch.cos(p, out=cos)
+            torch.sin(p, out=sin)
+            resid = torch.mv(cos, a)
+            resid.addmv_(sin, b)
+            resid.mul_(c).sub_(y[start:start + xb.shape[0]])
+            total += resid.dot(resid)
+            e = resid.mul_(scale * c)
+            grad_a.addmv_(cos.T, e)
+            grad_b.addmv_(sin.T, e)
+            if self.train_w:
+                for k in range(d):
+                    ex = e * xb[:, k]
+                    moment_c[k].addmv_(cos.T, ex)
+                    moment_s[k].addmv_(sin.T, ex)
+        self.a.grad = grad_a
+        self.b.grad = grad_b
+        if self.train_w:
+            self.w.grad = (2 * math.pi) * (b * moment_c - a * moment_s).T
+        return total * (0.5 * scale)
+
+
+def _sample_units(case, width: int, generator: torch.Generator, f0: str):
+    """(w, a, b) in float64 for ``width`` units; ``f0="zero"`` draws width/2 and doubles."""
+    if width < 1:
+        raise ValueError(f"width must be >= 1, got {width}")
+    if f0 not in ("random", "zero"):
+        raise ValueError(f"f0 must be 'random' or 'zero', got {f0!r}")
+    if f0 == "zero" and width % 2:
+        raise ValueError(f"f0 = 'zero' needs an even width, got {width}")
+    half = width // 2 if f0 == "zero" else width
+    w = case.rho_w.sample(half, generator)
+    a = case.sigma_a * torch.randn(half, generator=generator, dtype=torch.float64)
+    b = case.sigma_a * torch.randn(half, generator=generator, dtype=torch.float64)
+    if f0 == "zero":
+        w, a, b = torch.cat([w, w]), torch.cat([a, -a]), torch.cat([b, -b])
+    return w, a, b
+
+
+ACTIVATIONS = {
+    "tanh": (torch.tanh, 5.0 / 3.0),
+    "relu": (torch.relu, math.sqrt(2.0)),
+    "gelu": (nn.functional.gelu, math.sqrt(2.0)),
+    "sin": (torch.sin, 1.0),
+    "softplus": (nn.functional.softplus, 1.0),
+}
+PARAMETRIZATIONS = ("ntk", "standard")
+
+
+class _FourierMLPCore(nn.Module):
+    """One Fourier-feature MLP (see :class:`FourierFeatureMLP` for the formulas)."""
+
+    def __init__(self, w, a, b, hidden: int, depth: int, activation: str,
+                 parametrization: str, sigma_a: float, kappa: float, train_w: bool,
+                 generator: torch.Generator, dtype: torch.dtype):
+        super().__init__()
+        self.act, gain = ACTIVATIONS[activation]
+        self.ntk = parametrization == "ntk"
+        self.kappa = float(kappa)
+        m = w.shape[0]
+        if train_w:
+            self.w = nn.Parameter(w.to(dtype))
+        else:
+            self.register_buffer("w", w.to(dtype))
+        # Fourier layer → first hidden layer: A, B (hidden, m) with entries 𝒩(0, σ_a²),
+        # scaled by m^{-1/2} as a, b are in the 2-layer model.
+        self.first = nn.ParameterList([nn.Parameter((sigma_a * a).to(dtype)),
+                                       nn.Parameter((sigma_a * b).to(dtype))])
+        self.first_scale = 1.0 / math.sqrt(m)
+        self.first_bias = nn.Parameter(torch.zeros(hidden, dtype=dtype))
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        self.scales: list[float] = []
+        fans = [hidden] * depth
+        outs = [hidden] * (depth - 1) + [1]
+        for layer, (fan_in, fan_out) in enumerate(zip(fans, outs, strict=True)):
+            g = 1.0 if layer == depth - 1 else gain
+            std = g / math.sqrt(fan_in)
+            raw = torch.randn(fan_out, fan_in, generator=generator, dtype=torch.float64)
+            self.weights.append(nn.Parameter((raw if self.ntk else std * raw).to(dtype)))
+            self.biases.append(nn.Parameter(torch.zeros(fan_out, dtype=dtype)))
+            self.scales.append(std if self.ntk else 1.0)
+        if not self.ntk:
+            self.first[0].data.mul_(self.first_scale)
+            self.first[1].data.mul_(self.first_scale)
+            self.first_scale = 1.0
+
+    def forward(self, x):
+        phase = 2 * math.pi * (x @ self.w.T)
+        z = self.first_scale * (torch.cos(phase) @ self.first[0].T
+                                + torch.sin(phase) @ self.first[1].T) + self.first_bias
+        for w, b, s in zip(self.weights, self.biases, self.scales, strict=True):
+            z = s * (self.act(z) @ w.T) + b
+        return self.kappa * z[:, 0]
+
+
+class FourierFeatureMLP(nn.Module):
+    """A Fourier first layer followed by an MLP of ``depth`` hidden layers (spec §11).
+
+    With m frequencies w_j ∼ ρ_w (trained unless ``train_w=False``), hidden width h,
+    activation φ and gains γ (tanh 5/3, relu and gelu √2, sin and softplus 1):
+
+        z_1 = m^{-1/2} (A cos(2π W x) + B sin(2π W x)) + β_1,   A, B ∈ ℝ^{h×m}, entries 𝒩(0, σ_a²)
+        z_{l+1} = γ h^{-1/2} V_l φ(z_l) + β_{l+1},              V_l entries 𝒩(0, 1)
+        f(x) = κ (h^{-1/2} v·φ(z_L) + β_out),                    v entries 𝒩(0, 1)
+
+    in the NTK parametrisation (scales in the forward pass, biases start at 0).  The
+    ``standard`` parametrisation folds the same scales into the initial weights and
+    leaves the forward pass unscaled: identical f at initialisation, but the
+    gradients (and so the NTK) of the weights change by the square of the scales.
+    With depth = 1 there is one hidden layer between the features and the output.
+
+    ``f0="zero"``: two copies of the network, the second with negated output weights,
+    f = (f₁ + f₂)/√2 ≡ 0 at initialisation; each copy keeps its own trainable
+    parameters, so the NTK is the mean of two identical kernels, i.e. unchanged.
+    """
+
+    def __init__(self, cores: list[_FourierMLPCore]):
+        super().__init__()
+        self.cores = nn.ModuleList(cores)
+
+    @property
+    def width(self) -> int:
+        return self.cores[0].w.shape[0]
+
+    @classmethod
+    def from_case(cls, case, width: int, generator: torch.Generator, *, depth: int = 2,
+                  hidden: int = 256, activation: str = "tanh", parametrization: str = "ntk",
+                  f0: str = "random", dtype: torch.dtype = torch.float64,
+                  train_w: bool = True) -> FourierFeatureMLP:
+        """Sample the network for ``case`` (ρ_w, σ_a, κ); ``width`` = m frequencies."""
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, "
+                             f"got {activation!r}")
+        if parametrization not in PARAMETRIZATIONS:
+            raise ValueError(f"parametrization must be one of {PARAMETRIZATIONS}, "
+                             f"got {parametrization!r}")
+        if depth < 1 or hidden < 1 or width < 1:
+            raise ValueError(f"need depth, hidden, width >= 1; got {depth}, {hidden}, {width}")
+        if f0 not in ("random", "zero"):
+            raise ValueError(f"f0 must be 'random' or 'zero', got {f0!r}")
+        w = case.rho_w.sample(width, generator)
+        a = torch.randn(hidden, width, generator=generator, dtype=torch.float64)
+        b = torch.randn(hidden, width, generator=generator, dtype=torch.float64)
+        core = _FourierMLPCore(w, a, b, hidden, depth, activation, parametrization,
+                               case.sigma_a, case.kappa, train_w, generator, dtype)
+        cores = [core]
+        if f0 == "zero":
+            twin = copy.deepcopy(core)
+            twin.weights[-1].data.neg_()
+            cores.append(twin)
+        return cls(cores)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.cores[0](x)
+        for core in self.cores[1:]:
+            out = out + core(x)
+        return out / math.sqrt(len(self.cores))
+
+    @torch.no_grad()
+    def evaluate(self, x: torch.Tensor, block_rows: int | None = None) -> torch.Tensor:
+        """f(x) without autograd, in row blocks."""
+        rows_per = block_rows or default_block_rows(self.width * 4, x.device)
+        return torch.cat([self(x[s:s + rows_per]) for s in range(0, x.shape[0], rows_per)])
+
+    def loss_and_grad(self, x: torch.Tensor, y: torch.Tensor, loss_scale: float = 1.0,
+                      block_rows: int | None = None) -> torch.Tensor:
+        """L = (α/2N) Σ_i (f(x_i) − y_i)² and its gradient (autograd, accumulated per block)."""
+        return autograd_loss_and_grad(self, x, y, loss_scale,
+                                      block_rows or default_block_rows(self.width * 4,
+                                                                       x.device))
+
+
+def autograd_loss_and_grad(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                           loss_scale: float, block_rows: int) -> torch.Tensor:
+    """(α/2N) Σ (f − y)² by autograd, backward per row block; sets ``.grad``, returns L."""
+    for p in model.parameters():
+        p.grad = None
+    n = x.shape[0]
+    scale = 0.5 * loss_scale / n
+    total = torch.zeros((), dtype=y.dtype, device=y.device)
+    for start in range(0, n, block_rows):
+        resid = model(x[start:start + block_rows]) - y[start:start + block_rows]
+        part = scale * resid.dot(resid)
+        part.backward()
+        total += part.detach()
+    return total
