@@ -1,0 +1,277 @@
+"""Training: PDE-time mapping, schedule, stability, divergence, resume, CLI."""
+
+import math
+import re
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from freqdyn.case import load_case
+from freqdyn.cli import main
+from freqdyn.errors import CaseError
+from freqdyn.fourier import relative_l2
+from freqdyn.kernel_flow import kernel_flow
+from freqdyn.measure import gram_lambda_max
+from freqdyn.ntk import empirical_ntk
+from freqdyn.results import read_dataset, u_hat
+from freqdyn.train import (
+    StabilityWarning,
+    TrainingDiverged,
+    build_model,
+    check_learning_rate,
+    pde_time,
+    report_schedule,
+    time_quantum,
+    train,
+    train_settings,
+    training_samples,
+)
+
+PDE = Path(__file__).resolve().parents[1] / "pde"
+
+
+def _case(name="gaussian-1d", times=None, **train):
+    """A case file's text with ``times`` replaced and a [train] table appended."""
+    text = (PDE / f"{name}.toml").read_text()
+    if times is not None:
+        text = re.sub(r"^times = .*$", f"times = {list(times)}", text, flags=re.M)
+    lines = ["", "[train]"] + [f"{k} = {_toml(v)}" for k, v in train.items()]
+    return load_case(name, text=text + "\n".join(lines) + "\n")
+
+
+def _toml(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return f'"{v}"' if isinstance(v, str) else repr(v)
+
+
+TINY = {"width": 64, "samples": 40, "device": "cpu", "probe_points": 5,
+        "measure_points": 201}
+
+
+# -- PDE time ---------------------------------------------------------------------------
+
+def test_pde_time_formula():
+    assert pde_time(100, 0.02, 4.0) == pytest.approx(0.5)
+    assert pde_time(100, 0.02, 4.0, momentum=0.5) == pytest.approx(1.0)
+    np.testing.assert_allclose(pde_time([0, 1, 2], 1.0, 8.0), [0, 0.125, 0.25])
+
+
+def test_schedule_hits_reported_times_exactly():
+    times = [0.0, 0.3, 1.0, 2.5, 10.0]
+    assert time_quantum(times) == Fraction(1, 10)
+    lr, steps = report_schedule(times, lr_max=0.013, box_volume=20.0)
+    assert lr <= 0.013
+    assert lr > 0.013 * 0.5  # the largest admissible step, not an arbitrary small one
+    assert all(isinstance(s, int) for s in steps)
+    np.testing.assert_allclose(pde_time(steps, lr, 20.0), times, rtol=1e-14, atol=0)
+    lr_m, steps_m = report_schedule(times, lr_max=0.013, box_volume=20.0, momentum=0.9)
+    np.testing.assert_allclose(pde_time(steps_m, lr_m, 20.0, 0.9), times, rtol=1e-14)
+
+
+def test_one_gd_step_is_one_kernel_flow_step_of_pde_time():
+    """Linearised GD step = −Δτ α h^d Θ̂ u: the derivation of pde_time, checked numerically.
+
+    Kernel flow (freqdyn's time unit): ∂_t u = −α ∫ Θ u dx' ≈ −α h^d Σ_i Θ̂(·, x_i) u_i.
+    One GD step on (α/2N)Σ(f − y)² with rate η must move f by Δτ = η/(2R) times that.
+    """
+    case = _case(**{**TINY, "samples": 50}, R=5.0, f0="random")
+    case = load_case("c", text=case.text.replace("kappa = 1.0", "kappa = 1.3\nloss_scale = 1.7"))
+    settings = train_settings(case)
+    x = torch.from_numpy(training_samples(case, settings))
+    y = torch.from_numpy(case.target(x.numpy()))
+    model = build_model(case, settings)
+    h = 2 * settings.R / settings.samples
+    with torch.no_grad():
+        u0 = model(x) - y
+    theta = empirical_ntk(model, x)
+    lr = 1e-6
+    model.loss_and_grad(x, y, case.loss_scale)
+    with torch.no_grad():
+        for p in model.parameters():
+            p -= lr * p.grad
+        df = model(x) - y - u0
+    dtau = float(pde_time(1, lr, 2 * settings.R))
+    predicted = -dtau * case.loss_scale * h * (theta @ u0)
+    assert torch.allclose(df, predicted, rtol=0, atol=1e-4 * float(predicted.abs().max()))
+
+
+def test_trained_network_follows_kernel_flow(tmp_path):
+    """Small-width CI version of the ≤ 5 % bar (m = 2^15, benchmarks/validate_train.py).
+
+    The network–kernel-flow difference is the finite-width Monte-Carlo error of the
+    NTK, O(m^{-1/2}): at m = 2^11, 16× narrower than the bar's 2^15, it is expected
+    4× larger, hence the 0.05·4 = 0.2 tolerance.  t = 0 is exact (f₀ = 0).
+    """
+    case = _case(times=[0.0, 0.5, 1.0], width=2048, device="cpu", probe_points=9)
+    ds = train(case, tmp_path, progress=False, figure=False).dataset
+    ref = kernel_flow(case)
+    err = relative_l2(u_hat(ds).values, u_hat(ref).values, axes=(1,))
+    assert err[0] <= 1e-6
+    assert np.all(err[1:] <= 0.2), err
+    assert np.all(err[1:] > 1e-4)  # a real finite-width network, not the reference itself
+    assert np.all(np.diff(ds["loss"].values[:50]) < 0)  # GD on a stable step: loss falls
+    np.testing.assert_array_equal(ds["time"].values, case.times)
+
+
+# -- stability and divergence -----------------------------------------------------------
+
+def test_learning_rate_check_warns_and_refuses():
+    info = check_learning_rate(0.1, lam_max=10.0)
+    assert info["lr_stability_bound"] == pytest.approx(0.2)
+    assert info["top_mode_gd_factor"] == pytest.approx(0.0)
+    with pytest.warns(StabilityWarning, match=r"0\.3.*0\.2"):
+        check_learning_rate(0.3, lam_max=10.0)
+    with pytest.raises(CaseError, match=r"train\.lr.*refused"):
+        check_learning_rate(0.9, lam_max=10.0)
+
+
+def test_divergence_stops_and_keeps_last_good_checkpoint(tmp_path):
+    """η = 2.5× the bound 2/λ_max: the top NTK mode grows by |1 − ηλ| = 4 per step.
+
+    (A width of 1024 keeps the network linear long enough for the loss to pass the
+    10× threshold; very narrow networks can instead "catapult" to a flatter region.)
+    """
+    opts = {**TINY, "width": 1024, "R": 6.0, "checkpoint_every": 3}
+    case = _case(times=[0.0, 1.0], **opts)
+    settings = train_settings(case)
+    x = torch.from_numpy(training_samples(case, settings))
+    lam = gram_lambda_max(build_model(case, settings), x)
+    unstable = _case(times=[0.0, 1.0], **opts, lr=5.0 / lam)
+    with pytest.warns(StabilityWarning, match="exceeds the stability bound"), \
+            pytest.raises(TrainingDiverged, match="diverged at step") as info:
+        train(unstable, tmp_path, progress=False, figure=False)
+    bad_step = int(re.search(r"step (\d+)", str(info.value)).group(1))
+    files = sorted((tmp_path / "checkpoints").glob("step-*.pt"))
+    assert files and str(files[-1]) in str(info.value)
+    state = torch.load(files[-1], weights_only=False)
+    assert state["step"] < bad_step
+    assert all(torch.isfinite(v).all() for v in state["model"].values())
+    losses = np.asarray(state["losses"])
+    assert np.all(np.isfinite(losses)) and losses.max() <= 10 * losses[0]
+    assert not (tmp_path / "measured.nc").exists()
+    far = _case(times=[0.0, 1.0], **opts, lr=20.0 / lam)
+    with pytest.raises(CaseError, match="refused"):
+        train(far, tmp_path / "far", progress=False, figure=False)
+
+
+# -- resume and reproducibility ---------------------------------------------------------
+
+@pytest.mark.parametrize("opts", [
+    {"optimizer": "gd"},
+    {"optimizer": "sgd", "batch_size": 7, "momentum": 0.5},
+    {"optimizer": "adam", "steps": 30, "lr": 0.01},
+], ids=["gd", "sgd-momentum", "adam"])
+def test_resume_is_bit_for_bit(tmp_path, opts):
+    case = _case(times=[0.0, 0.02, 0.04], **TINY, checkpoint_every=7, **opts)
+    full = train(case, tmp_path / "full", progress=False, figure=False)
+    assert train(case, tmp_path / "part", progress=False, stop_after=11) is None
+    assert not (tmp_path / "part" / "measured.nc").exists()
+    with pytest.raises(CaseError, match="already holds checkpoints"):
+        train(case, tmp_path / "part", progress=False)
+    resumed = train(case, tmp_path / "part", resume=True, progress=False, figure=False)
+    a, b = read_dataset(full.measured), read_dataset(resumed.measured)
+    for var in ("u_hat_real", "u_hat_imag", "loss", "drift", "drift_w", "report_step"):
+        np.testing.assert_array_equal(a[var].values, b[var].values, err_msg=var)
+    last = [sorted((tmp_path / d / "checkpoints").glob("*.pt"))[-1] for d in ("full", "part")]
+    sa, sb = (torch.load(p, weights_only=False)["model"] for p in last)
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    # a different seed is a different run
+    other = train(_case(times=[0.0, 0.02, 0.04], **TINY, **opts, seed=1), tmp_path / "other",
+                  progress=False, figure=False)
+    assert not np.array_equal(other.dataset["loss"].values, a["loss"].values)
+
+
+def test_resume_refuses_a_changed_case(tmp_path):
+    case = _case(times=[0.0, 0.05], **TINY)
+    train(case, tmp_path, progress=False, stop_after=3)
+    changed = _case(times=[0.0, 0.05], **{**TINY, "width": 32})
+    with pytest.raises(CaseError, match="case differs"):
+        train(changed, tmp_path, resume=True, progress=False)
+    with pytest.raises(CaseError, match="settings differ.*width"):
+        train(case, tmp_path, resume=True, progress=False, overrides={"width": 32})
+    with pytest.raises(CaseError, match="no checkpoint"):
+        train(case, tmp_path / "empty", resume=True, progress=False)
+
+
+# -- settings ---------------------------------------------------------------------------
+
+def test_settings_defaults_and_errors():
+    case = load_case(PDE / "gaussian-1d.toml")
+    s = train_settings(case)
+    assert (s.model, s.optimizer, s.f0, s.dtype, s.sampling) == \
+        ("fourier", "gd", "zero", "float64", "grid")
+    assert s.width == 16384 and s.train_w and s.lr is None
+    x = training_samples(case, s)
+    h = 2 * s.R / s.samples
+    assert x.shape == (s.samples, 1)
+    np.testing.assert_allclose(x[[0, -1], 0], [-s.R + h / 2, s.R - h / 2])
+    assert s.R > case.target.radius
+    for bad, field in [({"optimizr": "gd"}, "train"), ({"optimizer": "lbfgs"}, "train.optimizer"),
+                       ({"optimizer": "adam"}, "train.steps"), ({"width": 0}, "train.width"),
+                       ({"width": 7}, "train.width"), ({"dtype": "half"}, "train.dtype"),
+                       ({"momentum": 1.0}, "train.momentum"), ({"lr": -1.0}, "train.lr"),
+                       ({"batch_size": 8}, "train.batch_size")]:
+        with pytest.raises(CaseError) as info:
+            train_settings(case, bad)
+        assert info.value.field == field, bad
+    rnd = train_settings(case, {"sampling": "random", "samples": 100, "R": 3.0})
+    pts = training_samples(case, rnd)
+    assert pts.shape == (100, 1) and np.all(np.abs(pts) <= 3.0)
+    np.testing.assert_array_equal(pts, training_samples(case, rnd))
+
+
+def test_multilayer_and_sample_transform_runs(tmp_path):
+    case = _case(times=[0.0, 0.04], model="fourier-mlp", width=16, depth=2, hidden=8,
+                 samples=300, device="cpu", probe_points=4, transform="samples")
+    res = train(case, tmp_path, progress=False, figure=False)
+    ds = res.dataset
+    loss = ds["loss"].values
+    assert loss[-1] < loss[0]
+    assert "ntk_start" not in ds.attrs  # no analytic NTK for the MLP
+    assert float(ds.attrs["ntk_start_vs_end_relative_frobenius"]) > 0
+    err0 = relative_l2(u_hat(ds).values[0], case.initial_error())
+    assert err0 < 1e-6  # direct (midpoint) sum over the sample grid vs the exact −ĝ
+
+
+# -- command line -----------------------------------------------------------------------
+
+def test_cli_train_writes_schema_files(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("FREQDYN_NO_PROGRESS", "1")
+    case_file = tmp_path / "case.toml"
+    case_file.write_text(_case(times=[0.0, 0.05, 0.1], **TINY).text)
+    out = tmp_path / "run"
+    assert main(["train", str(case_file), "--out", str(out)]) == 0
+    assert "wrote" in capsys.readouterr().out
+    ds = read_dataset(out / "measured.nc")
+    assert ds.attrs["method"] == "network"
+    assert ds["loss"].dims == ("step",) and ds["drift"].dims == ("time",)
+    assert ds.sizes["step"] == int(ds["report_step"][-1]) + 1
+    assert (out / "training.png").stat().st_size > 0
+    ntk = __import__("json").loads(ds.attrs["ntk_start"])
+    assert ntk["max_abs_deviation"] > 0 and ntk["independent_units"] == 32
+    # resume of a finished run reproduces its result
+    assert main(["train", str(case_file), "--resume", str(out)]) == 0
+    np.testing.assert_array_equal(read_dataset(out / "measured.nc")["loss"].values,
+                                  ds["loss"].values)
+    bad = tmp_path / "bad.toml"
+    bad.write_text(case_file.read_text().replace('device = "cpu"', 'device = "tpu"'))
+    assert main(["train", str(bad), "--out", str(tmp_path / "b")]) == 2
+    assert "train.device" in capsys.readouterr().err
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_training_on_gpu_matches_cpu(tmp_path):
+    opts = {**TINY, "width": 1024, "samples": 200}
+    cpu = train(_case(times=[0.0, 0.2], **opts), tmp_path / "cpu", progress=False,
+                figure=False)
+    gpu = train(_case(times=[0.0, 0.2], **{**opts, "device": "cuda"}), tmp_path / "gpu",
+                progress=False, figure=False)
+    err = relative_l2(u_hat(gpu.dataset).values, u_hat(cpu.dataset).values, axes=(1,))
+    assert np.all(err[1:] < 1e-8), err
+    assert math.isclose(float(gpu.dataset["loss"][-1]), float(cpu.dataset["loss"][-1]),
+                        rel_tol=1e-8)
