@@ -4,6 +4,7 @@ Commands
 --------
 derive       the NTK, damping, diffusion and learning-rate profile of a case (sympy)
 kernel-flow  the kernel-flow reference û(ξ, t) → DIR/prediction.nc and DIR/prediction.png
+train        train a Fourier-feature network; its measured û(ξ, τ) → DIR/measured.nc
 info         versions of freqdyn and its numerical stack (paste it into bug reports)
 """
 
@@ -67,6 +68,28 @@ def _cmd_kernel_flow(args) -> int:
     return 0
 
 
+def _cmd_train(args) -> int:
+    from .case import load_case
+    from .train import TrainingDiverged, train
+
+    out = args.out or args.resume
+    if not out:
+        print("freqdyn train: give --out DIR (or --resume DIR)", file=sys.stderr)
+        return 2
+    case = load_case(args.case)
+    try:
+        result = train(case, out, resume=args.resume is not None)
+    except TrainingDiverged as exc:
+        print(f"freqdyn train: {exc}", file=sys.stderr)
+        return 3
+    ds = result.dataset
+    print(f"trained {case.name}: m = {ds.attrs['width']}, {result.steps} steps in "
+          f"{result.seconds:.1f} s; final loss {float(ds['loss'][-1]):.3e}, "
+          f"drift {float(ds['drift'][-1]):.2e}")
+    print(f"  wrote {result.measured}" + (f" and {result.figure}" if result.figure else ""))
+    return 0
+
+
 def _cmd_info(args) -> int:  # noqa: ARG001
     import scipy
     import sympy
@@ -104,6 +127,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--no-figure", action="store_true", help="skip prediction.png")
     p.set_defaults(func=_cmd_kernel_flow)
+
+    p = sub.add_parser("train", help="train a network and measure its error transform")
+    p.add_argument("case", help="case file (TOML) with an optional [train] table")
+    p.add_argument("--out", help="output folder (measured.nc, training.png, checkpoints/)")
+    p.add_argument("--resume", nargs="?", const="", default=None, metavar="DIR",
+                   help="continue the run in DIR (default: --out) from its newest checkpoint")
+    p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("info", help="versions of freqdyn and its stack")
     p.set_defaults(func=_cmd_info)
