@@ -4,6 +4,7 @@ Commands
 --------
 derive       the NTK, damping, diffusion and learning-rate profile of a case (sympy)
 kernel-flow  the kernel-flow reference û(ξ, t) → DIR/prediction.nc and DIR/prediction.png
+solve        the error PDE by finite elements (or modal, or an LFP model) → DIR/prediction.nc
 train        train a Fourier-feature network; its measured û(ξ, τ) → DIR/measured.nc
 info         versions of freqdyn and its numerical stack (paste it into bug reports)
 """
@@ -68,6 +69,12 @@ def _cmd_kernel_flow(args) -> int:
     return 0
 
 
+def _cmd_solve(args) -> int:
+    from .solve import run
+
+    return run(args.case, args.out, args.method, figure=not args.no_figure)
+
+
 def _cmd_train(args) -> int:
     from .case import load_case
     from .train import TrainingDiverged, train
@@ -127,6 +134,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--no-figure", action="store_true", help="skip prediction.png")
     p.set_defaults(func=_cmd_kernel_flow)
+
+    p = sub.add_parser("solve", help="finite-element / modal / LFP prediction (MPI-aware)")
+    p.add_argument("case", help="case file (TOML)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--method", default="fem", choices=["fem", "modal", "lfp-relu", "lfp-tanh",
+                                                       "lfp-relu-ode", "lfp-tanh-ode"])
+    p.add_argument("--no-figure", action="store_true", help="skip prediction.png")
+    p.set_defaults(func=_cmd_solve)
 
     p = sub.add_parser("train", help="train a network and measure its error transform")
     p.add_argument("case", help="case file (TOML) with an optional [train] table")

@@ -8,16 +8,20 @@ Discretise x on the uniform grid [−R, R]^d with spacing h (quadrature weight h
 so that u(t) = exp(−t α h^d Θ) u₀ with u₀ = −g (f₀ = 0), then take û(ξ, t) by the
 Riemann-sum transform onto the case's ξ grid.  The exponential is evaluated exactly:
 
-* ``eig``: eigendecomposition of the symmetric matrix α h^d Θ (dense, N ≤ ~8000);
-* ``krylov``: ``scipy.sparse.linalg.expm_multiply`` with a matrix-free product in which
-  the stationary factor k(x − x') is a Toeplitz convolution done by FFT,
-  Θu = κ²[k ⋆ u + 4π²σ_a² Σ_i x_i (k ⋆ (x_i u))], O(N log N) per product.
+* ``eig``: eigendecomposition of the symmetric matrix α h^d Θ (dense; the default
+  up to N = 1500 grid points);
+* ``lanczos``: a Lanczos basis of u₀ with a matrix-free product in which the
+  stationary factor k(x − x') is a Toeplitz convolution done by FFT,
+  Θu = κ²[k ⋆ u + 4π²σ_a² Σ_i x_i (k ⋆ (x_i u))], O(N log N) per product, iterated
+  until the a-posteriori error bound is below 1e-12 at every reported time.
 
 Errors come from the truncation to [−R, R]^d (the part of u outside) and from the
 spacing (aliasing of ρ_w and û at ξ ± 1/h).  Defaults pick R from the target's window
-and h from the reach of ρ_w and the ξ domain; the error is estimated by a second,
-coarser run (R and 1/h both reduced by 25 %): the relative L²(ξ) difference is
-stored per time as ``truncation_error``.  It measures the coarser run's error, an
+(grown adaptively, see :func:`kernel_flow`) and h from the reach of ρ_w and the ξ
+domain; the error is estimated by a second,
+second run on a box reduced by 25 % (same h: the spacing rule keeps aliasing below
+1e-8 by construction): the relative L²(ξ) difference is stored per time as
+``truncation_error``.  It measures the coarser run's error, an
 upper estimate of the finer one's for a converging sequence.  A ``[kernel_flow]``
 table may set ``R``, ``spacing``, ``method`` and ``estimate_error``.
 """
@@ -25,26 +29,35 @@ table may set ``R``, ``spacing``, ``method`` and ``estimate_error``.
 from __future__ import annotations
 
 import time as _time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import fft as sfft
 from scipy import linalg
-from scipy.sparse.linalg import LinearOperator, expm_multiply
 
 from .errors import CaseError
 from .fourier import relative_l2, riemann_transform, tensor_grid
 from .results import frequency_dataset
 
 #: Largest grid (points in all) the dense eigendecomposition is used for by default.
-DENSE_LIMIT = 4096
+DENSE_LIMIT = 1500
+#: Truncation error the default settings aim for (relative L²(ξ), every time).
+TARGET_ERROR = 3e-5
+#: Largest grid the adaptive box growth may reach, per dimension.
+MAX_POINTS = {1: 3000, 2: 60_000, 3: 100_000}
+#: Most box enlargements the adaptive default makes.
+MAX_ROUNDS = 3
+
+
+def _points(R: float, spacing: float, dim: int) -> int:
+    return (2 * int(round(R / spacing)) + 1) ** dim
 
 
 @dataclass(frozen=True)
 class KernelFlowSettings:
     R: float  # half-width of the x box
     spacing: float  # grid spacing h
-    method: str  # "eig" or "krylov"
+    method: str  # "eig" or "lanczos"
     estimate_error: bool
 
     def axis(self) -> np.ndarray:
@@ -56,9 +69,9 @@ def default_settings(case) -> KernelFlowSettings:
     """R, h and method from the target window, ρ_w's reach and the ξ domain.
 
     * R: the max-norm radius outside which |g| < 1e-13 max|g| (the window), plus
-      4/Ξ_ρ + 2 (several kernel widths 1/(2π Ξ_ρ)), and at least twice the window:
-      the error's tails beyond the window decay only algebraically when ρ_w has
-      jumps (uniform bands), so R is the main error source there.
+      4/Ξ_ρ + 2 (several kernel widths 1/(2π Ξ_ρ)); at least twice the window when
+      ρ_w has compact support, since its jumps give the error algebraic tails in x
+      and R is then the main error source.
     * h: 1/h ≥ Ξ_ξ + max(Ξ_ξ, Ξ_ρ), where Ξ_ξ bounds the ξ domain (which holds all
       but 1e-8 of the target's spectral energy) and Ξ_ρ is where ρ_w falls below
       1e-8 of its peak, so that neither û nor ρ_w alias onto the ξ domain.
@@ -68,14 +81,17 @@ def default_settings(case) -> KernelFlowSettings:
     rho_reach = case.rho_w.extent(1e-8)
     spacing = table.get("spacing", 0.95 / (xi_reach + max(xi_reach, rho_reach)))
     window = case.target.radius
-    R = table.get("R", max(2.0 * window, window + 4.0 / max(rho_reach, 1e-3) + 2.0))
-    n_total = (2 * int(round(R / spacing)) + 1) ** case.dim
-    method = table.get("method", "eig" if n_total <= DENSE_LIMIT else "krylov")
+    R = window + 4.0 / max(rho_reach, 1e-3) + 2.0
+    if case.rho_w.support is not None:
+        R = max(R, 2.0 * window)  # jumps in ρ_w: algebraic tails of the error in x
+    R = table.get("R", R)
+    n_total = _points(R, spacing, case.dim)
+    method = table.get("method", "eig" if n_total <= DENSE_LIMIT else "lanczos")
     for key, val in (("R", R), ("spacing", spacing)):
         if not isinstance(val, int | float) or isinstance(val, bool) or not val > 0:
             raise CaseError(f"kernel_flow.{key}", f"must be a number > 0, got {val!r}")
-    if method not in ("eig", "krylov"):
-        raise CaseError("kernel_flow.method", f"must be 'eig' or 'krylov', got {method!r}")
+    if method not in ("eig", "lanczos"):
+        raise CaseError("kernel_flow.method", f"must be 'eig' or 'lanczos', got {method!r}")
     estimate = table.get("estimate_error", True)
     return KernelFlowSettings(R=float(R), spacing=float(spacing), method=method,
                               estimate_error=bool(estimate))
@@ -104,58 +120,66 @@ def _evolve_eig(case, x_axis, u0, times):
                                      "eigenvalue_min": float(lam.min())}
 
 
-def _convolution_operator(case, x_axis: np.ndarray):
-    """Matrix-free α h^d Θ via FFT convolutions with the lag kernel k(j h)."""
+def _convolution_matvec(case, x_axis: np.ndarray):
+    """Matrix-free v ↦ α h^d Θ v via FFT convolutions with the lag kernel k(j h)."""
     d = case.dim
     n = x_axis.size
     h = x_axis[1] - x_axis[0]
     lag_axis = h * np.arange(-(n - 1), n)
-    lag_pts = tensor_grid([lag_axis] * d)
-    kernel = case.rho_w.char(lag_pts)  # shape (2n−1,)*d
-    shape = (2 * n - 1,) * d
-    fshape = [sfft.next_fast_len(2 * n - 1 + n - 1, real=True)] * d
+    kernel = case.rho_w.char(tensor_grid([lag_axis] * d))  # shape (2n−1,)*d
+    fshape = [sfft.next_fast_len(3 * n - 2, real=True)] * d
     k_hat = sfft.rfftn(kernel, fshape)
     coords = np.meshgrid(*([x_axis] * d), indexing="ij")
     scale = case.rate_factor * h**d
     c = 4 * np.pi**2 * case.sigma_a**2
-    start = tuple(slice(n - 1, 2 * n - 1) for _ in range(d))
-    del shape
+    # the linear convolution's entries for x_i = Σ_j k(x_i − x_j) v_j sit at n−1 … 2n−2
+    window = tuple(slice(n - 1, 2 * n - 1) for _ in range(d))
 
     def conv(v):
-        full = sfft.irfftn(sfft.rfftn(v, fshape) * k_hat, fshape)
-        return full[start]
+        return sfft.irfftn(sfft.rfftn(v, fshape, workers=-1) * k_hat, fshape, workers=-1)[window]
 
     def matvec(v):
-        v = np.asarray(v).reshape((n,) * d)
+        v = v.reshape((n,) * d)
         out = conv(v)
         if c:
-            for xi_ in coords:
-                out = out + c * xi_ * conv(xi_ * v)
+            for x_k in coords:
+                out = out + c * x_k * conv(x_k * v)
         return scale * out.ravel()
 
-    size = n**d
-    return LinearOperator((size, size), matvec=matvec, rmatvec=matvec, dtype=float)
+    return matvec
 
 
-def _evolve_krylov(case, x_axis, u0, times):
-    op = _convolution_operator(case, x_axis)
-    out = np.empty((times.size, u0.size))
-    current, t_prev = u0.copy(), 0.0
-    for i, t in enumerate(times):
-        dt = t - t_prev
-        if dt > 0:
-            current = expm_multiply(-dt * op, current, traceA=-dt * _trace(case, x_axis))
-        out[i] = current
-        t_prev = t
-    return out, {}
+def _evolve_lanczos(case, x_axis, u0, times, rtol: float = 1e-12, max_iter: int = 3000):
+    """exp(−tA)u₀ for all t by one Lanczos basis (full reorthogonalisation).
 
-
-def _trace(case, x_axis) -> float:
-    """trace(α h^d Θ) = α κ² h^d Σ_i (1 + 4π²σ_a²|x_i|²) (k(0) = 1)."""
-    pts = tensor_grid([x_axis] * case.dim).reshape(-1, case.dim)
-    h = x_axis[1] - x_axis[0]
-    return float(case.rate_factor * h**case.dim
-                 * np.sum(1 + 4 * np.pi**2 * case.sigma_a**2 * np.sum(pts**2, -1)))
+    For symmetric positive semi-definite A the Krylov approximation
+    ‖u₀‖ V_m exp(−t T_m) e₁ converges after O(√(t λ_max)) products; the a-posteriori
+    bound β_m ‖u₀‖ |e_mᵀ exp(−t T_m) e₁| is driven below ``rtol``·‖u(t)‖ at every t.
+    """
+    matvec = _convolution_matvec(case, x_axis)
+    beta0 = float(np.linalg.norm(u0))
+    basis = np.empty((min(max_iter, u0.size) + 1, u0.size))
+    basis[0] = u0 / beta0
+    alphas, betas = [], []
+    for j in range(min(max_iter, u0.size)):
+        w = matvec(basis[j])
+        alphas.append(float(basis[j] @ w))
+        for _ in range(2):  # full reorthogonalisation, twice is enough
+            w -= basis[: j + 1].T @ (basis[: j + 1] @ w)
+        beta = float(np.linalg.norm(w))
+        if (j + 1) % 10 == 0 or beta < 1e-14 * beta0 or j + 1 == min(max_iter, u0.size):
+            theta, q = linalg.eigh_tridiagonal(np.array(alphas), np.array(betas))
+            decay = np.exp(-np.outer(times, np.clip(theta, 0, None)))  # (T, m)
+            coeffs = beta0 * (decay * q[0]) @ q.T  # ‖u₀‖ exp(−tT)e₁, (T, m)
+            bound = beta * np.abs(coeffs[:, -1])
+            size = np.linalg.norm(coeffs, axis=1)
+            if beta < 1e-14 * beta0 or np.all(bound <= rtol * np.maximum(size, 1e-300)):
+                return coeffs @ basis[: j + 1], {"lanczos_iterations": j + 1,
+                                                 "eigenvalue_max": float(theta.max())}
+        betas.append(beta)
+        basis[j + 1] = w / beta
+    raise RuntimeError(f"kernel flow: Lanczos did not converge in {max_iter} iterations; "
+                       "reduce kernel_flow.R or the final time")
 
 
 def evolve(case, settings: KernelFlowSettings, times=None):
@@ -164,7 +188,7 @@ def evolve(case, settings: KernelFlowSettings, times=None):
     x_axis = settings.axis()
     d = case.dim
     u0 = -case.target(tensor_grid([x_axis] * d)).ravel()
-    evolve_fn = _evolve_eig if settings.method == "eig" else _evolve_krylov
+    evolve_fn = _evolve_eig if settings.method == "eig" else _evolve_lanczos
     u_t, info = evolve_fn(case, x_axis, u0, times)
     u_t = u_t.reshape((times.size,) + (x_axis.size,) * d)
     u_hat = riemann_transform(u_t, [x_axis] * d, case.xi_axes())
@@ -176,19 +200,35 @@ def evolve(case, settings: KernelFlowSettings, times=None):
 def kernel_flow(case, settings: KernelFlowSettings | None = None, times=None):
     """The kernel-flow prediction as a schema dataset (method ``kernel-flow``).
 
-    ``times`` defaults to the case's reported times.
+    ``times`` defaults to the case's reported times.  With default settings (no ``R``
+    in the case's ``[kernel_flow]`` table) the box grows by 4/3 per round while the
+    estimated truncation error exceeds :data:`TARGET_ERROR`, for at most
+    :data:`MAX_ROUNDS` rounds and :data:`MAX_POINTS` grid points; each round's
+    estimate compares it with the previous round.
     """
+    adaptive = settings is None and "R" not in case.section("kernel_flow")
     settings = default_settings(case) if settings is None else settings
     times = case.times if times is None else np.asarray(times, dtype=float)
     start = _time.perf_counter()
-    u_hat, info = evolve(case, settings, times)
-    variables = {}
+    axes = None
+    coarse = None
     if settings.estimate_error:
-        coarse = KernelFlowSettings(R=0.75 * settings.R, spacing=settings.spacing / 0.75,
-                                    method=settings.method, estimate_error=False)
-        u_coarse, _ = evolve(case, coarse, times)
-        axes = tuple(range(1, u_hat.ndim))
-        variables["truncation_error"] = (("time",), relative_l2(u_coarse, u_hat, axes=axes))
+        coarse, _ = evolve(case, replace(settings, R=0.75 * settings.R), times)
+    u_hat, info = evolve(case, settings, times)
+    axes = tuple(range(1, u_hat.ndim))
+    error = relative_l2(coarse, u_hat, axes=axes) if coarse is not None else None
+    rounds = 0
+    while (adaptive and settings.estimate_error and error.max() > TARGET_ERROR
+           and rounds < MAX_ROUNDS
+           and _points(4 * settings.R / 3, settings.spacing, case.dim) <= MAX_POINTS[case.dim]):
+        rounds += 1
+        grown = _points(4 * settings.R / 3, settings.spacing, case.dim)
+        settings = replace(settings, R=4 * settings.R / 3,
+                           method="eig" if grown <= DENSE_LIMIT else "lanczos")
+        coarse = u_hat
+        u_hat, info = evolve(case, settings, times)
+        error = relative_l2(coarse, u_hat, axes=axes)
+    variables = {} if error is None else {"truncation_error": (("time",), error)}
     info["seconds"] = _time.perf_counter() - start
     return frequency_dataset(case, u_hat, "kernel-flow", times=times, variables=variables,
                              attrs={"kernel_flow": info})
