@@ -40,6 +40,8 @@ probe_points        NTK probe grid points per axis (41, 11, 5 for d = 1, 2, 3)
 checkpoint_every    steps between checkpoints, besides each report (1000)
 divergence_factor   stop when the loss exceeds this times its initial value (10)
 block_rows          rows per block of the closed-form pass (from the device)
+compile             run the closed-form pass through torch.compile (false): faster on
+                    GPUs at large n·m, slower on CPUs; costs a compilation per shape
 =================== ================================================================
 
 The loss is L = (α/2N) Σ_i (f(x_i) − g(x_i))² with α the case's loss scale: a mean of
@@ -211,6 +213,7 @@ class TrainSettings:
     checkpoint_every: int
     divergence_factor: float
     block_rows: int
+    compile: bool
 
     @property
     def torch_dtype(self) -> torch.dtype:
@@ -221,7 +224,7 @@ _KEYS = {"model", "width", "depth", "hidden", "activation", "parametrization", "
          "f0", "R", "sampling", "samples", "optimizer", "lr", "lr_fraction", "momentum",
          "batch_size", "weight_decay", "steps", "reports", "seed", "dtype", "device",
          "measure_points", "transform", "probe_points", "checkpoint_every",
-         "divergence_factor", "block_rows"}
+         "divergence_factor", "block_rows", "compile"}
 
 
 def _int(table, key, default, minimum=1):
@@ -285,6 +288,11 @@ def train_settings(case, overrides: dict | None = None) -> TrainSettings:
     train_w = table.get("train_w", True)
     if not isinstance(train_w, bool):
         raise CaseError("train.train_w", f"must be true or false, got {train_w!r}")
+    compile_ = table.get("compile", False)
+    if not isinstance(compile_, bool):
+        raise CaseError("train.compile", f"must be true or false, got {compile_!r}")
+    if compile_ and model != "fourier":
+        raise CaseError("train.compile", f"applies to model 'fourier' only, not {model!r}")
     R = _float(table, "R", kf.R)
     sampling = _choice(table, "sampling", "grid", ("grid", "random"))
     default_samples = math.ceil(2 * R / kf.spacing) if sampling == "grid" else \
@@ -324,7 +332,7 @@ def train_settings(case, overrides: dict | None = None) -> TrainSettings:
         probe_points=_int(table, "probe_points", DEFAULT_PROBE[d], minimum=2),
         checkpoint_every=_int(table, "checkpoint_every", 1000),
         divergence_factor=_float(table, "divergence_factor", 10.0, 1.0),
-        block_rows=_int(table, "block_rows", rows_default),
+        block_rows=_int(table, "block_rows", rows_default), compile=compile_,
     )
 
 
@@ -565,6 +573,7 @@ def train(case, out, *, resume: bool = False, overrides: dict | None = None,
                      batch_order=order, batch_pos=batch_pos)
         _write_checkpoint(ckpt_dir, state)
 
+    compile_kw = {"compiled": True} if settings.compile else {}
     show = progress_enabled() if progress is None else progress
     from tqdm import tqdm
 
@@ -594,9 +603,10 @@ def train(case, out, *, resume: bool = False, overrides: dict | None = None,
                     batch_pos = 0
                 idx = order[batch_pos:batch_pos + settings.batch_size].to(device)
                 batch_pos += settings.batch_size
-                loss = model.loss_and_grad(x[idx], y[idx], alpha, settings.block_rows)
+                loss = model.loss_and_grad(x[idx], y[idx], alpha, settings.block_rows,
+                                           **compile_kw)
             else:
-                loss = model.loss_and_grad(x, y, alpha, settings.block_rows)
+                loss = model.loss_and_grad(x, y, alpha, settings.block_rows, **compile_kw)
             losses[step] = loss
             optimizer.step()
             step += 1

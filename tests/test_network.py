@@ -42,6 +42,18 @@ def test_closed_form_gradient_matches_autograd(name, train_w):
         assert float((closed[k] - p.grad).abs().max()) <= 1e-12 * float(scale), k
 
 
+def test_compiled_closed_form_matches_eager():
+    case = CASES["gaussian-2d"]
+    net = FourierFeatureNetwork.from_case(case, 48, torch.Generator().manual_seed(1))
+    x, y = _data(case, 60)
+    loss = net.loss_and_grad(x, y, 0.7, block_rows=30)
+    eager = [p.grad.clone() for p in net.parameters()]
+    assert float(net.loss_and_grad(x, y, 0.7, block_rows=30, compiled=True)) == \
+        pytest.approx(float(loss), rel=1e-13)
+    for g, p in zip(eager, net.parameters(), strict=True):
+        assert torch.allclose(p.grad, g, rtol=1e-12, atol=1e-14 * float(g.abs().max()))
+
+
 def test_closed_form_loss_definition():
     """L = (α/2N) Σ (f − y)², with f from the plain forward pass."""
     case = CASES["gaussian-1d"]
@@ -178,7 +190,9 @@ def test_closed_form_gradient_on_gpu_matches_cpu():
     loss = net.loss_and_grad(x, y)
     grads = [p.grad.clone() for p in net.parameters()]
     gpu = net.to("cuda")
-    loss_gpu = gpu.loss_and_grad(x.cuda(), y.cuda())
-    assert float(loss_gpu) == pytest.approx(float(loss), rel=1e-10)
-    for g, p in zip(grads, gpu.parameters(), strict=True):
-        assert torch.allclose(p.grad.cpu(), g, rtol=1e-9, atol=1e-12 * float(g.abs().max()))
+    for compiled in (False, True):
+        loss_gpu = gpu.loss_and_grad(x.cuda(), y.cuda(), compiled=compiled)
+        assert float(loss_gpu) == pytest.approx(float(loss), rel=1e-10)
+        for g, p in zip(grads, gpu.parameters(), strict=True):
+            assert torch.allclose(p.grad.cpu(), g, rtol=1e-9,
+                                  atol=1e-12 * float(g.abs().max()))

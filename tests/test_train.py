@@ -100,7 +100,7 @@ def test_one_gd_step_is_one_kernel_flow_step_of_pde_time():
 
 
 def test_trained_network_follows_kernel_flow(tmp_path):
-    """Small-width CI version of the ≤ 5 % bar (m = 2^15, benchmarks/validate_train.py).
+    """Small-width CI version of the ≤ 5 % bar (m = 2^15: bench_train.py validate).
 
     The network–kernel-flow difference is the finite-width Monte-Carlo error of the
     NTK, O(m^{-1/2}): at m = 2^11, 16× narrower than the bar's 2^15, it is expected
@@ -214,7 +214,8 @@ def test_settings_defaults_and_errors():
                        ({"optimizer": "adam"}, "train.steps"), ({"width": 0}, "train.width"),
                        ({"width": 7}, "train.width"), ({"dtype": "half"}, "train.dtype"),
                        ({"momentum": 1.0}, "train.momentum"), ({"lr": -1.0}, "train.lr"),
-                       ({"batch_size": 8}, "train.batch_size")]:
+                       ({"batch_size": 8}, "train.batch_size"),
+                       ({"compile": True, "model": "fourier-mlp"}, "train.compile")]:
         with pytest.raises(CaseError) as info:
             train_settings(case, bad)
         assert info.value.field == field, bad
@@ -266,12 +267,15 @@ def test_cli_train_writes_schema_files(tmp_path, capsys, monkeypatch):
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_training_on_gpu_matches_cpu(tmp_path):
-    opts = {**TINY, "width": 1024, "samples": 200}
+    opts = {**TINY, "width": 1024, "samples": 200, "lr": 0.01}
     cpu = train(_case(times=[0.0, 0.2], **opts), tmp_path / "cpu", progress=False,
                 figure=False)
     gpu = train(_case(times=[0.0, 0.2], **{**opts, "device": "cuda"}), tmp_path / "gpu",
                 progress=False, figure=False)
-    err = relative_l2(u_hat(gpu.dataset).values, u_hat(cpu.dataset).values, axes=(1,))
-    assert np.all(err[1:] < 1e-8), err
-    assert math.isclose(float(gpu.dataset["loss"][-1]), float(cpu.dataset["loss"][-1]),
-                        rel_tol=1e-8)
+    fused = train(_case(times=[0.0, 0.2], **{**opts, "device": "cuda", "compile": True}),
+                  tmp_path / "fused", progress=False, figure=False)
+    for run in (gpu, fused):
+        err = relative_l2(u_hat(run.dataset).values, u_hat(cpu.dataset).values, axes=(1,))
+        assert np.all(err[1:] < 1e-8), err
+        assert math.isclose(float(run.dataset["loss"][-1]), float(cpu.dataset["loss"][-1]),
+                            rel_tol=1e-8)

@@ -1,0 +1,205 @@
+"""Trainer speed and the network–kernel-flow agreement (a script, not a test).
+
+    python benchmarks/bench_train.py speed [--sizes 4096x2048,16384x8192]
+                                           [--dtypes float32,float64] [--devices cpu,cuda]
+                                           [--compile] [--seconds 3] [--threads N]
+    python benchmarks/bench_train.py validate [--cases gaussian-1d,uniform-1d]
+                                              [--widths 2048,8192,32768] [--device auto]
+
+``speed``: full-batch gradient-descent steps per second of the 2-layer Fourier-feature
+network on n samples in d = 1, for each (m, n), dtype and device:
+
+* ``closed-form`` — :meth:`FourierFeatureNetwork.loss_and_grad` (one pass over row
+  blocks: cos and sin of the n×m phases once, everything else matrix–vector
+  products) followed by ``torch.optim.SGD.step``;
+* ``autograd`` — the plain ``nn.Module`` forward, ½·mean squared error, ``backward``
+  and the same optimizer step;
+* with ``--compile``: ``closed-form-compiled`` — the same closed-form pass with each
+  block through ``torch.compile`` (``[train] compile = true``), and ``compiled`` —
+  the autograd step with the loss function compiled by ``torch.compile``.
+
+Each variant is warmed up, then timed over repeated steps for at least ``--seconds``
+(the median of the per-step times is reported; CUDA is synchronised per step).
+
+``validate``: trains the case's network (f₀ = 0 by doubling, float64, gradient descent
+at a quarter of the stability bound) at each width, reports at the case's times and
+prints the relative L²(ξ) difference between the measured û and the kernel-flow
+reference at every time, the largest over time, and the width scaling.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from freqdyn.case import load_case  # noqa: E402
+from freqdyn.fourier import relative_l2  # noqa: E402
+from freqdyn.kernel_flow import kernel_flow  # noqa: E402
+from freqdyn.network import FourierFeatureNetwork  # noqa: E402
+from freqdyn.results import u_hat  # noqa: E402
+from freqdyn.train import train  # noqa: E402
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _time_steps(step, device, seconds: float, min_reps: int = 3) -> float:
+    """Median seconds per call of ``step`` after one warm-up call."""
+    step()
+    _sync(device)
+    times = []
+    start = time.perf_counter()
+    while len(times) < min_reps or time.perf_counter() - start < seconds:
+        t0 = time.perf_counter()
+        step()
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+        if len(times) >= 200:
+            break
+    return statistics.median(times)
+
+
+def _problem(case, m, n, dtype, device):
+    net = FourierFeatureNetwork.from_case(case, m, torch.Generator().manual_seed(0),
+                                          f0="zero", dtype=dtype).to(device)
+    x = torch.linspace(-10.0, 10.0, n, dtype=torch.float64)[:, None]
+    y = torch.from_numpy(case.target(x.numpy()))
+    return net, x.to(device, dtype), y.to(device, dtype)
+
+
+def speed(args) -> None:
+    case = load_case(ROOT / "pde" / "gaussian-1d.toml")
+    sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
+    devices = [d for d in args.devices.split(",") if d != "cuda" or torch.cuda.is_available()]
+    rows = []
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads"
+          + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""))
+    for device_name in devices:
+        device = torch.device(device_name)
+        for m, n in sizes:
+            for dtype_name in args.dtypes.split(","):
+                dtype = getattr(torch, dtype_name)
+                lr = 1e-4
+                net, x, y = _problem(case, m, n, dtype, device)
+                opt = torch.optim.SGD(net.parameters(), lr=lr)
+
+                def closed_form(net=net, x=x, y=y, opt=opt):
+                    net.loss_and_grad(x, y)
+                    opt.step()
+
+                def autograd(net=net, x=x, y=y, opt=opt):
+                    opt.zero_grad()
+                    r = net(x) - y
+                    (0.5 * (r * r).mean()).backward()
+                    opt.step()
+
+                variants = {"closed-form": closed_form, "autograd": autograd}
+                if args.compile:
+                    loss_fn = torch.compile(lambda x, y, net=net: 0.5 * ((net(x) - y) ** 2).mean())
+
+                    def compiled(x=x, y=y, opt=opt, loss_fn=loss_fn):
+                        opt.zero_grad()
+                        loss_fn(x, y).backward()
+                        opt.step()
+
+                    def closed_compiled(net=net, x=x, y=y, opt=opt):
+                        net.loss_and_grad(x, y, compiled=True)
+                        opt.step()
+
+                    variants["closed-form-compiled"] = closed_compiled
+                    variants["compiled"] = compiled
+                timings = {}
+                for name, fn in variants.items():
+                    try:
+                        timings[name] = _time_steps(fn, device, args.seconds)
+                    except torch.OutOfMemoryError:
+                        timings[name] = math.nan
+                    net._workspace.clear()
+                    if device.type == "cuda":
+                        torch.cuda.empty_cache()
+                base = timings["autograd"]
+                for name, sec in timings.items():
+                    rows.append((device_name, dtype_name, m, n, name, 1 / sec, sec * 1e3,
+                                 base / sec))
+                    print(f"  {device_name:5s} {dtype_name:8s} m={m:6d} n={n:6d} {name:20s} "
+                          f"{1 / sec:9.2f} steps/s  {sec * 1e3:9.2f} ms/step  "
+                          f"x{base / sec:5.2f} vs autograd", flush=True)
+                del net, x, y, opt
+    print("\ndevice dtype     m      n      variant               steps/s    ms/step  speed-up")
+    for r in rows:
+        print(f"{r[0]:6s} {r[1]:8s} {r[2]:6d} {r[3]:6d} {r[4]:20s} {r[5]:9.2f} {r[6]:10.2f} "
+              f"{r[7]:7.2f}x")
+
+
+def validate(args) -> None:
+    widths = [int(w) for w in args.widths.split(",")]
+    print(f"torch {torch.__version__}, device {args.device}")
+    summary = []
+    for name in args.cases.split(","):
+        case = load_case(ROOT / "pde" / f"{name}.toml")
+        t0 = time.perf_counter()
+        ref = u_hat(kernel_flow(case)).values
+        print(f"{name}: kernel-flow reference in {time.perf_counter() - t0:.1f} s")
+        for m in widths:
+            overrides = {"width": m, "f0": "zero", "dtype": "float64", "device": args.device,
+                         "lr_fraction": args.lr_fraction}
+            with tempfile.TemporaryDirectory() as tmp:
+                res = train(case, tmp, overrides=overrides, progress=False, figure=False)
+            ds = res.dataset
+            err = relative_l2(u_hat(ds).values, ref, axes=tuple(range(1, ref.ndim)))
+            summary.append((name, m, err.max()))
+            print(f"  m = {m:6d}: {res.steps} steps, {float(ds.attrs['steps_per_second']):.0f} "
+                  f"steps/s, drift {float(ds['drift'][-1]):.2e}; rel L2(xi) vs kernel flow at "
+                  f"t = {ds['time'].values.tolist()}: {np.array2string(err, precision=4)}",
+                  flush=True)
+    print("\ncase          width   max_t rel L2(xi)")
+    for name, m, e in summary:
+        print(f"{name:12s} {m:7d}   {e:.4f}")
+    for name in args.cases.split(","):
+        errs = [(m, e) for n, m, e in summary if n == name]
+        if len(errs) > 1:
+            (m0, e0), (m1, e1) = errs[0], errs[-1]
+            slope = math.log(e1 / e0) / math.log(m1 / m0)
+            print(f"{name}: error ~ m^{slope:.2f} between m = {m0} and {m1} (theory: m^-0.5)")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("speed", help="steps/s: closed-form pass vs plain autograd")
+    p.add_argument("--sizes", default="4096x2048,16384x8192", help="m x n pairs")
+    p.add_argument("--dtypes", default="float32,float64")
+    p.add_argument("--devices", default="cpu,cuda")
+    p.add_argument("--compile", action="store_true", help="also time a torch.compile'd step")
+    p.add_argument("--seconds", type=float, default=3.0, help="timing budget per variant")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (torch default)")
+    p.set_defaults(func=speed)
+    p = sub.add_parser("validate", help="trained network vs kernel flow, relative L2(xi)")
+    p.add_argument("--cases", default="gaussian-1d")
+    p.add_argument("--widths", default="2048,8192,32768")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--lr-fraction", type=float, default=0.25,
+                   help="learning rate as a fraction of the stability bound")
+    p.set_defaults(func=validate)
+    args = parser.parse_args(argv)
+    if getattr(args, "threads", None):
+        torch.set_num_threads(args.threads)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()
