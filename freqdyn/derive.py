@@ -33,9 +33,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 import sympy as sp
+from scipy import integrate
 
 from .symbols import axis_symbols
 
@@ -98,6 +100,7 @@ def _gaussian_moment_expectation(expr: sp.Expr, variables, variance) -> sp.Expr:
     return total
 
 
+@cache
 def unit_ntk(dim: int) -> tuple[sp.Expr, sp.Symbol, sp.Symbol]:
     """Θ(x, x') of the Fourier-feature network as Σ P(x)Q(x') cos(2π w·(x−x')), per unit.
 
@@ -116,16 +119,23 @@ def unit_ntk(dim: int) -> tuple[sp.Expr, sp.Symbol, sp.Symbol]:
     fx, fxp = unit(x), unit(xp)
     inner = sum(sp.diff(fx, p) * sp.diff(fxp, p) for p in params)
     mean = _gaussian_moment_expectation(inner, (a, b), sigma_a**2)
-    # cos A cos B + sin A sin B = cos(A − B): collect on the x·x' monomials, then simplify
-    mean = sp.expand(mean)
-    monomials = [sp.S.One] + [xi * xpi for xi, xpi in zip(x, xp, strict=True)]
+    # cos A cos B + sin A sin B = cos(A − B): name the phases A, B so that the trig
+    # simplification sees two symbols, collect on the x·x' monomials, simplify, and
+    # put A − B = 2π w·(x − x') back.
+    phase_a, phase_b = sp.symbols("A B", real=True)
+    dot = lambda u: sp.expand(2 * sp.pi * sum(wi * ui for wi, ui in zip(w, u, strict=True)))  # noqa: E731
+    mean = sp.expand(mean).subs({dot(x): phase_a, dot(xp): phase_b})
+    if mean.has(*w):
+        raise ValueError(f"phases not isolated in the NTK: {mean}")
+    monomials = [xi * xpi for xi, xpi in zip(x, xp, strict=True)]
     rest = mean
     reduced = sp.S.Zero
-    for mono in reversed(monomials[1:]):
+    for mono in reversed(monomials):
         coeff = rest.coeff(mono)
         rest = sp.expand(rest - coeff * mono)
         reduced += mono * sp.trigsimp(sp.factor(coeff))
     reduced += sp.trigsimp(sp.factor(rest))
+    reduced = reduced.subs({phase_a: dot(x), phase_b: dot(xp)})
     return reduced, kappa, sigma_a
 
 
@@ -197,11 +207,21 @@ def pde_coefficients(dim: int, ntk_per_unit: sp.Expr):
     return damping, diffusion, R, xi
 
 
+@cache
+def generic_coefficients(dim: int):
+    """Damping and diffusion of the Fourier-feature network in terms of R(ξ) = ρ_w^sym.
+
+    Case-independent, so derived once per dimension.
+    """
+    per_unit, kappa, sigma_a = unit_ntk(dim)
+    return (*pde_coefficients(dim, per_unit), kappa, sigma_a)
+
+
 def derive(case) -> Derivation:
     """Derive Θ, damping, diffusion and rate for a case (numbers of the case substituted)."""
     dim = case.dim
-    per_unit, kappa, sigma_a = unit_ntk(dim)
-    damping_r, diffusion_r, R, xi = pde_coefficients(dim, per_unit)
+    per_unit, _, _ = unit_ntk(dim)
+    damping_r, diffusion_r, R, xi, kappa, sigma_a = generic_coefficients(dim)
 
     rho = case.rho_w.symbolic()
     w = axis_symbols("w", dim)
@@ -264,6 +284,29 @@ class LFPCoefficients:
     def to_json(self) -> dict:
         return {"activation": self.activation, "damping": str(self.damping),
                 "diffusion": str(self.diffusion), "radius_symbol": str(self.radius)}
+
+    def numeric(self, which: str):
+        """Vectorised c or D as a function of |ξ| (array), integrals by adaptive quadrature."""
+        expr = getattr(self, which)
+        integrals = sorted(expr.atoms(sp.Integral), key=str)
+        holders = sp.symbols(f"I0:{len(integrals)}")
+        outer = sp.lambdify((self.radius, *holders),
+                            expr.xreplace(dict(zip(integrals, holders, strict=True))), "numpy")
+        inner = []
+        for integral in integrals:
+            (var, lo, hi), = integral.limits
+            inner.append((sp.lambdify((var, self.radius), integral.function, "numpy"),
+                          float(lo), float(hi)))
+
+        def evaluate(radius):
+            radius = np.asarray(radius, dtype=float)
+            flat = radius.ravel()
+            with np.errstate(over="ignore"):  # csch² underflows to 0 through sinh overflow
+                parts = [np.array([integrate.quad(f, lo, hi, args=(k,), limit=200)[0]
+                                   for k in flat]) for f, lo, hi in inner]
+            return np.asarray(outer(flat, *parts), dtype=float).reshape(radius.shape)
+
+        return evaluate
 
 
 def derive_lfp(activation: str, dim: int, sigma_b: float, weight_scale: float = 1.0,

@@ -96,7 +96,10 @@ class Target:
         return np.broadcast_to(np.asarray(vals, dtype=float), x.shape[:-1]).copy()
 
     def _window_radius(self, rtol: float = 1e-13) -> float:
-        """Max-norm radius beyond which |g| < rtol · max|g|; checks g is finite and decays."""
+        """Max-norm radius (at most 60) beyond which |g| < rtol · max|g|.
+
+        Checks that g is finite and decays: |g| near |x| = 60 below 1e-6 · max|g|.
+        """
         axis = np.linspace(-60.0, 60.0, {1: 24001, 2: 481, 3: 97}[self.dim])
         pts = tensor_grid([axis] * self.dim)
         vals = self(pts)
@@ -108,15 +111,14 @@ class Target:
         if peak == 0:
             raise CaseError(self.field, "is identically zero: nothing to learn")
         radius = np.max(np.abs(pts), axis=-1)
-        significant = np.abs(vals) >= rtol * peak
-        r = float(radius[significant].max())
-        if r >= 59.0:
+        edge = float(np.abs(vals[radius >= 59.0]).max())
+        if edge > 1e-6 * peak:
             raise CaseError(
                 self.field,
-                f"does not decay: |g| = {np.abs(vals[radius >= 59.0]).max():.3g} near |x| = 60; "
-                "the error PDE needs g in L2(R^d): multiply by a window such as exp(-x**2/2)",
+                f"does not decay: |g| = {edge:.3g} near |x| = 60 (max {peak:.3g}); the error "
+                "PDE needs g in L2(R^d): multiply by a window such as exp(-x**2/2)",
             )
-        return r
+        return float(radius[np.abs(vals) >= rtol * peak].max())
 
     def transform(self, xi) -> np.ndarray:
         """ĝ(ξ) at points of shape (..., d) (or (...,) in d = 1), complex."""

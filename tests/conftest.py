@@ -1,0 +1,42 @@
+"""Shared test set-up: non-interactive plots, quiet progress bars, case helpers."""
+
+import os
+from pathlib import Path
+
+import matplotlib
+import pytest
+
+matplotlib.use("Agg")
+os.environ.setdefault("FREQDYN_NO_PROGRESS", "1")
+
+ROOT = Path(__file__).resolve().parents[1]
+PDE_DIR = ROOT / "pde"
+CASE_FILES = sorted(PDE_DIR.glob("*.toml"))
+
+
+@pytest.fixture(scope="session")
+def pde_dir() -> Path:
+    return PDE_DIR
+
+
+def make_case_text(rho: str, *, dim: int = 1, sigma_a: float = 0.5, g: str | None = None,
+                   bounds: str = "[-6.0, 6.0]", times: str = "[0.0, 1.0, 2.0]",
+                   extra: str = "") -> str:
+    """TOML text of a small case with the given ``[network.rho_w]`` body."""
+    if g is None:
+        g = ("exp(-x**2/2)*cos(2*pi*x)" if dim == 1 else
+             "exp(-(" + " + ".join(f"x{i}**2" for i in range(dim)) + ")/2)*cos(2*pi*x0)")
+    return f"""
+name = "test"
+[network]
+dim = {dim}
+sigma_a = {sigma_a}
+[network.rho_w]
+{rho}
+[target]
+g = "{g}"
+[frequency]
+bounds = {bounds}
+times = {times}
+{extra}
+"""

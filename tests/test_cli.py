@@ -1,0 +1,41 @@
+"""Command line: derive, kernel-flow, errors."""
+
+import json
+import subprocess
+import sys
+
+import sympy as sp
+
+from freqdyn.cli import main
+from freqdyn.results import read_dataset
+
+
+def test_derive_json_is_sympifiable(pde_dir, capsys):
+    assert main(["derive", str(pde_dir / "gaussian-2d.toml"), "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    for key in ("ntk", "damping", "diffusion"):
+        expr = sp.sympify(payload[key])
+        assert isinstance(expr, sp.Expr)
+    assert {str(s) for s in sp.sympify(payload["damping"]).free_symbols} == {"xi0", "xi1"}
+    assert {str(s) for s in sp.sympify(payload["ntk"]).free_symbols} == {"x0", "x1", "xp0",
+                                                                          "xp1"}
+
+
+def test_kernel_flow_writes_result_and_figure(pde_dir, tmp_path, capsys):
+    out = tmp_path / "kf"
+    assert main(["kernel-flow", str(pde_dir / "gaussian-1d.toml"), "--out", str(out)]) == 0
+    ds = read_dataset(out / "prediction.nc")
+    assert ds.attrs["method"] == "kernel-flow"
+    assert (out / "prediction.png").stat().st_size > 10_000
+    assert "estimated truncation error" in capsys.readouterr().out
+
+
+def test_bad_case_exits_with_the_field_named(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[network]\ndim = 1\nsigma_a = 0.5\n[network.rho_w]\nfamily = "gaussian"\n'
+                   'scale = 0\n[target]\ng = "exp(-x**2)"\n[frequency]\nbounds = [-4.0, 4.0]\n'
+                   'times = [0.0]\n')
+    proc = subprocess.run([sys.executable, "-m", "freqdyn", "derive", str(bad)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "network.rho_w.scale" in proc.stderr and "> 0" in proc.stderr
