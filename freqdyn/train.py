@@ -667,7 +667,9 @@ def train(case, out, *, resume: bool = False, overrides: dict | None = None,
         from .plotting import save
 
         fig_path = out / "training.png"
-        save(training_figure(ds), fig_path)
+        tmp = out / ".training.tmp.png"
+        save(training_figure(ds), tmp)
+        os.replace(tmp, fig_path)
     return TrainResult(dataset=ds, measured=path, figure=fig_path, steps=total,
                        seconds=time.perf_counter() - start_clock)
 
@@ -743,7 +745,7 @@ def training_figure(ds):
     """Loss against PDE time, parameter drift, and the measured log10|û(ξ, τ)|."""
     import matplotlib.pyplot as plt
 
-    fig, (ax0, ax1, ax2) = plt.subplots(1, 3, figsize=(15, 4.2))
+    fig, (ax0, ax1, ax2) = plt.subplots(1, 3, figsize=(15, 4.2), layout="constrained")
     ax0.semilogy(ds["loss_time"].values, np.maximum(ds["loss"].values, 1e-300))
     ax0.set_xlabel("PDE time τ")
     ax0.set_ylabel("training loss (α/2N)Σ(f − g)²")
