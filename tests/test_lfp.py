@@ -87,14 +87,17 @@ def test_tanh_table_matches_direct_quadrature():
     def csch2(y):
         return 1 / np.sinh(y) ** 2 if y < 300 else 0.0
 
+    def term_a(r, k):  # r^{-1}|σ̂(k/r)|², |σ̂(η)|² = π² csch²(π²η)
+        return np.pi**2 * csch2(np.pi**2 * k / r) / r * radial(r)
+
+    def term_b(r, k):  # r^{-1}|F[σ'](k/r)|² = r^{-1} 4π²(k/r)² |σ̂(k/r)|²
+        return 4 * np.pi**2 * (k / r) ** 2 * term_a(r, k)
+
     for k in (0.2, 1.0, 2.5):
-        term_a = integrate.quad(lambda r: np.pi**2 * csch2(np.pi**2 * k / r) / r * radial(r),
-                                0, np.inf, epsrel=1e-12, limit=200)[0]
-        term_b = integrate.quad(lambda r: 4 * np.pi**4 * (k / r) ** 2 * csch2(np.pi**2 * k / r)
-                                / r * radial(r), 0, np.inf, epsrel=1e-12, limit=200)[0]
-        assert coef.radial("damping", k) == pytest.approx(c_d * (term_a + term_b), rel=1e-6)
-        assert coef.radial("diffusion", k) == pytest.approx(
-            c_d * term_b / (4 * np.pi**2), rel=1e-6)
+        a = integrate.quad(term_a, 0, np.inf, args=(k,), epsrel=1e-12, limit=200)[0]
+        b = integrate.quad(term_b, 0, np.inf, args=(k,), epsrel=1e-12, limit=200)[0]
+        assert coef.radial("damping", k) == pytest.approx(c_d * (a + b), rel=1e-6)
+        assert coef.radial("diffusion", k) == pytest.approx(c_d * b / (4 * np.pi**2), rel=1e-6)
 
 
 def test_effective_lfp_is_pure_damping(lfp_case):
