@@ -523,6 +523,10 @@ def train(case, out, *, resume: bool = False, overrides: dict | None = None,
             "losses": [], "records": [], "batch_rng": None, "optimizer": None,
             "ntk_start": empirical_kernel(model, probe), "train_seconds": 0.0,
             "loss_reference": _full_loss(model, x, y, alpha, settings),
+            # the grid is fixed at the start (from θ₀'s frequencies): a resumed run
+            # must measure on the same points
+            "measure_points": measurement_axis(case, settings.R, model,
+                                               settings.measure_points).size,
         }
 
     optimizer = build_optimizer(model, settings, lr)
@@ -532,7 +536,7 @@ def train(case, out, *, resume: bool = False, overrides: dict | None = None,
     if state["batch_rng"] is not None:
         batch_gen.set_state(state["batch_rng"])
     total = report_steps[-1]
-    axis = measurement_axis(case, settings.R, model, settings.measure_points)
+    axis = measurement_axis(case, settings.R, points=state["measure_points"])
     g_grid = case.target(tensor_grid([axis] * case.dim))
     losses = torch.zeros(total + 1, dtype=torch.float64, device=device)
     if state["losses"]:

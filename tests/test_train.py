@@ -48,8 +48,7 @@ def _toml(v):
     return f'"{v}"' if isinstance(v, str) else repr(v)
 
 
-TINY = {"width": 64, "samples": 40, "device": "cpu", "probe_points": 5,
-        "measure_points": 201}
+TINY = {"width": 64, "samples": 40, "device": "cpu", "probe_points": 5}
 
 
 # -- PDE time ---------------------------------------------------------------------------
