@@ -68,7 +68,7 @@ def frequency_dataset(case, u_hat: np.ndarray, method: str, *, times=None, xi_ax
         "truncation": json.dumps(case.truncation),
     }
     for key, val in (attrs or {}).items():
-        all_attrs[key] = val if isinstance(val, str) else json.dumps(val)
+        all_attrs[key] = str(val) if isinstance(val, str) else json.dumps(val)
     return xr.Dataset(data, coords=coords, attrs=all_attrs)
 
 
