@@ -100,16 +100,18 @@ def uniform_2d():
     return Reference(UNIFORM_2D)
 
 
-@pytest.mark.parametrize(("degree", "cells"), [(1, (16, 32, 64)), (2, (8, 16, 32))])
+@pytest.mark.parametrize(("degree", "cells"), [(1, (16, 32, 64)), (2, (16, 32, 64))])
 def test_spatial_order_1d(uniform_1d, degree, cells):
+    """Modal solution: exact in time, so the error is the space error alone."""
     errs = [uniform_1d.error(uniform_1d.solve(cells=n, degree=degree, scheme="modal"))
             for n in cells]
     assert _slope(4.0 / np.array(cells), errs) == pytest.approx(degree + 1, abs=0.25), errs
 
 
-@pytest.mark.parametrize(("degree", "cells"), [(1, (8, 16, 32)), (2, (4, 8, 16))])
+@pytest.mark.parametrize(("degree", "cells"), [(1, (12, 24, 48)), (2, (6, 12, 24))])
 def test_spatial_order_2d(uniform_2d, degree, cells):
-    errs = [uniform_2d.error(uniform_2d.solve(cells=n, degree=degree, scheme="modal"))
+    """Crank–Nicolson with Δt = 0.01: its time error (~1e-7) is far below the space error."""
+    errs = [uniform_2d.error(uniform_2d.solve(cells=n, degree=degree, scheme="cn", dt=0.01))
             for n in cells]
     assert _slope(3.0 / np.array(cells), errs) == pytest.approx(degree + 1, abs=0.25), errs
 
@@ -127,15 +129,15 @@ def test_time_order_2d(uniform_2d, scheme, order):
     """Against the modal solution on the same mesh (exact in time), which itself is
     checked against the exact series: the time error alone."""
     dts = np.array([0.2, 0.1, 0.05])
-    modal = uniform_2d.solve(cells=16, scheme="modal")
-    assert uniform_2d.error(modal) < 5e-3
-    errs = [uniform_2d.error(uniform_2d.solve(cells=16, scheme=scheme, dt=dt), modal)
+    modal = uniform_2d.solve(cells=10, scheme="modal")
+    assert uniform_2d.error(modal) < 2e-2
+    errs = [uniform_2d.error(uniform_2d.solve(cells=10, scheme=scheme, dt=dt), modal)
             for dt in dts]
     assert _slope(dts, errs) == pytest.approx(order, abs=0.25), errs
 
 
 def test_pure_damping_by_modal_solver():
-    """σ_a = 0: û = û₀ e^{−ρ_w t} reproduced to 1e-8 (P3, exact in time)."""
+    """σ_a = 0: û = û₀ e^{−ρ_w t} reproduced to 1e-8 (P3 on the graded mesh, exact in time)."""
     case = _case("""
 name = "pure-damping"
 [network]
@@ -150,7 +152,7 @@ g = "exp(-2*x**2)*(cos(2*pi*1.0*x) + 0.3*sin(2*pi*0.4*x))"
 bounds = [-4.0, 4.0]
 times = [0.0, 0.5, 2.0, 5.0]
 points = 401
-""", "cells = 400\ndegree = 3")
+""", "cells = 320\ndegree = 3")
     ds = solve(case, "modal", progress=False)
     err = relative_l2(u_hat(ds).values, pure_damping(case), axes=(1,))
     assert np.all(err < 1e-8), err
