@@ -426,13 +426,6 @@ class Discretisation:
         local = float(np.max(f.x.array)) if f.x.array.size else 0.0
         return self.comm.allreduce(local, op=MPI.MAX)
 
-    def function(self, vec: PETSc.Vec | None = None) -> fem.Function:
-        f = fem.Function(self.V)
-        if vec is not None:
-            vec.copy(f.x.petsc_vec)
-            f.x.scatter_forward()
-        return f
-
     def norm_M(self, vec: PETSc.Vec) -> float:
         tmp = vec.duplicate()
         self.M.mult(vec, tmp)
@@ -960,7 +953,7 @@ def solve_problem(problem: Problem, times, grid_axes: list[np.ndarray],
         fill[~on_mesh] = problem.initial(off)
     shape = tuple(a.size for a in grid_axes)
     out = np.empty((times.size, *shape), dtype=complex)
-    f = disc.function()
+    f = fem.Function(disc.V)
 
     def observe(j, re, im):
         vals = fill.copy()

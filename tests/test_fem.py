@@ -174,7 +174,7 @@ def test_modal_spectrum_is_the_cosine_spectrum():
 def test_modal_truncation_by_krylov_schur(uniform_1d):
     """Late reported times need few modes: the Krylov–Schur path and its error bound."""
     times = np.array([0.0, 20.0, 40.0])
-    settings = fem_settings(uniform_1d.problem, {"cells": 600, "degree": 1, "mesh": "uniform",
+    settings = fem_settings(uniform_1d.problem, {"cells": 700, "degree": 1, "mesh": "uniform",
                                                  "scheme": "modal"}, times)
     res = solve_problem(uniform_1d.problem, times, uniform_1d.case.xi_axes(), settings,
                         progress=False)
