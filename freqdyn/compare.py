@@ -1,0 +1,130 @@
+"""Compare predicted and measured frequency dynamics (schema datasets, any method).
+
+All quantities are in the units of the result schema: PDE time t (the t of
+∂_t û = κ²α[σ_a²∇·(ρ_w∇û) − ρ_w û]) and frequency ξ in cycles per unit of x
+(convention B, û(ξ) = ∫u e^{−2πiξ·x} dx).
+
+* :func:`rel_l2_by_time` — ‖û_a(·, t) − û_b(·, t)‖_{L²(ξ)} / ‖û_b(·, t)‖_{L²(ξ)} per time,
+  on the common ξ grid (uniform, so the grid weights cancel).
+* :func:`parseval_loss` — the loss a prediction implies for the trainer.  The trainer
+  minimises L = (α/2N) Σ_i (f(x_i) − g(x_i))² over N samples filling the box [−R, R]^d of
+  volume V = (2R)^d, an estimate of (α/2V) ∫_box (f − g)² dx.  By Parseval
+  ∫|u|² dx = ∫|û|² dξ, so the predicted loss is (α/2V) ∫|û_pred(ξ, t)|² dξ (trapezoid on
+  the truncated ξ domain, which holds all but 1e-8 of the target energy).
+* :func:`learning_times` — per target peak ω_k the first t with
+  |û(ω_k, t)| / |û(ω_k, 0)| = 1/e, by linear interpolation of log ratio between
+  reported times; ``inf`` when the ratio never falls to 1/e within the reported times.
+* :func:`fit_loglog_slope` — least-squares slope p of log err = p log m + c.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from .fourier import relative_l2
+from .results import u_hat
+
+#: Learning-time threshold: |û(ω, t)| = e^{-1} |û(ω, 0)|.
+LEARNED = float(np.exp(-1.0))
+
+
+def xi_names(ds: xr.Dataset) -> list[str]:
+    """The frequency dimensions of a schema dataset."""
+    return [d for d in ds["u_hat_real"].dims if d != "time"]
+
+
+def on_grid(ds: xr.Dataset, like: xr.Dataset) -> xr.DataArray:
+    """Complex û of ``ds`` at the times and on the ξ grid of ``like``.
+
+    Times must coincide (to 1e-9 relative); ξ is linearly interpolated only when the
+    grids differ.
+    """
+    values = u_hat(ds)
+    times = like["time"].values
+    index = []
+    for t in times:
+        hit = np.flatnonzero(np.isclose(ds["time"].values, t, rtol=1e-9, atol=1e-12))
+        if hit.size == 0:
+            raise ValueError(f"{ds.attrs.get('method', 'dataset')} has no result at t = {t:g}")
+        index.append(int(hit[0]))
+    values = values.isel(time=index).assign_coords(time=times)
+    names = xi_names(like)
+    same = all(values.sizes[n] == like.sizes[n] and np.allclose(values[n], like[n])
+               for n in names)
+    if not same:
+        values = values.interp({n: like[n].values for n in names})
+    return values
+
+
+def rel_l2_by_time(a: xr.Dataset, b: xr.Dataset) -> np.ndarray:
+    """Relative L²(ξ) difference ‖û_a − û_b‖/‖û_b‖ at each time of ``b``."""
+    ua = on_grid(a, b).values
+    ub = u_hat(b).values
+    axes = tuple(range(1, ub.ndim))
+    return relative_l2(ua, ub, axes=axes)
+
+
+def l2_norm_squared(ds: xr.Dataset) -> np.ndarray:
+    """∫|û(ξ, t)|² dξ per time, by the trapezoid rule on the dataset's ξ grid."""
+    vals = np.abs(u_hat(ds).values) ** 2
+    for name in reversed(xi_names(ds)):
+        vals = np.trapezoid(vals, ds[name].values, axis=-1)
+    return vals
+
+
+def parseval_loss(ds: xr.Dataset, loss_scale: float, box_volume: float) -> np.ndarray:
+    """Loss (α/2V) ∫|û(ξ, t)|² dξ per time that the trainer's mean-of-squares loss estimates."""
+    return 0.5 * loss_scale / box_volume * l2_norm_squared(ds)
+
+
+def measured_loss_at_reports(ds: xr.Dataset) -> np.ndarray:
+    """The trainer's full-batch loss at each reported time (``loss`` at ``report_step``)."""
+    return ds["loss"].values[ds["report_step"].values.astype(int)]
+
+
+def learning_times(times: np.ndarray, ratios: np.ndarray) -> np.ndarray:
+    """First time each ratio curve (rows of ``ratios``) reaches 1/e; ``inf`` if never.
+
+    Log-linear interpolation between consecutive reported times: exact for a pure
+    exponential decay between them.
+    """
+    times = np.asarray(times, dtype=float)
+    out = []
+    for row in np.atleast_2d(ratios):
+        logr = np.log(np.maximum(row, 1e-300))
+        below = np.flatnonzero(logr <= -1.0)
+        if below.size == 0:
+            out.append(np.inf)
+            continue
+        j = int(below[0])
+        if j == 0:
+            out.append(float(times[0]))
+            continue
+        t0, t1, r0, r1 = times[j - 1], times[j], logr[j - 1], logr[j]
+        out.append(float(t0 + (t1 - t0) * (-1.0 - r0) / (r1 - r0)))
+    return np.array(out)
+
+
+def fit_loglog_slope(widths, errors) -> tuple[float, float]:
+    """(p, c) of the least-squares fit log err = p log m + c."""
+    x = np.log(np.asarray(widths, dtype=float))
+    y = np.log(np.asarray(errors, dtype=float))
+    p, c = np.polyfit(x, y, 1)
+    return float(p), float(c)
+
+
+def mean_spread(values) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and (population) standard deviation over the first axis (the seeds)."""
+    arr = np.asarray(values, dtype=float)
+    return arr.mean(axis=0), arr.std(axis=0)
+
+
+def mean_dataset(datasets: list[xr.Dataset]) -> xr.Dataset:
+    """The seed-mean of measured datasets (û averaged; attributes of the first)."""
+    first = datasets[0]
+    out = first[["u_hat_real", "u_hat_imag"]].copy()
+    for name in ("u_hat_real", "u_hat_imag"):
+        out[name] = sum(d[name] for d in datasets) / len(datasets)
+    out.attrs = dict(first.attrs)
+    return out

@@ -1,0 +1,364 @@
+"""``freqdyn design``: choose ρ_w so that each frequency is learned when you want it.
+
+Wanted: a per-frequency learning-time profile T_w(ξ) on a band [−B, B] (1D), where the
+learning time of a target peak ω is the first PDE time t with
+|û(ω, t)| = e^{−1}|û(ω, 0)| (PDE time: the t of ∂_t û = κ²α[σ_a²(ρ_w û′)′ − ρ_w û]).
+
+The rule ρ_w = λ/∫λ with λ = 1/T_w (spec §8) is exact only without diffusion.  With it,
+a narrow peak also spreads at the rate σ_a²ρ_w/(peak width)², and the zero-flux walls
+of a compactly supported ρ_w slow the spreading of peaks near ±B.  So the design
+
+1. builds a probe target g(x) = e^{−x²/2ℓ²} Σ_k cos(2π ω_k x) with K peaks
+   ω_k = B(k + ½)/K, k = 0..K−1, of width σ_ξ = 1/(2πℓ) = B/(6K) in ξ;
+2. parametrises ρ_w(ξ) ∝ exp(Σ_{j=1}^{J} c_j cos(jπξ/B)) on [−B, B] (even, smooth,
+   positive; zero outside), starting from the first guess ρ_w ∝ 1/T_w;
+3. computes the learning times of the probe peaks from the PDE by a conservative
+   finite-difference generalised eigen-decomposition on the support (exact in time,
+   lumped mass, the same natural boundary conditions as the FEM solver) and adjusts
+   c by least squares on log T_k − log T_w(ω_k) (shape only: the level is set by the
+   loss scale α, since every rate scales with κ²α);
+4. checks the result with the package's modal (FEM) solver and writes a case file
+   (``design.toml``, an ``expression`` density with ``support``) ready for
+   ``freqdyn validate``, ``design.json`` and ``design.png`` (wanted, first guess,
+   optimised, and a Gaussian of scale B/4 for comparison).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import linalg, optimize
+
+from .errors import CaseError
+
+#: Cosine terms of the log-density.
+TERMS = 6
+#: Finite-difference nodes between consecutive peaks' centres, per half spacing.
+NODES_PER_HALF_SPACING = 20
+
+
+def parse_profile(text: str):
+    """T_w(ξ) up to a constant: ``flat``, ``power:<p>`` (|ξ|^p) or a sympy expression in xi."""
+    if text == "flat":
+        return lambda xi: np.ones_like(np.asarray(xi, dtype=float))
+    if text.startswith("power:"):
+        try:
+            p = float(text.split(":", 1)[1])
+        except ValueError:
+            raise CaseError("profile", f"power:<p> needs a number, got {text!r}") from None
+        return lambda xi: np.abs(np.asarray(xi, dtype=float)) ** p
+    import sympy as sp
+
+    xi = sp.Symbol("xi", real=True)
+    try:
+        expr = sp.sympify(text, locals={"xi": xi})
+    except (sp.SympifyError, TypeError) as exc:
+        raise CaseError("profile", f"cannot parse {text!r}: {exc}") from None
+    if expr.free_symbols - {xi}:
+        raise CaseError("profile", f"may only use xi, got {sorted(map(str, expr.free_symbols))}")
+    fn = sp.lambdify(xi, expr, modules="numpy")
+    return lambda v: np.broadcast_to(np.asarray(fn(np.asarray(v, float)), float),
+                                     np.shape(v)).copy()
+
+
+@dataclass
+class Probe:
+    """The probe target: band, peaks, window and the finite-difference grid."""
+
+    band: float
+    peaks: np.ndarray
+    ell: float
+    nodes: np.ndarray
+    peak_index: np.ndarray
+
+    @classmethod
+    def build(cls, band: float, count: int) -> Probe:
+        if not band > 0 or count < 1:
+            raise CaseError("band", f"needs B > 0 and at least one peak, got {band}, {count}")
+        peaks = band * (np.arange(count) + 0.5) / count
+        ell = 6 * count / (2 * np.pi * band)
+        q = 2 * NODES_PER_HALF_SPACING
+        n = 2 * count * q + 1
+        nodes = np.linspace(-band, band, n)
+        index = np.array([int(round((p + band) / (2 * band) * (n - 1))) for p in peaks])
+        return cls(band, peaks, ell, nodes, index)
+
+    def target_text(self) -> str:
+        terms = " + ".join(f"cos(2*pi*{p:.10g}*x)" for p in self.peaks)
+        return f"exp(-x**2/(2*{self.ell:.10g}**2))*({terms})"
+
+    def initial(self) -> np.ndarray:
+        """û(ξ, 0) = −ĝ(ξ) at the nodes (spec §9.6, 1D)."""
+        xi = self.nodes[:, None]
+        s = math.sqrt(2 * np.pi) * self.ell / 2
+        g = s * (np.exp(-2 * np.pi**2 * self.ell**2 * (xi - self.peaks) ** 2)
+                 + np.exp(-2 * np.pi**2 * self.ell**2 * (xi + self.peaks) ** 2))
+        return -g.sum(axis=1)
+
+
+def density_values(coeffs: np.ndarray, xi: np.ndarray, band: float) -> np.ndarray:
+    """Normalised ρ_w(ξ) ∝ exp(Σ_j c_j cos(jπξ/B)) on [−B, B] (trapezoid mass = 1)."""
+    j = np.arange(1, len(coeffs) + 1)
+    logr = np.cos(np.pi * np.outer(xi, j) / band) @ coeffs
+    rho = np.exp(logr - logr.max())
+    return rho / np.trapezoid(rho, xi)
+
+
+def density_text(coeffs: np.ndarray, band: float) -> str:
+    """The case-file ``expression`` density (normalised automatically by freqdyn)."""
+    return "exp(" + " + ".join(f"({c:.10g})*cos({j}*pi*w/{band:.10g})"
+                               for j, c in enumerate(coeffs, start=1)) + ")"
+
+
+def learning_times_fd(rho: np.ndarray, probe: Probe, sigma_a: float,
+                      rate_factor: float = 1.0) -> np.ndarray:
+    """Learning times of the probe peaks under ∂_t û = κ²α[σ_a²(ρû′)′ − ρû] on [−B, B].
+
+    Conservative differences: faces carry ρ_{i+½} = (ρ_i + ρ_{i+1})/2, lumped mass
+    m_i = h (h/2 at the walls), zero flux at ±B.  û(t) = M^{−½} V e^{−Λt} Vᵀ M^{½} û₀
+    from the symmetric eigenproblem of M^{−½} A M^{−½}; each peak's |û(ω_k, t)| is
+    bracketed on a log grid of t and its 1/e crossing found by Brent's method.
+    """
+    xi = probe.nodes
+    h = xi[1] - xi[0]
+    mass = np.full(xi.size, h)
+    mass[[0, -1]] = h / 2
+    face = 0.5 * (rho[1:] + rho[:-1]) * sigma_a**2 / h
+    diag = mass * rho
+    diag[:-1] += face
+    diag[1:] += face
+    scale = 1 / np.sqrt(mass)
+    sym_diag = rate_factor * diag * scale**2
+    sym_off = -rate_factor * face * scale[1:] * scale[:-1]
+    lam, vec = linalg.eigh_tridiagonal(sym_diag, sym_off)
+    u0 = probe.initial()
+    coef = vec.T @ (u0 / scale)
+    out = []
+    for i in probe.peak_index:
+        amp = scale[i] * vec[i] * coef
+        start = abs(u0[i])
+
+        def ratio(t, amp=amp, start=start):
+            return abs(np.sum(amp * np.exp(-lam * t))) / start - math.exp(-1)
+
+        grid = np.geomspace(1e-4, 1e4, 161) / max(rate_factor * rho.max(), 1e-300)
+        vals = np.array([ratio(t) for t in grid])
+        below = np.flatnonzero(vals <= 0)
+        if below.size == 0:
+            out.append(np.inf)
+            continue
+        k = int(below[0])
+        lo = grid[k - 1] if k else 0.0
+        out.append(optimize.brentq(ratio, lo, grid[k], xtol=1e-12, rtol=1e-10))
+    return np.array(out)
+
+
+@dataclass
+class Design:
+    """The designed density and its achieved learning times."""
+
+    probe: Probe
+    sigma_a: float
+    coeffs: np.ndarray
+    first_guess: np.ndarray
+    loss_scale: float
+    wanted: np.ndarray  # at the peaks, at the chosen level
+    achieved: np.ndarray  # finite differences, with the loss scale
+    achieved_first_guess: np.ndarray
+    gaussian: np.ndarray  # Gaussian ρ_w of scale B/4, same loss scale
+    cost_evaluations: int
+
+
+def design(profile, band: float, sigma_a: float = 0.3, peaks: int = 5,
+           level: float | None = None) -> Design:
+    """Optimise ρ_w on [−B, B] for the wanted learning-time profile (see module doc)."""
+    probe = Probe.build(band, peaks)
+    wanted_shape = np.asarray(profile(probe.peaks), dtype=float)
+    if not np.all(np.isfinite(wanted_shape)) or np.any(wanted_shape <= 0):
+        raise CaseError("profile", f"must be finite and > 0 at the peaks {probe.peaks}, "
+                                   f"got {wanted_shape}")
+    xi = probe.nodes
+    j = np.arange(1, TERMS + 1)
+    basis = np.cos(np.pi * np.outer(xi, j) / band)
+    # First guess ρ ∝ 1/T_w: least-squares fit of −log T_w(ξ) by the cosine basis.
+    dense_wanted = np.asarray(profile(np.where(xi == 0, 1e-9, xi)), dtype=float)
+    first = np.linalg.lstsq(basis, -np.log(dense_wanted) + np.log(dense_wanted).mean(),
+                            rcond=None)[0]
+    target = np.log(wanted_shape) - np.log(wanted_shape).mean()
+    count = 0
+
+    def residual(c):
+        nonlocal count
+        count += 1
+        t = learning_times_fd(density_values(c, xi, band), probe, sigma_a)
+        logt = np.log(np.where(np.isfinite(t), t, 1e12))
+        return np.concatenate([logt - logt.mean() - target, 1e-3 * c])
+
+    fit = optimize.least_squares(residual, first, x_scale=1.0, diff_step=1e-4, xtol=1e-10,
+                                 ftol=1e-10, max_nfev=200)
+    coeffs = fit.x
+    base = learning_times_fd(density_values(coeffs, xi, band), probe, sigma_a)
+    geo = float(np.exp(np.mean(np.log(base))))
+    wanted = wanted_shape / np.exp(np.mean(np.log(wanted_shape)))
+    if level is None:
+        alpha = 1.0
+        wanted = wanted * geo
+    else:
+        alpha = geo / level
+        wanted = wanted * level
+    gauss = np.exp(-xi**2 / (2 * (band / 4) ** 2)) / (math.sqrt(2 * np.pi) * band / 4)
+    return Design(
+        probe=probe, sigma_a=sigma_a, coeffs=coeffs, first_guess=first, loss_scale=alpha,
+        wanted=wanted,
+        achieved=base / alpha,
+        achieved_first_guess=learning_times_fd(density_values(first, xi, band), probe,
+                                               sigma_a, alpha),
+        gaussian=_gaussian_times(probe, sigma_a, alpha, gauss),
+        cost_evaluations=count,
+    )
+
+
+def _gaussian_times(probe: Probe, sigma_a: float, alpha: float, gauss: np.ndarray):
+    """Learning times for a Gaussian ρ_w of scale B/4 on the same probe.
+
+    The Gaussian's mass outside [−B, B] (6·10⁻⁵) is neglected: the FD domain is the band.
+    """
+    return learning_times_fd(gauss, probe, sigma_a, alpha)
+
+
+def case_table(d: Design, name: str) -> dict:
+    """The designed case as a TOML-ready dict (times dense around the wanted times)."""
+    t_max = float(np.max(d.wanted))
+    fractions = [0.0, 0.25, 0.5, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.35, 1.6, 2.0]
+    # Times on a decimal quantum (a tenth of t_max's decade), so that the trainer can hit
+    # every one of them with a whole number of steps.
+    unit = 10.0 ** math.floor(math.log10(t_max)) / 10
+    times = sorted({round(round(f * t_max / unit) * unit, 10) for f in fractions})
+    band = d.probe.band
+    return {
+        "name": name,
+        "description": f"designed rho_w on [-{band:g}, {band:g}] for a wanted learning-time "
+                       f"profile ({len(d.probe.peaks)} probe peaks)",
+        "network": {"dim": 1, "sigma_a": d.sigma_a, "loss_scale": float(d.loss_scale),
+                    "rho_w": {"family": "expression",
+                              "density": density_text(d.coeffs, band),
+                              "support": [-band, band]}},
+        "target": {"g": d.probe.target_text(),
+                   "peaks": [float(p) for p in d.probe.peaks]},
+        "frequency": {"bounds": [-(band + 1.0), band + 1.0], "times": times,
+                      "points": int(2 * 40 * (band + 1.0) + 1)},
+    }
+
+
+def design_figure(d: Design, modal=None, measured=None, title: str = ""):
+    """Wanted vs PDE-predicted (vs net-measured) learning time per peak frequency."""
+    import matplotlib.pyplot as plt
+
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(11, 4))
+    w = d.probe.peaks
+    ax0.semilogy(w, d.wanted, "k-", lw=2, label="wanted")
+    ax0.semilogy(w, d.achieved_first_guess, "C1^--", label="first guess ρ ∝ 1/T (PDE)")
+    ax0.semilogy(w, d.achieved, "C0o-", label="designed (PDE, finite differences)")
+    if modal is not None:
+        ax0.semilogy(w, modal, "C0x", ms=9, label="designed (PDE, modal FEM solver)")
+    if measured is not None:
+        ax0.semilogy(w, measured, "C3s", mfc="none", ms=9, label="designed (trained nets)")
+    finite = np.where(np.isfinite(d.gaussian), d.gaussian, np.nan)
+    ax0.semilogy(w, finite, "C2v:", label="Gaussian s = B/4 (PDE)")
+    ax0.set_xlabel("peak frequency ω (cycles per unit x)")
+    ax0.set_ylabel("learning time (|û(ω)| to 1/e), PDE time")
+    ax0.grid(True, which="both", alpha=0.3)
+    ax0.legend(fontsize=7)
+    xi = d.probe.nodes
+    ax1.plot(xi, density_values(d.coeffs, xi, d.probe.band), "C0", label="designed ρ_w")
+    ax1.plot(xi, density_values(d.first_guess, xi, d.probe.band), "C1--",
+             label="first guess")
+    b = d.probe.band / 4
+    ax1.plot(xi, np.exp(-xi**2 / (2 * b**2)) / (math.sqrt(2 * np.pi) * b), "C2:",
+             label="Gaussian s = B/4")
+    ax1.set_xlabel("ξ")
+    ax1.set_ylabel("ρ_w(ξ)")
+    ax1.legend(fontsize=7)
+    fig.suptitle(title)
+    return fig
+
+
+def report(d: Design, modal=None) -> dict:
+    """Numbers of a design: wanted, achieved and the deviations."""
+    def dev(t):
+        t = np.asarray(t, float)
+        return float(np.max(np.abs(t / d.wanted - 1)))
+
+    def miss(t):
+        t = np.asarray(t, float)
+        return float(np.max(np.maximum(t / d.wanted, d.wanted / t)))
+
+    out = {"peaks": d.probe.peaks, "wanted": d.wanted, "loss_scale": d.loss_scale,
+           "sigma_a": d.sigma_a, "band": d.probe.band, "coefficients": d.coeffs,
+           "density": density_text(d.coeffs, d.probe.band),
+           "achieved_fd": d.achieved, "max_rel_dev_fd": dev(d.achieved),
+           "achieved_first_guess": d.achieved_first_guess,
+           "max_rel_dev_first_guess": dev(d.achieved_first_guess),
+           "gaussian": d.gaussian, "gaussian_miss_factor": miss(d.gaussian),
+           "evaluations": d.cost_evaluations}
+    if modal is not None:
+        out["achieved_modal"] = modal
+        out["max_rel_dev_modal"] = dev(modal)
+    return out
+
+
+def modal_learning_times(case) -> np.ndarray:
+    """Learning times of the case's peaks from the modal (FEM) solver on 121 times."""
+    from dataclasses import replace
+
+    from .compare import learning_times
+    from .results import peak_ratios
+    from .solve import solve
+
+    dense = np.linspace(0.0, float(case.times[-1]), 121)
+    ds = solve(replace(case, times=dense), "modal", progress=False)
+    return learning_times(dense, peak_ratios(ds, case.peaks))
+
+
+def run(args) -> int:
+    """The ``freqdyn design`` command."""
+    from .case import case_from_dict
+    from .plotting import save
+    from .validate import _finite, toml_text
+
+    profile = parse_profile(args.profile)
+    d = design(profile, args.band, sigma_a=args.sigma_a, peaks=args.peaks, level=args.time)
+    name = "design-" + "".join(ch if ch.isalnum() else "-" for ch in args.profile)[:40]
+    table = case_table(d, name)
+    text = f"# written by freqdyn design --profile {args.profile!r} --band {args.band:g}\n" + \
+        toml_text(table)
+    case = case_from_dict(table, text=text)
+    modal = None if args.no_solver else modal_learning_times(case)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "design.toml").write_text(text)
+    rep = report(d, modal)
+    (out / "design.json").write_text(json.dumps(_finite(rep), indent=1))
+    save(design_figure(d, modal, title=f"design {args.profile} on [-{args.band:g}, "
+                                       f"{args.band:g}]"), out / "design.png")
+    print(f"designed rho_w on [-{args.band:g}, {args.band:g}] for profile {args.profile}: "
+          f"loss scale {d.loss_scale:.4g}, {d.cost_evaluations} PDE evaluations")
+    print("  peak      wanted    first-guess  designed(FD)"
+          + ("  designed(modal)" if modal is not None else "") + "  Gaussian s=B/4")
+    for k, w in enumerate(d.probe.peaks):
+        row = (f"  {w:<8.3g}  {d.wanted[k]:<8.4g}  {d.achieved_first_guess[k]:<11.4g}  "
+               f"{d.achieved[k]:<12.4g}")
+        if modal is not None:
+            row += f"  {modal[k]:<15.4g}"
+        print(row + f"  {d.gaussian[k]:.4g}")
+    print(f"  max |T/T_wanted - 1|: designed {rep['max_rel_dev_fd']:.3f} (FD)"
+          + (f", {rep['max_rel_dev_modal']:.3f} (modal)" if modal is not None else "")
+          + f"; first guess {rep['max_rel_dev_first_guess']:.3f}; Gaussian misses by "
+          f"{rep['gaussian_miss_factor']:.3g}x")
+    for f in ("design.toml", "design.json", "design.png"):
+        print(f"  wrote {out / f}")
+    return 0

@@ -1,0 +1,656 @@
+"""``freqdyn validate STUDY.toml --out DIR [--full]``: theory next to trained networks.
+
+A *study* names a case, the predictions to compute and the networks to train, states
+what it must show, and checks it.  Everything is in PDE time t (the t of
+∂_t û = κ²α[σ_a²∇·(ρ_w∇û) − ρ_w û]) and ξ in cycles per unit of x (convention B).
+
+```toml
+name = "gaussian-1d"
+claim = "Gaussian rho_w: the low peak is learned first, and the PDE predicts it"
+case = "../pde/gaussian-1d.toml"   # relative to this file; or an inline [case] table
+predictions = ["modal", "damping"]  # kernel-flow, fem, modal, damping, uniform-series, lfp-*
+pde = "modal"                       # the prediction held to the tolerance
+tolerance = 0.3                     # on max_rel_l2_pde_vs_net (CI size)
+[measure]                           # the CI-size measurement
+widths = [512]
+seeds = [0, 1]
+times = [0.0, 0.5, 1.0]             # optional: replaces the case's [frequency] times
+train = { lr_fraction = 0.9 }       # [train] overrides for every run
+[full]                              # what --full replaces (any [measure] key + tolerance)
+widths = [16384]
+seeds = [0, 1, 2]
+tolerance = 0.05
+[[arm]]                             # optional: several ρ_w on the same case
+name = "uniform"
+rho_w = { family = "uniform", bound = 3.0 }
+[[check]]                           # optional claims, see CHECKS
+kind = "peak_order"
+first = 0
+later = 1
+```
+
+Per arm, per width and per reported time the report (``DIR/report.json``) holds: the
+relative L²(ξ) error ‖û_pred − û_net‖/‖û_net‖ of each prediction against each trained
+network (mean and standard deviation over seeds), each prediction against each other,
+the per-peak ratios |û(ω_k, t)|/|û(ω_k, 0)| and learning times (first t with ratio 1/e),
+the Parseval check of the loss (the trainer's L = (α/2N)Σ(f − g)² against
+(α/2V)∫|û_pred|²dξ, V = (2R)^d), and the parameter drift ‖θ_t − θ₀‖/‖θ₀‖.  Top level:
+``max_rel_l2_pde_vs_net`` (the largest over t > 0 of the seed-mean error of the ``pde``
+prediction at the largest width, over all arms), the checks, and ``pass``.
+
+Figures: ``heatmaps-<arm>.png`` (predicted | measured | difference of log10|û|),
+``peaks.png`` (theory lines, network markers with ±1 std bands), ``loss-<arm>.png``
+(measured loss with the Parseval prediction) and, with several widths,
+``width.png`` (error against m on log–log axes with the fitted slope).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time as _time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import compare
+from .case import Case, case_from_dict
+from .errors import CaseError
+from .results import frequency_dataset, peak_ratios, read_dataset, write_dataset
+
+PREDICTIONS = ("kernel-flow", "fem", "modal", "damping", "uniform-series", "lfp-relu",
+               "lfp-tanh", "lfp-relu-ode", "lfp-tanh-ode")
+CHECKS = {
+    "peak_order": "peak `first` is learned before peak `later`: its ratio is smaller at "
+                  "every t > 0, in the pde prediction and in the networks",
+    "frozen": "the ratios of `peaks` stay above 1 − `tol` at every time (never learned)",
+    "equal_decay": "the ratios of `peaks` agree: max_t |log r_i − log r_j| <= `tol`",
+    "model_fails": "prediction `method` misses the networks: its max error >= `at_least`",
+    "slope": "fitted log–log slope of the pde-vs-net error against m lies in `range`",
+    "learning_times": "arm `arm`: measured learning times vs `wanted` (per peak): "
+                      "max |T/T_wanted − 1| <= `within`, or max(T/Tw, Tw/T) >= `miss_by`",
+    "spread_less": "measured learning-time spread max T/min T of arm `arm` is below that "
+                   "of arm `than`",
+}
+STUDY_KEYS = {"name", "claim", "case", "predictions", "pde", "tolerance", "measure", "full",
+              "arm", "check"}
+MEASURE_KEYS = {"widths", "seeds", "times", "train", "tolerance"}
+#: [train] keys that change how a run executes, not what it computes: a stored run made
+#: on another device (or with other checkpointing) is reused.
+EXECUTION_KEYS = {"device", "block_rows", "compile", "checkpoint_every"}
+
+
+def toml_text(data: dict) -> str:
+    """TOML text of a nested dict of strings, numbers, booleans and lists (case files)."""
+
+    def value(v):
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, str):
+            return json.dumps(v)
+        if isinstance(v, int | float):
+            return repr(v)
+        if isinstance(v, list):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        if isinstance(v, dict):
+            return "{ " + ", ".join(f"{k} = {value(x)}" for k, x in v.items()) + " }"
+        raise TypeError(f"cannot write {v!r} as TOML")
+
+    lines: list[str] = []
+
+    def table(prefix: str, d: dict):
+        scalars = {k: v for k, v in d.items() if not isinstance(v, dict)}
+        if prefix and scalars:
+            lines.append(f"[{prefix}]")
+        for k, v in scalars.items():
+            lines.append(f"{k} = {value(v)}")
+        for k, v in d.items():
+            if isinstance(v, dict):
+                table(f"{prefix}.{k}" if prefix else k, v)
+
+    table("", data)
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class Arm:
+    """One case of a study: a name and the validated case (with the study's times)."""
+
+    name: str
+    case: Case
+
+
+@dataclass
+class Study:
+    """A parsed study: arms, predictions, measurement plan, tolerance and checks."""
+
+    name: str
+    claim: str
+    arms: list[Arm]
+    predictions: list[str]
+    pde: str | None
+    widths: list[int]
+    seeds: list[int]
+    train: dict
+    tolerance: float | None
+    checks: list[dict] = field(default_factory=list)
+    full: bool = False
+
+
+def _case_data(raw: dict, base: Path) -> dict:
+    spec = raw.get("case")
+    if isinstance(spec, str):
+        path = (base / spec).resolve()
+        if not path.is_file():
+            raise CaseError("case", f"file {spec!r} not found (relative to {base})")
+        return tomllib.loads(path.read_text())
+    if isinstance(spec, dict):
+        return dict(spec)
+    raise CaseError("case", "give a case file path or an inline [case] table")
+
+
+def load_study(source: str | Path, *, full: bool = False, text: str | None = None) -> Study:
+    """Read a study file (or TOML ``text`` with ``source`` as its location)."""
+    path = Path(source)
+    if text is None:
+        if not path.is_file():
+            raise CaseError("study", f"file {str(path)!r} not found")
+        text = path.read_text()
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise CaseError("study", f"is not valid TOML: {exc}") from None
+    unknown = set(raw) - STUDY_KEYS
+    if unknown:
+        raise CaseError(sorted(unknown)[0], f"unknown study key; known: {sorted(STUDY_KEYS)}")
+    plan = dict(raw.get("measure", {}))
+    if full:
+        plan.update(raw.get("full", {}))
+    for key in set(plan) - MEASURE_KEYS:
+        raise CaseError(f"measure.{key}", f"unknown key; known: {sorted(MEASURE_KEYS)}")
+    base = path.parent if path.suffix else path
+    data = _case_data(raw, base)
+    if "times" in plan:
+        data.setdefault("frequency", {})["times"] = list(plan["times"])
+    arms_raw = raw.get("arm") or [{"name": data.get("name", "case")}]
+    arms = []
+    for i, arm in enumerate(arms_raw):
+        name = arm.get("name", f"arm{i}")
+        arm_data = json.loads(json.dumps(data))
+        if "rho_w" in arm:
+            arm_data["network"]["rho_w"] = arm["rho_w"]
+        for key in ("sigma_a", "kappa", "loss_scale"):
+            if key in arm:
+                arm_data["network"][key] = arm[key]
+        arm_data["name"] = f"{data.get('name', 'case')}-{name}" if len(arms_raw) > 1 \
+            else data.get("name", name)
+        arms.append(Arm(name, case_from_dict(arm_data, text=toml_text(arm_data))))
+    predictions = list(raw.get("predictions", []))
+    for p in predictions:
+        if p not in PREDICTIONS:
+            raise CaseError("predictions", f"unknown method {p!r}; known: {PREDICTIONS}")
+    pde = raw.get("pde", predictions[0] if predictions else None)
+    if pde is not None and pde not in predictions:
+        raise CaseError("pde", f"{pde!r} must be one of the predictions {predictions}")
+    widths = [int(w) for w in plan.get("widths", [])]
+    seeds = [int(s) for s in plan.get("seeds", [0])]
+    if any(w < 2 or w % 2 for w in widths):
+        raise CaseError("measure.widths", f"must be even integers >= 2, got {widths}")
+    checks = list(raw.get("check", []))
+    for i, chk in enumerate(checks):
+        if chk.get("kind") not in CHECKS:
+            raise CaseError(f"check[{i}].kind", f"must be one of {sorted(CHECKS)}")
+    tol = plan.get("tolerance", raw.get("tolerance"))
+    return Study(name=raw.get("name", path.stem), claim=raw.get("claim", ""), arms=arms,
+                 predictions=predictions, pde=pde, widths=widths, seeds=seeds,
+                 train=dict(plan.get("train", {})),
+                 tolerance=None if tol is None else float(tol), checks=checks, full=full)
+
+
+# ---------------------------------------------------------------------------------------
+# Running
+# ---------------------------------------------------------------------------------------
+
+
+def predict(case: Case, method: str):
+    """û(ξ, t) of ``case`` by a prediction method, as a schema dataset."""
+    if method == "kernel-flow":
+        from .kernel_flow import kernel_flow
+
+        return kernel_flow(case)
+    if method == "damping":
+        from .exact import pure_damping
+
+        return frequency_dataset(case, pure_damping(case), "damping",
+                                 attrs={"model": "pure damping u_hat0 exp(-rho_w t)"})
+    if method == "uniform-series":
+        from .exact import uniform_box_series
+
+        return frequency_dataset(case, uniform_box_series(case), "uniform-series")
+    from .solve import solve
+
+    return solve(case, method, progress=False)
+
+
+def _measure(case: Case, width: int, seed: int, train_overrides: dict, folder: Path,
+             progress: bool):  # noqa: ARG001  (training progress bars stay off)
+    """Train one network (or reuse ``folder/measured.nc`` from an identical run)."""
+    from .train import train, train_settings
+
+    overrides = dict(train_overrides, width=width, seed=seed)
+    existing = folder / "measured.nc"
+    if existing.is_file():
+        ds = read_dataset(existing)
+        wanted = json.loads(json.dumps(train_settings(case, overrides).__dict__))
+        have = json.loads(ds.attrs["train"])
+        same = all(have.get(k) == v for k, v in wanted.items() if k not in EXECUTION_KEYS)
+        if ds.attrs.get("case_toml") == case.text and same:
+            return ds
+        raise CaseError("out", f"{folder} holds a different run; choose another --out")
+    return train(case, folder, overrides=overrides, progress=False, figure=False).dataset
+
+
+def _finite(x):
+    """JSON-safe floats: inf and NaN become strings."""
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_finite(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _finite(x.tolist())
+    if isinstance(x, float | np.floating):
+        return float(x) if math.isfinite(x) else str(float(x))
+    if isinstance(x, np.integer):
+        return int(x)
+    return x
+
+
+def _arm_report(arm: Arm, study: Study, out: Path, progress: bool):
+    case = arm.case
+    times = case.times
+    preds = {}
+    for method in study.predictions:
+        start = _time.perf_counter()
+        preds[method] = predict(case, method)
+        if progress:
+            print(f"  {arm.name}: {method} in {_time.perf_counter() - start:.1f} s")
+        write_dataset(preds[method], out / "predictions" / f"{arm.name}-{method}.nc")
+    peaks = case.peaks
+    rep = {"case": case.name, "times": times, "peaks": peaks.tolist(),
+           "predictions": {}, "widths": {}}
+    for method, ds in preds.items():
+        ratios = peak_ratios(ds, peaks)
+        rep["predictions"][method] = {
+            "peak_ratios": ratios, "learning_times": compare.learning_times(times, ratios)}
+    pairs = {}
+    for i, a in enumerate(study.predictions):
+        for b in study.predictions[i + 1:]:
+            pairs[f"{a} vs {b}"] = compare.rel_l2_by_time(preds[a], preds[b])
+    rep["prediction_pairs"] = pairs
+    measured = {}
+    for width in study.widths:
+        runs = []
+        for seed in study.seeds:
+            start = _time.perf_counter()
+            folder = out / "runs" / f"{arm.name}-m{width}-s{seed}"
+            runs.append(_measure(case, width, seed, study.train, folder, progress))
+            if progress:
+                print(f"  {arm.name}: m = {width}, seed {seed} trained in "
+                      f"{_time.perf_counter() - start:.1f} s")
+        measured[width] = runs
+        entry = {"seeds": study.seeds}
+        for method, ds in preds.items():
+            errs = [compare.rel_l2_by_time(ds, run) for run in runs]
+            mean, std = compare.mean_spread(errs)
+            entry[f"rel_l2_{method}_vs_net"] = {"mean": mean, "std": std}
+        ratios = [peak_ratios(run, peaks) for run in runs]
+        mean, std = compare.mean_spread(ratios)
+        lt = [compare.learning_times(times, r) for r in ratios]
+        entry["peak_ratios_net"] = {"mean": mean, "std": std}
+        entry["learning_times_net"] = {"mean": np.mean(lt, axis=0), "per_seed": lt}
+        volume = float(runs[0].attrs["box_volume"])
+        loss_net = [compare.measured_loss_at_reports(run) for run in runs]
+        entry["loss_net"] = compare.mean_spread(loss_net)[0]
+        if study.pde:
+            loss_pde = compare.parseval_loss(preds[study.pde], case.loss_scale, volume)
+            entry["loss_parseval_pde"] = loss_pde
+            entry["loss_parseval_rel_diff"] = np.abs(entry["loss_net"] - loss_pde) / loss_pde
+        entry["drift"] = compare.mean_spread([run["drift"].values for run in runs])[0]
+        entry["drift_w"] = compare.mean_spread([run["drift_w"].values for run in runs])[0]
+        entry["train_seconds"] = [float(run.attrs["train_seconds"]) for run in runs]
+        entry["device"] = runs[0].attrs.get("device", "")
+        entry["steps"] = [int(run["report_step"].values[-1]) for run in runs]
+        rep["widths"][str(width)] = entry
+    return rep, preds, measured
+
+
+def train_all(study: Study, out: str | Path, extra: dict | None = None,
+              progress: bool = True) -> None:
+    """Train every (arm, width, seed) of ``study`` into ``out/runs`` (no predictions).
+
+    ``extra`` adds execution-only [train] keys (see :data:`EXECUTION_KEYS`); a later
+    ``run_study`` with the same ``out`` reuses these runs.
+    """
+    for key in set(extra or {}) - EXECUTION_KEYS:
+        raise CaseError(f"train.{key}", f"only {sorted(EXECUTION_KEYS)} may be added here")
+    overrides = dict(study.train, **(extra or {}))
+    for arm in study.arms:
+        for width in study.widths:
+            for seed in study.seeds:
+                start = _time.perf_counter()
+                folder = Path(out) / "runs" / f"{arm.name}-m{width}-s{seed}"
+                ds = _measure(arm.case, width, seed, overrides, folder, progress)
+                if progress:
+                    print(f"{study.name}/{arm.name}: m = {width}, seed {seed}: "
+                          f"{int(ds['report_step'].values[-1])} steps in "
+                          f"{_time.perf_counter() - start:.1f} s on {ds.attrs.get('device')}",
+                          flush=True)
+
+
+def _max_pde_error(rep: dict, pde: str) -> float | None:
+    if not rep["widths"] or pde is None:
+        return None
+    last = rep["widths"][max(rep["widths"], key=int)]
+    err = np.asarray(last[f"rel_l2_{pde}_vs_net"]["mean"])
+    later = np.asarray(rep["times"]) > 0
+    return float(np.max(err[later])) if later.any() else 0.0
+
+
+def _largest(rep: dict) -> dict | None:
+    return rep["widths"][max(rep["widths"], key=int)] if rep["widths"] else None
+
+
+def run_check(chk: dict, study: Study, reports: dict[str, dict]) -> dict:
+    """Evaluate one ``[[check]]`` against the arm reports; returns its numbers and ``pass``."""
+    kind = chk["kind"]
+    rep = reports[chk.get("arm", study.arms[0].name)]
+    net = _largest(rep)
+    pde = rep["predictions"].get(study.pde) if study.pde else None
+    later = np.asarray(rep["times"]) > 0
+    res = {"kind": kind, "meaning": CHECKS[kind], **{k: v for k, v in chk.items()
+                                                     if k != "kind"}}
+    sources = {}
+    if pde is not None:
+        sources["pde"] = np.asarray(pde["peak_ratios"])
+    if net is not None:
+        sources["net"] = np.asarray(net["peak_ratios_net"]["mean"])
+    if kind == "peak_order":
+        ok = True
+        for src, r in sources.items():
+            good = bool(np.all(r[chk["first"], later] < r[chk["later"], later]))
+            res[f"{src}_ratios_first"] = r[chk["first"]]
+            res[f"{src}_ratios_later"] = r[chk["later"]]
+            ok &= good
+        res["pass"] = ok and bool(sources)
+    elif kind == "frozen":
+        mins = {src: float(np.min(r[chk["peaks"]])) for src, r in sources.items()}
+        res["min_ratio"] = mins
+        res["pass"] = bool(mins) and all(v >= 1 - chk["tol"] for v in mins.values())
+    elif kind == "equal_decay":
+        spread = {}
+        for src, r in sources.items():
+            logs = np.log(np.maximum(r[chk["peaks"]], 1e-300))
+            spread[src] = float(np.max(logs.max(axis=0) - logs.min(axis=0)))
+        res["max_log_spread"] = spread
+        res["pass"] = bool(spread) and all(v <= chk["tol"] for v in spread.values())
+    elif kind == "model_fails":
+        err = np.asarray(net[f"rel_l2_{chk['method']}_vs_net"]["mean"])
+        res["max_error"] = float(np.max(err[later]))
+        res["pass"] = res["max_error"] >= chk["at_least"]
+    elif kind == "slope":
+        widths = sorted(int(w) for w in rep["widths"])
+        errs = [float(np.max(np.asarray(
+            rep["widths"][str(w)][f"rel_l2_{study.pde}_vs_net"]["mean"])[later]))
+            for w in widths]
+        if len(widths) < 2:
+            res.update(note="needs at least two widths", widths=widths)
+            res["pass"] = False
+        else:
+            slope, _ = compare.fit_loglog_slope(widths, errs)
+            res.update(widths=widths, errors=errs, slope=slope)
+            lo, hi = chk["range"]
+            res["pass"] = bool(lo <= slope <= hi)
+    elif kind == "learning_times":
+        wanted = np.asarray(chk["wanted"], dtype=float)
+        got = np.asarray(net["learning_times_net"]["mean"], dtype=float)
+        ratio = got / wanted
+        res["measured"], res["ratio"] = got, ratio
+        if pde is not None:
+            res["pde"] = pde["learning_times"]
+        if "within" in chk:
+            res["max_rel_dev"] = float(np.max(np.abs(ratio - 1)))
+            res["pass"] = res["max_rel_dev"] <= chk["within"]
+        else:
+            res["max_miss_factor"] = float(np.max(np.maximum(ratio, 1 / ratio)))
+            res["pass"] = res["max_miss_factor"] >= chk["miss_by"]
+    elif kind == "spread_less":
+        def spread(r):
+            lt = np.asarray(_largest(r)["learning_times_net"]["mean"], dtype=float)
+            return float(lt.max() / lt.min())
+
+        res["spread"] = spread(rep)
+        res["spread_than"] = spread(reports[chk["than"]])
+        res["pass"] = res["spread"] < res["spread_than"]
+    return res
+
+
+def run_study(study: Study, out: str | Path, progress: bool = True) -> dict:
+    """Run every arm, write ``out/report.json`` and the figures; return the report."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    start = _time.perf_counter()
+    reports, data = {}, {}
+    for arm in study.arms:
+        reports[arm.name], preds, measured = _arm_report(arm, study, out, progress)
+        data[arm.name] = (arm, preds, measured)
+    errs = [e for r in reports.values() if (e := _max_pde_error(r, study.pde)) is not None]
+    max_err = max(errs) if errs else None
+    checks = [run_check(chk, study, reports) for chk in study.checks]
+    tol_ok = True if max_err is None or study.tolerance is None else max_err <= study.tolerance
+    report = {
+        "study": study.name, "claim": study.claim, "size": "full" if study.full else "ci",
+        "pde": study.pde, "predictions": study.predictions, "widths": study.widths,
+        "seeds": study.seeds, "train": study.train, "tolerance": study.tolerance,
+        "max_rel_l2_pde_vs_net": max_err,
+        "tolerance_pass": tol_ok, "checks": checks,
+        "pass": bool(tol_ok and all(c["pass"] for c in checks)),
+        "arms": reports, "seconds": _time.perf_counter() - start,
+    }
+    report["figures"] = [str(p) for p in write_figures(study, data, reports, out)]
+    text = json.dumps(_finite(report), indent=1)
+    tmp = out / ".report.json.tmp"
+    tmp.write_text(text)
+    tmp.replace(out / "report.json")
+    return report
+
+
+def summary(report: dict) -> str:
+    """Headline lines of a report."""
+    lines = [f"study {report['study']} ({report['size']} size): "
+             f"{'PASS' if report['pass'] else 'FAIL'}"]
+    if report["max_rel_l2_pde_vs_net"] is not None:
+        lines.append(f"  max rel L2(xi) {report['pde']} vs net over t > 0: "
+                     f"{report['max_rel_l2_pde_vs_net']:.4f} (tolerance "
+                     f"{report['tolerance']})")
+    for chk in report["checks"]:
+        nums = {k: chk[k] for k in ("max_rel_dev", "max_miss_factor", "slope", "max_error",
+                                    "min_ratio", "max_log_spread", "spread", "spread_than")
+                if k in chk}
+        lines.append(f"  check {chk['kind']}: {'pass' if chk['pass'] else 'FAIL'} "
+                     f"{json.dumps(_finite(nums))}")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------
+# Figures
+# ---------------------------------------------------------------------------------------
+
+
+def _log10_abs(values: np.ndarray) -> np.ndarray:
+    mag = np.abs(values)
+    return np.log10(np.maximum(mag, mag.max() * 1e-12 + 1e-300))
+
+
+def heatmap_figure(pred, runs, title: str):
+    """log10|û| predicted | measured (seed mean) | difference log10|û_net| − log10|û_pred|.
+
+    1D: ξ across, PDE time t up.  2D/3D: one row per reported time t > 0 (3D: ξ2 = 0).
+    """
+    import matplotlib.pyplot as plt
+
+    from .results import u_hat
+
+    meas = compare.mean_dataset(runs)
+    up = compare.on_grid(pred, meas).values
+    um = u_hat(meas).values
+    names = compare.xi_names(meas)
+    lp, lm = _log10_abs(up), _log10_abs(um)
+    vmax = float(max(lp.max(), lm.max()))
+    times = meas["time"].values
+    labels = (f"predicted ({pred.attrs.get('method')})", f"measured (mean of {len(runs)})",
+              "log10|û_net| − log10|û_pred|")
+    if len(names) == 1:
+        fig, axes = plt.subplots(1, 3, figsize=(14, 3.8), sharey=True)
+        xi = meas[names[0]].values
+        for ax, field, label in zip(axes, (lp, lm, lm - lp), labels, strict=True):
+            diff = label.startswith("log10|û_net|")
+            mesh = ax.pcolormesh(xi, times, field, shading="nearest",
+                                 cmap="RdBu_r" if diff else "magma",
+                                 vmin=-1 if diff else vmax - 8, vmax=1 if diff else vmax)
+            ax.set_title(label, fontsize=9)
+            ax.set_xlabel("ξ (cycles per unit x)")
+            fig.colorbar(mesh, ax=ax)
+        axes[0].set_ylabel("PDE time t")
+    else:
+        rows = [i for i, t in enumerate(times) if t > 0][:3] or [0]
+        fig, axes = plt.subplots(len(rows), 3, figsize=(12, 3.4 * len(rows)), squeeze=False)
+        x0, x1 = meas[names[0]].values, meas[names[1]].values
+        for r, i in enumerate(rows):
+            panels = [lp[i], lm[i], lm[i] - lp[i]]
+            for c, (field, label) in enumerate(zip(panels, labels, strict=True)):
+                if len(names) == 3:
+                    field = field[:, :, field.shape[2] // 2]
+                diff = c == 2
+                mesh = axes[r, c].pcolormesh(x0, x1, field.T, shading="nearest",
+                                             cmap="RdBu_r" if diff else "magma",
+                                             vmin=-1 if diff else vmax - 8,
+                                             vmax=1 if diff else vmax)
+                axes[r, c].set_title(f"{label}, t = {times[i]:g}", fontsize=8)
+                axes[r, c].set_aspect("equal")
+                fig.colorbar(mesh, ax=axes[r, c])
+    fig.suptitle(title)
+    return fig
+
+
+def peaks_figure(study: Study, data: dict, reports: dict):
+    """Per-peak |û(ω_k, t)|/|û(ω_k, 0)|: theory lines, network markers with ±1 std bands."""
+    import matplotlib.pyplot as plt
+
+    n = len(data)
+    fig, axes = plt.subplots(1, n, figsize=(5.2 * n, 4), squeeze=False)
+    for ax, (name, (arm, preds, _)) in zip(axes[0], data.items(), strict=True):
+        rep = reports[name]
+        times = np.asarray(rep["times"])
+        colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+        styles = ["-", "--", ":", "-."]
+        for k, peak in enumerate(arm.case.peaks):
+            color = colors[k % len(colors)]
+            label = "ω = " + ", ".join(f"{c:.3g}" for c in peak)
+            for j, method in enumerate(preds):
+                r = np.asarray(rep["predictions"][method]["peak_ratios"])[k]
+                ax.semilogy(times, np.maximum(r, 1e-12), styles[j % 4], color=color,
+                            label=f"{label} {method}")
+            net = _largest(rep)
+            if net is not None:
+                mean = np.asarray(net["peak_ratios_net"]["mean"])[k]
+                std = np.asarray(net["peak_ratios_net"]["std"])[k]
+                ax.semilogy(times, np.maximum(mean, 1e-12), "o", color=color, mfc="none",
+                            label=f"{label} net")
+                ax.fill_between(times, np.maximum(mean - std, 1e-12), mean + std,
+                                color=color, alpha=0.2)
+        ax.axhline(compare.LEARNED, color="grey", lw=0.6, ls=":")
+        ax.set_title(f"{arm.case.name}", fontsize=9)
+        ax.set_xlabel("PDE time t")
+        ax.set_ylabel("|û(ω_k, t)| / |û(ω_k, 0)|")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=6)
+    fig.suptitle(f"{study.name}: per-peak decay (lines: theory, markers: networks, "
+                 f"m = {max(study.widths) if study.widths else '-'})")
+    return fig
+
+
+def loss_figure(arm: Arm, pred, runs):
+    """Measured loss L(τ) of each seed against the Parseval prediction (α/2V)∫|û_pred|²dξ."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    volume = float(runs[0].attrs["box_volume"])
+    for i, run in enumerate(runs):
+        ax.semilogy(run["loss_time"].values, run["loss"].values, color="C0", lw=1,
+                    alpha=0.7, label="measured loss" if i == 0 else None)
+    if pred is not None:
+        ax.semilogy(pred["time"].values,
+                    compare.parseval_loss(pred, arm.case.loss_scale, volume), "ks",
+                    mfc="none", label=f"(α/2V)∫|û|²dξ, {pred.attrs.get('method')}")
+    ax.set_xlabel("PDE time t")
+    ax.set_ylabel("loss")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(f"{arm.case.name}: loss and its Parseval prediction", fontsize=9)
+    return fig
+
+
+def width_figure(study: Study, reports: dict):
+    """max_{t>0} error of the pde prediction vs networks against m, log–log, fitted slope."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for name, rep in reports.items():
+        later = np.asarray(rep["times"]) > 0
+        widths = sorted(int(w) for w in rep["widths"])
+        key = f"rel_l2_{study.pde}_vs_net"
+        errs = np.array([np.max(np.asarray(rep["widths"][str(w)][key]["mean"])[later])
+                         for w in widths])
+        stds = np.array([np.asarray(rep["widths"][str(w)][key]["std"])[later][
+            np.argmax(np.asarray(rep["widths"][str(w)][key]["mean"])[later])] for w in widths])
+        slope, c = compare.fit_loglog_slope(widths, errs)
+        ax.errorbar(widths, errs, yerr=stds, fmt="o", capsize=3, label=f"{name}")
+        ax.loglog(widths, np.exp(c) * np.asarray(widths, float) ** slope, "-",
+                  label=f"fit: m^{slope:.2f}")
+    ref = np.asarray(widths, float)
+    ax.loglog(ref, errs[0] * (ref / ref[0]) ** -0.5, "k:", label="m^-0.5")
+    ax.set_xlabel("width m")
+    ax.set_ylabel(f"max over t > 0 of rel. L²(ξ) error, {study.pde} vs net")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def write_figures(study: Study, data: dict, reports: dict, out: Path) -> list[Path]:
+    """All figures of a study run; returns their paths."""
+    from .plotting import save
+
+    paths = []
+    have_nets = bool(study.widths)
+    for name, (arm, preds, measured) in data.items():
+        pred = preds.get(study.pde) if study.pde else None
+        if have_nets:
+            runs = measured[max(measured)]
+            if pred is not None:
+                path = out / f"heatmaps-{name}.png"
+                save(heatmap_figure(pred, runs, f"{arm.case.name}: log10|û(ξ, t)|, "
+                                                f"m = {max(measured)}"), path)
+                paths.append(path)
+            path = out / f"loss-{name}.png"
+            save(loss_figure(arm, pred, runs), path)
+            paths.append(path)
+    path = out / "peaks.png"
+    save(peaks_figure(study, data, reports), path)
+    paths.append(path)
+    if study.pde and len(study.widths) > 1:
+        path = out / "width.png"
+        save(width_figure(study, reports), path)
+        paths.append(path)
+    return paths
