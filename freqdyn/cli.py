@@ -6,6 +6,8 @@ derive       the NTK, damping, diffusion and learning-rate profile of a case (sy
 kernel-flow  the kernel-flow reference û(ξ, t) → DIR/prediction.nc and DIR/prediction.png
 solve        the error PDE by finite elements (or modal, or an LFP model) → DIR/prediction.nc
 train        train a Fourier-feature network; its measured û(ξ, τ) → DIR/measured.nc
+validate     a validation study: predictions next to trained networks → DIR/report.json
+design       choose ρ_w for a wanted per-frequency learning-time profile → DIR/design.toml
 info         versions of freqdyn and its numerical stack (paste it into bug reports)
 """
 
@@ -97,6 +99,24 @@ def _cmd_train(args) -> int:
     return 0
 
 
+def _cmd_validate(args) -> int:
+    from .validate import load_study, run_study, summary
+
+    study = load_study(args.study, full=args.full)
+    report = run_study(study, args.out, progress=not args.quiet)
+    print(summary(report))
+    print(f"  wrote {Path(args.out) / 'report.json'}")
+    for fig in report["figures"]:
+        print(f"  wrote {fig}")
+    return 0 if report["pass"] else 1
+
+
+def _cmd_design(args) -> int:
+    from .design import run as design_run
+
+    return design_run(args)
+
+
 def _cmd_info(args) -> int:  # noqa: ARG001
     import scipy
     import sympy
@@ -150,6 +170,29 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continue the run in DIR (default: --out) from its newest checkpoint")
     p.set_defaults(func=_cmd_train)
 
+    p = sub.add_parser("validate", help="run a validation study (theory vs trained networks)")
+    p.add_argument("study", help="study file (TOML), e.g. validation/gaussian-1d.toml")
+    p.add_argument("--out", required=True, help="output folder (report.json, figures, runs/)")
+    p.add_argument("--full", action="store_true", help="full size ([full] table of the study)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=_cmd_validate)
+
+    p = sub.add_parser("design", help="design rho_w for a wanted learning-time profile")
+    p.add_argument("--profile", required=True,
+                   help='flat | power:<p> | "<sympy expression in xi>": wanted learning '
+                        "time T(xi), up to a constant factor")
+    p.add_argument("--band", required=True, type=float, help="band half-width B: rho_w "
+                                                             "lives on [-B, B]")
+    p.add_argument("--time", type=float, default=None,
+                   help="wanted learning time at the profile's geometric mean (sets the "
+                        "loss scale); default: the time reached with loss scale 1")
+    p.add_argument("--sigma-a", type=float, default=0.3, help="outer-weight std sigma_a")
+    p.add_argument("--peaks", type=int, default=5, help="target peaks across the band")
+    p.add_argument("--out", default="out/design", help="output folder")
+    p.add_argument("--no-solver", action="store_true",
+                   help="skip the check of the result with the modal (FEM) solver")
+    p.set_defaults(func=_cmd_design)
+
     p = sub.add_parser("info", help="versions of freqdyn and its stack")
     p.set_defaults(func=_cmd_info)
     return parser
@@ -160,7 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except CaseError as exc:
-        print(f"freqdyn: error in {getattr(args, 'case', 'input')}: {exc}", file=sys.stderr)
+        where = getattr(args, "case", None) or getattr(args, "study", None) or "input"
+        print(f"freqdyn: error in {where}: {exc}", file=sys.stderr)
         return 2
 
 
