@@ -1,0 +1,108 @@
+"""Validation studies: parsing, checks, and one tiny end-to-end run with trained networks."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from freqdyn.case import case_from_dict
+from freqdyn.cli import main
+from freqdyn.errors import CaseError
+from freqdyn.validate import load_study, run_check, toml_text
+
+ROOT = Path(__file__).resolve().parents[1]
+STUDIES = sorted(p for p in (ROOT / "validation").glob("*.toml") if not p.stem.endswith("-case"))
+
+TINY = """
+name = "tiny"
+claim = "a tiny study: networks of width 64 against pure damping"
+predictions = ["damping"]
+tolerance = 5.0
+[case]
+name = "tiny"
+[case.network]
+dim = 1
+sigma_a = 0.3
+[case.network.rho_w]
+family = "gaussian"
+scale = 1.0
+[case.target]
+g = "exp(-x**2/2)*(cos(2*pi*0.5*x) + 0.5*cos(2*pi*2*x))"
+[case.frequency]
+bounds = [-6.0, 6.0]
+times = [0.0, 0.05, 0.1]
+points = 121
+[measure]
+widths = [32, 64]
+seeds = [0, 1]
+train = { lr_fraction = 0.9 }
+[[check]]
+kind = "peak_order"
+first = 0
+later = 1
+[[check]]
+kind = "slope"
+range = [-10.0, 10.0]
+"""
+
+
+@pytest.mark.parametrize("path", STUDIES, ids=[p.stem for p in STUDIES])
+def test_every_study_parses_at_both_sizes(path):
+    ci, full = load_study(path), load_study(path, full=True)
+    assert ci.claim and full.widths and ci.widths
+    assert max(full.widths) >= max(ci.widths)
+    for arm in full.arms:
+        assert arm.case.peaks.size
+
+
+def test_toml_text_round_trips_a_case():
+    import tomllib
+
+    data = {"name": "x", "network": {"dim": 1, "sigma_a": 0.5,
+                                     "rho_w": {"family": "uniform", "bound": 2.0}},
+            "target": {"g": "exp(-x**2/2)*cos(2*pi*x)"},
+            "frequency": {"bounds": [-4.0, 4.0], "times": [0.0, 1.0]}}
+    assert tomllib.loads(toml_text(data)) == data
+    case_from_dict(data, text=toml_text(data))
+
+
+def test_bad_study_keys_are_named(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text(TINY.replace("tolerance = 5.0", "tolerence = 5.0"))
+    with pytest.raises(CaseError, match="tolerence"):
+        load_study(path)
+    path.write_text(TINY.replace('predictions = ["damping"]', 'predictions = ["magic"]'))
+    with pytest.raises(CaseError, match="magic"):
+        load_study(path)
+
+
+def test_checks_fail_when_the_claim_is_false():
+    study = load_study(ROOT / "validation" / "uniform-1d.toml")
+    rep = {"times": [0.0, 1.0], "widths": {"8": {
+        "peak_ratios_net": {"mean": [[1.0, 0.3], [1.0, 0.9], [1.0, 0.5]]}}},
+        "predictions": {"modal": {"peak_ratios": [[1.0, 0.3], [1.0, 0.31], [1.0, 1.0]]}}}
+    frozen, equal = (run_check(c, study, {"uniform-1d": rep}) for c in study.checks)
+    assert not frozen["pass"] and frozen["min_ratio"]["net"] == 0.5
+    assert not equal["pass"] and equal["max_log_spread"]["net"] == pytest.approx(np.log(3))
+
+
+def test_tiny_study_end_to_end(tmp_path, capsys):
+    study = tmp_path / "tiny.toml"
+    study.write_text(TINY)
+    out = tmp_path / "out"
+    assert main(["validate", str(study), "--out", str(out), "--quiet"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["pass"] and report["max_rel_l2_pde_vs_net"] < 5.0
+    entry = report["arms"]["tiny"]["widths"]["64"]
+    # Parseval: at t = 0 the measured loss equals (α/2V)∫|û₀|²dξ up to quadrature error.
+    assert entry["loss_parseval_rel_diff"][0] < 1e-4
+    assert entry["drift"][0] == 0.0 and entry["drift"][-1] > 0
+    assert len(entry["rel_l2_damping_vs_net"]["mean"]) == 3
+    for name in ("heatmaps-tiny.png", "loss-tiny.png", "peaks.png", "width.png"):
+        assert (out / name).is_file()
+    assert "study tiny" in capsys.readouterr().out
+    # A second run reuses the stored networks.
+    stamp = (out / "runs" / "tiny-m64-s0" / "measured.nc").stat().st_mtime_ns
+    assert main(["validate", str(study), "--out", str(out), "--quiet"]) == 0
+    assert (out / "runs" / "tiny-m64-s0" / "measured.nc").stat().st_mtime_ns == stamp
