@@ -21,8 +21,10 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 demo: $(STAMP)
-	$(BIN)/freqdyn kernel-flow pde/gaussian-1d.toml --out $(OUT)/demo
-	@echo "demo outputs: $(OUT)/demo/prediction.nc (result), $(OUT)/demo/prediction.png (figure)"
+	$(BIN)/freqdyn validate validation/gaussian-1d.toml --out $(OUT)/demo/gaussian-1d --quiet
+	$(BIN)/freqdyn validate validation/uniform-1d.toml --out $(OUT)/demo/uniform-1d --quiet
+	@echo "demo: Gaussian vs uniform rho_w, PDE next to trained networks (CI size);"
+	@echo "      full size: add --full (docs/guide.md)"
 
 lint: $(STAMP)
 	$(BIN)/ruff check freqdyn tests benchmarks
