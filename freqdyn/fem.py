@@ -83,21 +83,34 @@ import time as _time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-# isort: off
-import dolfinx_solver  # noqa: F401  (must precede dolfinx: orders MPI ahead of the bindings)
-# isort: on
-import basix.ufl
-import dolfinx.fem.petsc
 import numpy as np
-import ufl
-from dolfinx import fem, geometry, mesh
-from mpi4py import MPI
-from petsc4py import PETSc
-from slepc4py import SLEPc
 
 from .distributions import Density, Expression, Laplace, Mixture, Uniform
 from .errors import CaseError
 from .fourier import tensor_grid
+
+# The solver stack brings its own OpenBLAS. Two OpenBLAS thread pools (numpy's and this
+# one) spinning on the same cores made numpy/scipy LAPACK calls 50-100x slower after the
+# import (a 415 x 415 eigh: 0.03 s -> 3 s on 2 cores), so the stack's copy is loaded
+# single-threaded: the variable is read when the library loads, then restored.
+_BLAS_THREADS = os.environ.get("OPENBLAS_NUM_THREADS")
+os.environ["OPENBLAS_NUM_THREADS"] = "1"
+# isort: off
+import dolfinx_solver  # noqa: E402, F401  (must precede dolfinx: orders MPI first)
+# isort: on
+import basix.ufl  # noqa: E402
+import dolfinx.fem.petsc  # noqa: E402
+import ufl  # noqa: E402
+from dolfinx import fem, geometry, mesh  # noqa: E402
+from mpi4py import MPI  # noqa: E402
+from petsc4py import PETSc  # noqa: E402
+from slepc4py import SLEPc  # noqa: E402
+
+if _BLAS_THREADS is None:
+    del os.environ["OPENBLAS_NUM_THREADS"]
+else:
+    os.environ["OPENBLAS_NUM_THREADS"] = _BLAS_THREADS
+
 
 SCHEMES = ("be", "cn", "modal")
 FEM_KEYS = {"cells", "degree", "scheme", "dt", "tol", "startup", "modal_tol", "mesh"}
