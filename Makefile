@@ -6,6 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 OUT ?= out
+TEST_WORKERS ?= 2
 
 .PHONY: install test demo lint bench clean
 
@@ -18,7 +19,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 demo: $(STAMP)
 	$(BIN)/freqdyn validate validation/gaussian-1d.toml --out $(OUT)/demo/gaussian-1d --quiet
