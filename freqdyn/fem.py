@@ -37,8 +37,10 @@ cell count is then raised until that interpolation error is below ``tol``.
 Domain
 ------
 * compact supp ρ_w (uniform, compact mixtures, expressions with a support box): Ω is
-  the support box (§5.3 of the theory: inside, the PDE with zero flux is exact; outside,
-  ∂_t û = 0).  Case-grid points outside Ω keep û₀ exactly.
+  the box holding the support of ρ_w^sym, cut at half a width beyond the ξ box (§5.3 of
+  the theory: inside, the PDE with zero flux is exact; outside, ∂_t û = 0).  Cells on
+  which c = D = 0 (gaps between bands) are left out of the mesh, so each band has its
+  own zero-flux wall.  Case-grid points off the mesh keep û₀ exactly.
 * otherwise Ω is the case's ξ box, widened (by at most half its width per side) to where
   ρ_w^sym has fallen below 1e-2 of its peak, so that the zero-flux wall sits where the
   flux D∇û is negligible.
