@@ -152,7 +152,7 @@ g = "exp(-2*x**2)*(cos(2*pi*1.0*x) + 0.3*sin(2*pi*0.4*x))"
 bounds = [-4.0, 4.0]
 times = [0.0, 0.5, 2.0, 5.0]
 points = 401
-""", "cells = 320\ndegree = 3")
+""", "cells = 360\ndegree = 3")
     ds = solve(case, "modal", progress=False)
     err = relative_l2(u_hat(ds).values, pure_damping(case), axes=(1,))
     assert np.all(err < 1e-8), err
