@@ -168,18 +168,23 @@ def _target_energy_inside(target: Target, bounds: np.ndarray) -> float:
     return float(np.sum(np.abs(g_hat) ** 2 * wt))
 
 
-def load_case(source: str | Path, *, text: str | None = None) -> Case:
-    """Read and validate a case file (or TOML ``text``, with ``source`` as its name)."""
-    path = None
+def read_toml(source: str | Path, text: str | None, kind: str) -> tuple[dict, str]:
+    """Parse TOML ``text``, or the file ``source`` when ``text`` is None; errors name ``kind``."""
     if text is None:
         path = Path(source)
         if not path.is_file():
-            raise CaseError("case", f"file {str(path)!r} not found")
+            raise CaseError(kind, f"file {str(path)!r} not found")
         text = path.read_text()
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text), text
     except tomllib.TOMLDecodeError as exc:
-        raise CaseError("case", f"is not valid TOML: {exc}") from None
+        raise CaseError(kind, f"is not valid TOML: {exc}") from None
+
+
+def load_case(source: str | Path, *, text: str | None = None) -> Case:
+    """Read and validate a case file (or TOML ``text``, with ``source`` as its name)."""
+    path = Path(source) if text is None else None
+    data, text = read_toml(source, text, "case")
     return case_from_dict(data, text=text, path=path,
                           default_name=path.stem if path else str(source))
 

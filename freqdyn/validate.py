@@ -56,7 +56,7 @@ from pathlib import Path
 import numpy as np
 
 from . import compare
-from .case import Case, case_from_dict
+from .case import Case, case_from_dict, read_toml
 from .errors import CaseError
 from .results import frequency_dataset, peak_ratios, read_dataset, write_dataset
 
@@ -154,14 +154,7 @@ def _case_data(raw: dict, base: Path) -> dict:
 def load_study(source: str | Path, *, full: bool = False, text: str | None = None) -> Study:
     """Read a study file (or TOML ``text`` with ``source`` as its location)."""
     path = Path(source)
-    if text is None:
-        if not path.is_file():
-            raise CaseError("study", f"file {str(path)!r} not found")
-        text = path.read_text()
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise CaseError("study", f"is not valid TOML: {exc}") from None
+    raw, text = read_toml(source, text, "study")
     unknown = set(raw) - STUDY_KEYS
     if unknown:
         raise CaseError(sorted(unknown)[0], f"unknown study key; known: {sorted(STUDY_KEYS)}")
