@@ -53,6 +53,11 @@ def _points(R: float, spacing: float, dim: int) -> int:
     return (2 * int(round(R / spacing)) + 1) ** dim
 
 
+def _method_for(points: int) -> str:
+    """Dense eigendecomposition for small grids, Lanczos with FFT products beyond."""
+    return "eig" if points <= DENSE_LIMIT else "lanczos"
+
+
 @dataclass(frozen=True)
 class KernelFlowSettings:
     R: float  # half-width of the x box
@@ -86,7 +91,7 @@ def default_settings(case) -> KernelFlowSettings:
         R = max(R, 2.0 * window)  # jumps in ρ_w: algebraic tails of the error in x
     R = table.get("R", R)
     n_total = _points(R, spacing, case.dim)
-    method = table.get("method", "eig" if n_total <= DENSE_LIMIT else "lanczos")
+    method = table.get("method", _method_for(n_total))
     for key, val in (("R", R), ("spacing", spacing)):
         if not isinstance(val, int | float) or isinstance(val, bool) or not val > 0:
             raise CaseError(f"kernel_flow.{key}", f"must be a number > 0, got {val!r}")
@@ -210,21 +215,17 @@ def kernel_flow(case, settings: KernelFlowSettings | None = None, times=None):
     settings = default_settings(case) if settings is None else settings
     times = case.times if times is None else np.asarray(times, dtype=float)
     start = _time.perf_counter()
-    axes = None
     coarse = None
     if settings.estimate_error:
         coarse, _ = evolve(case, replace(settings, R=0.75 * settings.R), times)
     u_hat, info = evolve(case, settings, times)
     axes = tuple(range(1, u_hat.ndim))
     error = relative_l2(coarse, u_hat, axes=axes) if coarse is not None else None
-    rounds = 0
-    while (adaptive and settings.estimate_error and error.max() > TARGET_ERROR
-           and rounds < MAX_ROUNDS
-           and _points(4 * settings.R / 3, settings.spacing, case.dim) <= MAX_POINTS[case.dim]):
-        rounds += 1
+    for _ in range(MAX_ROUNDS if adaptive and error is not None else 0):
         grown = _points(4 * settings.R / 3, settings.spacing, case.dim)
-        settings = replace(settings, R=4 * settings.R / 3,
-                           method="eig" if grown <= DENSE_LIMIT else "lanczos")
+        if error.max() <= TARGET_ERROR or grown > MAX_POINTS[case.dim]:
+            break
+        settings = replace(settings, R=4 * settings.R / 3, method=_method_for(grown))
         coarse = u_hat
         u_hat, info = evolve(case, settings, times)
         error = relative_l2(coarse, u_hat, axes=axes)
