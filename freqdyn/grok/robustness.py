@@ -1,0 +1,111 @@
+"""The robustness view of grokking (Tan & Huang, arXiv 2311.06597): metrics and experiments.
+
+Perturbation schedule (Sec. 4.3 of the paper)
+    Gaussian noise Δ ~ N(0, σ²I) is added at every training step to the token
+    embeddings (freqdyn's default) or to the one-hot inputs (option), with
+    σ = max(λ1 (1 − train acc), λ2): λ1 at the start, decaying with the training
+    accuracy to the floor λ2.  Spec values: (λ1, λ2) = (0.5, 0.4) for modular addition,
+    (0.06, 0.03) for MNIST.
+
+Abelian tests (commutativity a∘b = b∘a)
+    * argmax agreement: the fraction of training pairs (a, b) with
+      argmax z(a, b) = argmax z(b, a), z the logits; also over the *symmetric* training
+      pairs only (both (a, b) and (b, a) in the training split);
+    * logit distance: the batch mean of ‖z(a, b) − z(b, a)‖₂² (logit units²);
+    * abelian penalty: coefficient × that same batch mean, added to the training loss
+      (coefficient 100 in the paper).  The paper's "MSE" is unspecified; freqdyn takes the
+      squared ℓ2 norm summed over the classes (the spec's reconstruction), which is p times
+      torch's element-mean ``mse_loss``.
+
+Matrix information quantities (Def. 2.1, 2.2, 5.1, 5.2; natural logarithms, nats)
+    For ℓ2-normalised feature rows z_i, R = Z Zᵀ has unit diagonal; with A = R / tr R
+    (= R/n) and its eigenvalues μ_i,
+
+        H_α(R) = log(Σ μ_i^α) / (1 − α),        H_1(R) = −Σ μ_i log μ_i (von Neumann),
+        I_α(R1; R2) = H_α(R1) + H_α(R2) − H_α(R1 ⊙ R2)   (⊙: Hadamard product).
+
+    PE = H_1(R̃) and PMI = I_1(R; R̃) with R̃ the Gram matrix of the features of the
+    perturbed inputs; the candidate ED = |H_1(R̃) − H_1(R)| and MID = I_1(R; R) − I_1(R; R̃).
+    The forms of PMI, PE, ED and MID are freqdyn's reconstruction (the paper's
+    definitions were not available).  They are computed per batch with a single noise
+    draw and averaged over batches.
+
+Perturbation error and sharpness (Lemma 3.1)
+    perturbation error E_{x, Δ} ‖f(x + Δ) − f(x)‖₂² of the logits over the training set
+    (logit units²); sharpness = λ_max of the training-loss Hessian
+    (:func:`freqdyn.grok.landscape.hessian_extremes`).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from freqdyn.errors import CaseError
+
+
+def perturbation_sigma(train_accuracy: float, lambda1: float, lambda2: float) -> float:
+    """σ = max(λ1 (1 − train acc), λ2), with the accuracy as a fraction in [0, 1]."""
+    if not 0.0 <= train_accuracy <= 1.0:
+        raise CaseError("train_accuracy", f"must be a fraction in [0, 1], got {train_accuracy}")
+    if lambda1 < 0 or lambda2 < 0:
+        raise CaseError("settings.noise_lambda", f"must be >= 0, got ({lambda1}, {lambda2})")
+    return max(lambda1 * (1.0 - train_accuracy), lambda2)
+
+
+def normalized_gram(features: torch.Tensor) -> torch.Tensor:
+    """R = Z Zᵀ of the ℓ2-normalised rows of ``features`` (n, width), in float64."""
+    if features.dim() != 2:
+        raise CaseError("features", f"need a (n, width) matrix, got shape {tuple(features.shape)}")
+    z = features.detach().to(torch.float64)
+    z = z / z.norm(dim=1, keepdim=True).clamp_min(torch.finfo(torch.float64).tiny)
+    return z @ z.T
+
+
+def matrix_renyi_entropy(gram: torch.Tensor, alpha: float = 1.0) -> float:
+    """H_α of a PSD matrix after trace normalisation A = R / tr R (nats).
+
+    α = 1 is the von Neumann entropy −Σ μ log μ; any other α > 0 is
+    log(Σ μ^α)/(1 − α).  The eigenvalues come from ``eigh``; those below the round-off
+    level n·ε·μ_max (as in a numerical rank) count as zero, which matters for α < 1.
+    """
+    if alpha <= 0:
+        raise CaseError("settings.renyi_alpha", f"must be > 0, got {alpha}")
+    gram = gram.detach().to(torch.float64)
+    trace = torch.trace(gram)
+    if not trace > 0:
+        raise CaseError("gram", "trace must be positive")
+    mu = torch.linalg.eigvalsh(gram / trace)
+    cutoff = mu.numel() * torch.finfo(torch.float64).eps * mu.max()
+    mu = torch.where(mu > cutoff, mu, torch.zeros_like(mu))
+    if alpha == 1.0:
+        positive = mu[mu > 0]
+        return float(-(positive * positive.log()).sum())
+    return float(torch.log((mu**alpha).sum()) / (1.0 - alpha))
+
+
+def matrix_mutual_information(gram1: torch.Tensor, gram2: torch.Tensor,
+                              alpha: float = 1.0) -> float:
+    """I_α(R1; R2) = H_α(R1) + H_α(R2) − H_α(R1 ⊙ R2) (nats)."""
+    if gram1.shape != gram2.shape:
+        raise CaseError("gram", f"shapes differ: {tuple(gram1.shape)} vs {tuple(gram2.shape)}")
+    joint = gram1.detach().to(torch.float64) * gram2.detach().to(torch.float64)
+    return (matrix_renyi_entropy(gram1, alpha) + matrix_renyi_entropy(gram2, alpha)
+            - matrix_renyi_entropy(joint, alpha))
+
+
+def information_metrics(clean: torch.Tensor, perturbed: torch.Tensor,
+                        alpha: float = 1.0) -> dict[str, float]:
+    """Entropy H(R), PE, PMI and the candidate ED, MID of one batch of features (nats).
+
+    ``clean`` and ``perturbed`` are the (n, width) features of the same inputs without
+    and with the perturbation.
+    """
+    gram = normalized_gram(clean)
+    gram_perturbed = normalized_gram(perturbed)
+    entropy = matrix_renyi_entropy(gram, alpha)
+    perturbed_entropy = matrix_renyi_entropy(gram_perturbed, alpha)
+    mutual = matrix_mutual_information(gram, gram_perturbed, alpha)
+    self_information = matrix_mutual_information(gram, gram, alpha)
+    return {"entropy": entropy, "pe": perturbed_entropy, "pmi": mutual,
+            "ed": abs(perturbed_entropy - entropy), "mid": self_information - mutual}
+
