@@ -8,6 +8,7 @@ solve        the error PDE by finite elements (or modal, or an LFP model) → DI
 train        train a Fourier-feature network; its measured û(ξ, τ) → DIR/measured.nc
 validate     a validation study: predictions next to trained networks → DIR/report.json
 design       choose ρ_w for a wanted per-frequency learning-time profile → DIR/design.toml
+grok         a grokking experiment → DIR/result.nc, figures, DIR/summary.json (claim_holds)
 info         versions of freqdyn and its numerical stack (paste it into bug reports)
 """
 
@@ -118,6 +119,37 @@ def _cmd_design(args) -> int:
     return design_run(args)
 
 
+def _cmd_grok(args) -> int:
+    from .grok.experiment import load_experiment
+    from .grok.loop import TrainingDiverged
+    from .grok.runner import run_experiment
+    from .train import resolve_device
+
+    seeds = None
+    if args.seeds:
+        try:
+            seeds = [int(s) for s in args.seeds.split(",")]
+        except ValueError:
+            raise CaseError("--seeds", f"must be comma-separated integers, got "
+                                       f"{args.seeds!r}") from None
+    exp = load_experiment(args.experiment, paper=args.paper, seeds=seeds)
+    try:
+        result = run_experiment(exp, args.out, device=resolve_device(args.device))
+    except TrainingDiverged as exc:
+        print(f"freqdyn: {exc}", file=sys.stderr)
+        return 3
+    summary = result.summary
+    verdict = "HOLDS" if summary["claim_holds"] else "DOES NOT HOLD"
+    print(f"{exp.name} ({exp.kind}, {summary['size']} size, seeds {list(exp.seeds)}, "
+          f"{summary['seconds']:.1f} s): claim {verdict}")
+    if exp.claim_text:
+        print(f"  claim: {exp.claim_text}")
+    print(f"  rule:  {exp.rule}")
+    print(f"  wrote {result.result}, {result.out / 'summary.json'}"
+          + "".join(f", {p.name}" for p in result.figures))
+    return 0
+
+
 def _cmd_info(args) -> int:  # noqa: ARG001
     import scipy
     import sympy
@@ -191,6 +223,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip the check of the result with the modal (FEM) solver")
     p.set_defaults(func=_cmd_design)
 
+    p = sub.add_parser("grok", help="run a grokking experiment (validation/grokking/*.toml)")
+    p.add_argument("experiment", help="experiment file (TOML)")
+    p.add_argument("--out", required=True, help="output folder (result.nc, figures, "
+                                                "summary.json)")
+    p.add_argument("--paper", action="store_true",
+                   help="paper size: merge the file's [paper] table over [settings]")
+    p.add_argument("--seeds", help="comma-separated seeds replacing the file's, e.g. 0,1,2")
+    p.add_argument("--device", default="cpu",
+                   help="torch device: cpu (default), auto (CUDA when present), cuda, cuda:N")
+    p.set_defaults(func=_cmd_grok)
+
     p = sub.add_parser("info", help="versions of freqdyn and its stack")
     p.set_defaults(func=_cmd_info)
     return parser
@@ -201,7 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except CaseError as exc:
-        where = getattr(args, "case", None) or getattr(args, "study", None) or "input"
+        where = (getattr(args, "case", None) or getattr(args, "study", None)
+                 or getattr(args, "experiment", None) or "input")
         print(f"freqdyn: error in {where}: {exc}", file=sys.stderr)
         return 2
 

@@ -1,0 +1,103 @@
+"""Claim rules: the boolean expression an experiment file states over its summary.
+
+A rule is a Python expression restricted to literals, the summary's keys as names,
+arithmetic, comparisons, ``and``/``or``/``not``, indexing, comprehensions and the
+functions in :data:`FUNCTIONS`.  Lists of numbers in the summary become numpy arrays,
+so ``all(delay > 5 * t2)`` compares seed by seed.  Nothing else (attributes, imports,
+lambdas, keyword arguments) is allowed, so a rule cannot do anything but compute.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+
+import numpy as np
+
+from ..errors import CaseError
+
+
+def _min(*args):
+    return np.min(args[0]) if len(args) == 1 else min(args)
+
+
+def _max(*args):
+    return np.max(args[0]) if len(args) == 1 else max(args)
+
+
+FUNCTIONS = {
+    "all": lambda x: bool(np.all(x)), "any": lambda x: bool(np.any(x)),
+    "min": _min, "max": _max, "abs": np.abs, "len": len, "sum": np.sum,
+    "mean": np.mean, "median": np.median, "std": np.std, "log": np.log, "exp": np.exp,
+    "sqrt": np.sqrt, "isfinite": np.isfinite, "zip": zip, "range": range,
+}
+CONSTANTS = {"True": True, "False": False, "None": None, "nan": math.nan, "inf": math.inf}
+
+_ALLOWED = (
+    ast.Expression, ast.BoolOp, ast.And, ast.Or, ast.BinOp, ast.Add, ast.Sub, ast.Mult,
+    ast.Div, ast.FloorDiv, ast.Mod, ast.Pow, ast.UnaryOp, ast.Not, ast.USub, ast.UAdd,
+    ast.Invert, ast.BitAnd, ast.BitOr, ast.Compare, ast.Eq, ast.NotEq, ast.Lt, ast.LtE,
+    ast.Gt, ast.GtE, ast.In, ast.NotIn, ast.Is, ast.IsNot, ast.Call, ast.Name, ast.Load,
+    ast.Store, ast.Constant, ast.Subscript, ast.Slice, ast.List, ast.Tuple, ast.IfExp,
+    ast.GeneratorExp, ast.ListComp, ast.comprehension,
+)
+
+
+def check_rule(rule: str) -> ast.Expression:
+    """Parse ``rule`` and refuse anything outside the allowed grammar (``claim.rule``)."""
+    try:
+        tree = ast.parse(rule.strip(), mode="eval")
+    except SyntaxError as exc:
+        raise CaseError("claim.rule", f"is not a valid expression: {exc.msg}") from None
+    for node in ast.walk(tree):
+        if not isinstance(node, _ALLOWED):
+            raise CaseError("claim.rule", f"{type(node).__name__} is not allowed in a rule")
+        if isinstance(node, ast.Call):
+            if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
+                raise CaseError("claim.rule", f"only the functions {sorted(FUNCTIONS)} "
+                                              "may be called")
+            if node.keywords:
+                raise CaseError("claim.rule", "keyword arguments are not allowed")
+        if isinstance(node, ast.Name) and node.id.startswith("_"):
+            raise CaseError("claim.rule", f"name {node.id!r} is not allowed")
+    return tree
+
+
+def _as_value(value):
+    if isinstance(value, list) and value and all(
+            isinstance(v, (int, float, bool, type(None))) or
+            (isinstance(v, list) and all(isinstance(w, (int, float, bool, type(None)))
+                                          for w in v)) for v in value):
+        try:
+            return np.array([np.nan if v is None else v for v in value], dtype=float) \
+                if not all(isinstance(v, bool) for v in value) else np.array(value)
+        except (ValueError, TypeError):
+            return value
+    return value
+
+
+def evaluate_rule(rule: str, summary: dict) -> bool:
+    """The truth value of ``rule`` with the summary's keys as variables.
+
+    Missing names raise a :class:`CaseError` that lists the summary keys.  ``None``
+    inside numeric lists (an event that never happened) becomes NaN, which fails
+    every comparison.
+    """
+    tree = check_rule(rule)
+    names = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)
+             and isinstance(node.ctx, ast.Load)}
+    bound = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)
+             and isinstance(node.ctx, ast.Store)}
+    missing = sorted(names - bound - set(summary) - set(FUNCTIONS) - set(CONSTANTS))
+    if missing:
+        raise CaseError("claim.rule", f"unknown name(s) {missing}; the summary has "
+                                      f"{sorted(summary)}")
+    namespace = {**CONSTANTS, **FUNCTIONS,
+                 **{k: _as_value(v) for k, v in summary.items() if k.isidentifier()}}
+    with np.errstate(invalid="ignore"):
+        value = eval(compile(tree, "<claim.rule>", "eval"),  # noqa: S307 (checked grammar)
+                     {"__builtins__": {}}, namespace)
+    try:
+        return bool(np.all(value))
+    except (TypeError, ValueError) as exc:
+        raise CaseError("claim.rule", f"does not evaluate to a truth value: {exc}") from None

@@ -1,0 +1,141 @@
+"""Experiment files, claim rules and the runner that writes result.nc and summary.json."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from freqdyn.cli import main
+from freqdyn.errors import CaseError
+from freqdyn.grok import runner
+from freqdyn.grok.claim import evaluate_rule
+from freqdyn.grok.experiment import load_experiment
+
+TEXT = """
+[experiment]
+name = "toy"
+kind = "toy-kind"
+description = "a line fitted by least squares"
+seeds = [0, 1, 2]
+[settings]
+points = 20
+slope = 2.0
+[paper]
+points = 200
+[claim]
+text = "the fitted slope is the true one in every seed"
+rule = "all(abs(fitted - slope) < 0.1) and mean(fitted) > 1"
+"""
+
+
+def _toy(exp, out, device):
+    """A stand-in experiment: fit a line to noisy points, one fit per seed."""
+    n, slope = exp.number("points", integer=True, low=2), exp.number("slope")
+    fitted, curves = [], []
+    for seed in exp.seeds:
+        rng = np.random.default_rng(seed)
+        x = np.linspace(0, 1, n)
+        y = slope * x + 0.01 * rng.standard_normal(n)
+        fitted.append(np.polyfit(x, y, 1)[0])
+        curves.append(np.cumsum(y))
+    ds = xr.Dataset({"curve": (("seed", "step"), np.array(curves))},
+                    coords={"seed": list(exp.seeds), "step": np.arange(n)})
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots()
+    ax.plot(ds["curve"].T)
+    return runner.Outcome(ds, {"fitted": np.array(fitted), "slope": slope, "points": n},
+                          {"curves": fig})
+
+
+@pytest.fixture
+def toy_kind(monkeypatch):
+    monkeypatch.setitem(runner.KINDS, "toy-kind", _toy)
+
+
+def test_paper_size_seeds_and_overrides_merge():
+    exp = load_experiment("toy", text=TEXT)
+    assert exp.settings["points"] == 20 and exp.seeds == (0, 1, 2) and not exp.paper
+    paper = load_experiment("toy", text=TEXT, paper=True, seeds=[4])
+    assert paper.settings["points"] == 200 and paper.settings["slope"] == 2.0
+    assert paper.seeds == (4,)
+    assert load_experiment("toy", text=TEXT, overrides={"points": 5}).get("points") == 5
+
+
+@pytest.mark.parametrize(("edit", "field"), [
+    (("kind = \"toy-kind\"", ""), "experiment.kind"),
+    (("seeds = [0, 1, 2]", "seeds = [1, 1]"), "experiment.seeds"),
+    (("seeds = [0, 1, 2]", "seeds = []"), "experiment.seeds"),
+    (("rule = \"all(abs(fitted - slope) < 0.1) and mean(fitted) > 1\"", ""), "claim.rule"),
+    (("rule = \"all(abs(fitted - slope) < 0.1) and mean(fitted) > 1\"",
+      "rule = \"fitted.__class__\""), "claim.rule"),
+    (("[paper]", "[extra]"), "extra"),
+])
+def test_bad_files_name_the_field(edit, field):
+    with pytest.raises(CaseError) as info:
+        load_experiment("toy", text=TEXT.replace(*edit))
+    assert info.value.field == field
+
+
+def test_settings_are_checked_with_the_field_named():
+    exp = load_experiment("toy", text=TEXT, overrides={"points": 1.5, "slope": float("nan")})
+    with pytest.raises(CaseError, match=r"settings.points: must be an integer"):
+        exp.number("points", integer=True)
+    with pytest.raises(CaseError, match=r"settings.slope: must be finite"):
+        exp.number("slope")
+    with pytest.raises(CaseError, match=r"settings.width: required"):
+        exp.require("width")
+
+
+def test_claim_rules_compare_seed_by_seed():
+    summary = {"delay": [60, 80, 100], "t2": [10, 10, 25], "grokked": [True, True, False],
+               "t4": [100, None, 50]}
+    assert evaluate_rule("all(delay > 5 * t2)", summary) is False
+    assert evaluate_rule("all(delay[:2] > 5 * t2[:2])", summary) is True
+    assert evaluate_rule("sum(grokked) >= 2 and not all(grokked)", summary) is True
+    assert evaluate_rule("all(t4 > 0)", summary) is False          # None → NaN fails
+    assert evaluate_rule("all(d > 5 * t for d, t in zip(delay, t2[:2]))", summary) is True
+    with pytest.raises(CaseError, match="unknown name"):
+        evaluate_rule("all(missing)", summary)
+    for rule in ("__import__('os')", "open('x')", "(lambda: 1)()", "delay.sum()"):
+        with pytest.raises(CaseError, match="claim.rule"):
+            evaluate_rule(rule, summary)
+
+
+def test_runner_writes_result_figures_and_summary(tmp_path, toy_kind):
+    exp = load_experiment("toy", text=TEXT)
+    result = runner.run_experiment(exp, tmp_path)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary == result.summary
+    assert summary["claim_holds"] is True and summary["seeds"] == [0, 1, 2]
+    assert summary["fitted"] == pytest.approx([2.0] * 3, abs=0.05)
+    with xr.open_dataset(tmp_path / "result.nc", engine="h5netcdf") as ds:
+        assert ds.attrs["experiment_toml"] == TEXT and ds.attrs["kind"] == "toy-kind"
+        assert "freqdyn_version" in ds.attrs and "fourier_convention" in ds.attrs
+        assert ds["curve"].dims == ("seed", "step")
+    assert (tmp_path / "curves.png").stat().st_size > 1000
+    # a claim that fails is reported as such, not raised
+    failing = load_experiment("toy", text=TEXT, overrides={"slope": 0.5})
+    assert runner.run_experiment(failing, tmp_path / "f").summary["claim_holds"] is False
+
+
+def test_cli_runs_an_experiment_and_reports_errors(tmp_path, toy_kind, capsys):
+    path = tmp_path / "toy.toml"
+    path.write_text(TEXT)
+    assert main(["grok", str(path), "--out", str(tmp_path / "o"), "--paper",
+                 "--seeds", "3,4"]) == 0
+    printed = capsys.readouterr().out
+    assert "claim HOLDS" in printed and "paper size" in printed
+    assert json.loads((tmp_path / "o" / "summary.json").read_text())["points"] == 200
+    path.write_text(TEXT.replace('kind = "toy-kind"', 'kind = "nope"'))
+    assert main(["grok", str(path), "--out", str(tmp_path / "p")]) == 2
+    assert "experiment.kind: unknown kind 'nope'" in capsys.readouterr().err
+
+
+def test_every_experiment_file_parses_and_names_a_registered_kind():
+    files = sorted((Path(__file__).parents[2] / "validation" / "grokking").glob("*.toml"))
+    for path in files:
+        exp = load_experiment(path)
+        assert exp.kind in runner.KINDS, path.name
+        load_experiment(path, paper=True)
