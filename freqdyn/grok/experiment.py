@@ -31,7 +31,7 @@ from types import MappingProxyType
 from ..case import read_toml
 from ..errors import CaseError
 
-TABLES = {"experiment", "settings", "paper", "claim"}
+TABLES = {"experiment", "settings", "paper", "claim", "sweep"}  # [sweep]: grok.sweep
 _MISSING = object()
 
 
