@@ -13,7 +13,10 @@ depth, hidden       MLP hidden layers and their width (2, 256)
 activation          MLP activation: tanh, relu, gelu, sin, softplus (``"tanh"``)
 parametrization     MLP parametrisation: ``"ntk"`` or ``"standard"`` (``"ntk"``)
 train_w             train the frequencies w (true); false = random Fourier features
-f0                  ``"zero"`` (antisymmetric doubling, f₀ ≡ 0) or ``"random"``
+f0                  the initial output: ``"zero"`` (antisymmetric doubling, f₀ ≡ 0 with
+                    m/2 independent units), ``"centered"`` (train f − f₀ with all m
+                    units independent, see :func:`centered_targets`) or ``"random"``
+                    (``"zero"``)
 R                   half-width of the training box [−R, R]^d (the kernel-flow default:
                     twice the target window, and the window plus several kernel widths)
 sampling            ``"grid"`` (cell-centred uniform grid) or ``"random"`` (uniform)
@@ -45,7 +48,8 @@ compile             run the closed-form pass through torch.compile (false): fast
 =================== ================================================================
 
 The loss is L = (α/2N) Σ_i (f(x_i) − g(x_i))² with α the case's loss scale: a mean of
-squares that estimates (α/2)∫_{box}(f − g)² dx / (2R)^d.  :func:`pde_time` maps steps
+squares that estimates (α/2)∫_{box}(f − g)² dx / (2R)^d (with ``f0 = "centered"``, f
+stands for f − f₀ throughout).  :func:`pde_time` maps steps
 to PDE time; everything else lives in :func:`train`.
 """
 
@@ -68,8 +72,10 @@ from .fourier import tensor_grid
 from .kernel_flow import default_settings as kernel_flow_settings
 from .measure import (
     analytic_kernel,
+    as_float64,
     empirical_kernel,
     error_transform,
+    evaluate_on_grid,
     gram_lambda_max,
     measurement_axis,
     ntk_comparison,
@@ -87,6 +93,8 @@ from .network import (
 from .results import frequency_dataset, u_hat, write_dataset
 
 MODELS = ("fourier", "fourier-mlp")
+#: Initial-output choices of the ``f0`` key (see the module docstring).
+F0_CHOICES = ("zero", "centered", "random")
 OPTIMIZERS = ("gd", "sgd", "adam", "adamw")
 DEFAULT_WIDTH = {1: 16384, 2: 4096, 3: 1024}
 DEFAULT_PROBE = {1: 41, 2: 11, 3: 5}
@@ -282,7 +290,7 @@ def train_settings(case, overrides: dict | None = None) -> TrainSettings:
     kf = kernel_flow_settings(case)
     model = _choice(table, "model", "fourier", MODELS)
     width = _int(table, "width", DEFAULT_WIDTH[d])
-    f0 = _choice(table, "f0", "zero", ("zero", "random"))
+    f0 = _choice(table, "f0", "zero", F0_CHOICES)
     if model == "fourier" and f0 == "zero" and width % 2:
         raise CaseError("train.width", f"must be even with f0 = 'zero', got {width}")
     train_w = table.get("train_w", True)
@@ -358,18 +366,46 @@ def training_samples(case, settings: TrainSettings) -> np.ndarray:
 
 
 def build_model(case, settings: TrainSettings):
-    """The network of the settings, initialised from ``seed`` (on the settings' device)."""
+    """The network of the settings, initialised from ``seed`` (on the settings' device).
+
+    ``f0 = "centered"`` builds the plain random network (all m units independent);
+    the trainer then subtracts its initial output (:func:`centered_targets`).
+    """
     gen = torch.Generator().manual_seed(settings.seed)
+    f0 = "random" if settings.f0 == "centered" else settings.f0
     if settings.model == "fourier":
-        model = FourierFeatureNetwork.from_case(case, settings.width, gen, f0=settings.f0,
+        model = FourierFeatureNetwork.from_case(case, settings.width, gen, f0=f0,
                                                 dtype=settings.torch_dtype,
                                                 train_w=settings.train_w)
     else:
         model = FourierFeatureMLP.from_case(
             case, settings.width, gen, depth=settings.depth, hidden=settings.hidden,
             activation=settings.activation, parametrization=settings.parametrization,
-            f0=settings.f0, dtype=settings.torch_dtype, train_w=settings.train_w)
+            f0=f0, dtype=settings.torch_dtype, train_w=settings.train_w)
     return model.to(settings.device)
+
+
+def independent_units(settings: TrainSettings) -> int:
+    """Independent frequency draws of the network: m/2 when doubled (f0 = "zero"), else m."""
+    return settings.width // 2 if settings.f0 == "zero" else settings.width
+
+
+@torch.no_grad()
+def centered_targets(initial_model, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Targets y + f(x; θ₀) that make training f train f − f₀ (``f0 = "centered"``).
+
+    The centred model is f_c(x; θ) = f(x; θ) − f(x; θ₀) with θ₀ frozen, so f_c ≡ 0 at
+    initialisation while all m units stay independent (doubling keeps only m/2 draws).
+    Since f(x; θ₀) does not depend on θ,
+
+        (α/2N) Σ_i (f_c(x_i; θ) − y_i)² = (α/2N) Σ_i (f(x_i; θ) − [y_i + f(x_i; θ₀)])²
+
+    with the same gradient, the same NTK ∇_θf·∇_θf and so the same PDE; the error
+    u = f_c − g = f − (g + f₀) is measured the same way, against the shifted target.
+    ``initial_model`` must hold θ₀; f₀ is evaluated in its own precision, so the
+    initial training residual is −y exactly.
+    """
+    return y + initial_model.evaluate(x).to(y.dtype)
 
 
 def build_optimizer(model, settings: TrainSettings, lr: float) -> torch.optim.Optimizer:
@@ -489,6 +525,13 @@ def train(case, out, *, resume: bool = False, overrides: dict | None = None,
     alpha = case.loss_scale
 
     model = build_model(case, settings)
+    # f0 = "centered": θ₀ (rebuilt from the seed, also on resume) fixes the shifted
+    # targets g + f₀ on the training samples and, below, on the measurement grid.
+    initial = as_float64(model) if settings.f0 == "centered" else None
+    if initial is not None:
+        y = centered_targets(model, x, y)
+        y_np = centered_targets(initial, torch.from_numpy(x_np).to(device),
+                                torch.from_numpy(y_np).to(device)).cpu().numpy()
     probe = probe_points(case, min(settings.R, case.target.radius) / 2, settings.probe_points)
     analytic = analytic_kernel(case, probe, settings.train_w) if settings.model == "fourier" \
         else None
@@ -538,6 +581,8 @@ def train(case, out, *, resume: bool = False, overrides: dict | None = None,
     total = report_steps[-1]
     axis = measurement_axis(case, settings.R, points=state["measure_points"])
     g_grid = case.target(tensor_grid([axis] * case.dim))
+    if initial is not None:
+        g_grid = g_grid + evaluate_on_grid(initial, axis, case.dim)
     losses = torch.zeros(total + 1, dtype=torch.float64, device=device)
     if state["losses"]:
         losses[:len(state["losses"])] = torch.as_tensor(state["losses"], dtype=torch.float64)
@@ -652,7 +697,7 @@ def train(case, out, *, resume: bool = False, overrides: dict | None = None,
         "measure_points_per_axis": int(axis.size), "transform": settings.transform,
     }
     if analytic is not None:
-        independent = model.width // 2 if settings.f0 == "zero" else model.width
+        independent = independent_units(settings)
         attrs["ntk_start"] = ntk_comparison(state["ntk_start"], analytic, independent)
         attrs["ntk_end"] = ntk_comparison(ntk_end, analytic, independent)
     variables = {
@@ -720,8 +765,6 @@ def _full_loss(model, x, y, alpha, settings) -> float:
 
 def _sample_transform(model, case, x_np, y_np, volume) -> np.ndarray:
     """û by the direct sum over the training samples, weight (2R)^d/N each."""
-    from .measure import as_float64
-
     m64 = as_float64(model)
     dev = next(m64.parameters()).device
     f = m64.evaluate(torch.from_numpy(x_np).to(dev)).cpu().numpy()
@@ -782,5 +825,6 @@ def training_figure(ds):
 
 
 __all__ = ["TrainSettings", "TrainResult", "TrainingDiverged", "StabilityWarning",
-           "build_model", "check_learning_rate", "pde_time", "report_schedule",
-           "stability_bound", "train", "train_settings", "training_samples"]
+           "build_model", "centered_targets", "check_learning_rate", "independent_units",
+           "pde_time", "report_schedule", "stability_bound", "train", "train_settings",
+           "training_samples"]
