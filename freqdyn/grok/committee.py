@@ -1,0 +1,380 @@
+"""Committee-machine toy model of lazy-to-rich grokking (Kumar, Bordelon, Gershman, Pehlevan).
+
+Model, with readouts fixed to one and weights ``W = (w_1, ..., w_N)`` (rows), ``w_i ∈ R^D``:
+
+    f(W, x) = (α/N) Σ_i φ(w_i·x),   φ(h) = h + (ε/2) h²,
+
+trained on the **centered** predictor f̃(x) = f(W, x) − f(W₀, x) (or on f itself) with the
+mean-squared error L = (1/P) Σ_μ (f̃(x_μ) − y_μ)² by full-batch gradient descent at learning
+rate ``lr = η₀ N / α²``.  The factor N undoes the 1/N output scaling (mean-field
+parametrization), the 1/α² keeps df/dt at t = 0 independent of α.  The spec writes the rule
+as η = η₀/α² "times N for 1/N models"; the two statements are the same rule.
+
+Teacher: x ~ N(0, I_D / D), β ~ N(0, I_D), y = s (β·x)².  The paper's main task T1 is s = 1/2;
+its sweep convention T1' (x ~ N(0, I_D), pre-activation w·x/√D, y = (β·x/√D)²) is the same
+problem with s = 1, so both are one generator with ``target_scale = s``.
+
+Sufficient statistics: w̄ = (1/N) Σ_i w_i and M = (1/N) Σ_i w_i w_iᵀ, so that
+f(x) = α w̄·x + (αε/2) xᵀ M x.  The centered predictor has the same form with the *effective*
+statistics w̄ − w̄₀ and M − M₀.  For Gaussian x the population loss is exactly
+
+    L = ¼ (2s|β|²/D − αε Tr M/D)²                 (variance error)
+      + 1/(2D²) ‖αε M − 2s ββᵀ‖_F²                (misalignment error)
+      + α² |w̄|² / D                               (power in linear modes),
+
+with (w̄, M) the effective statistics (spec G2.5.3, written there for s = 1/2).
+
+Kernel.  Under lr = η₀N/α² one GD step moves the outputs by Δf = −(2η₀/P) K r on any point,
+with r the training residuals and
+
+    K(x, x') = (x·x') [1 + ε w̄·(x + x') + ε² xᵀ M x'],      K₀(x, x') = x·x' + ε² (x·x')²,
+
+the empirical NTK divided by α²/N (actual, not effective, statistics) and its infinite-width
+value at initialization (w̄ = 0, M = I).  Kernel gradient descent with K₀ is therefore the
+N → ∞, α → ∞ (lazy) limit of the network's dynamics, step for step.
+
+All functions accept leading batch dimensions ``...`` (configurations trained in lock-step);
+per-configuration scalars (α, ε, η₀) are tensors of shape ``...``.  Units: losses are squared
+label units; steps are full-batch GD steps ("epochs").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..errors import CaseError
+
+
+@dataclass(frozen=True)
+class TeacherTask:
+    """Quadratic single-index teacher y = s (β·x)² with x ~ N(0, I_D / D).
+
+    Shapes: ``beta (..., D)``, ``x_train (..., P, D)``, ``y_train (..., P)``,
+    ``x_test (..., P_test, D)``, ``y_test (..., P_test)``; ``target_scale`` is s.
+    """
+
+    beta: torch.Tensor
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    target_scale: float
+
+    @property
+    def dim(self) -> int:
+        return self.beta.shape[-1]
+
+    @property
+    def n_train(self) -> int:
+        return self.x_train.shape[-2]
+
+
+def teacher_target(x: torch.Tensor, beta: torch.Tensor, target_scale: float) -> torch.Tensor:
+    """y = s (β·x)² for points x (..., P, D) and teacher β (..., D)."""
+    return target_scale * (x @ beta.unsqueeze(-1)).squeeze(-1) ** 2
+
+
+def teacher_task(dim: int, n_train: int, n_test: int, generator: torch.Generator, *,
+                 target_scale: float = 0.5, dtype=torch.float64) -> TeacherTask:
+    """Draw β ~ N(0, I_D), then the training and test inputs x ~ N(0, I_D / D), in that order."""
+    for name, val in (("dim", dim), ("n_train", n_train), ("n_test", n_test)):
+        if int(val) != val or val < 1:
+            raise CaseError(f"settings.{name}", f"must be a positive integer, got {val!r}")
+    if not target_scale > 0:
+        raise CaseError("settings.target_scale", f"must be positive, got {target_scale!r}")
+    beta = torch.randn(dim, generator=generator, dtype=dtype)
+    x_train = torch.randn(n_train, dim, generator=generator, dtype=dtype) / dim**0.5
+    x_test = torch.randn(n_test, dim, generator=generator, dtype=dtype) / dim**0.5
+    return TeacherTask(beta, x_train, teacher_target(x_train, beta, target_scale),
+                       x_test, teacher_target(x_test, beta, target_scale), target_scale)
+
+
+def stack_tasks(tasks: Sequence[TeacherTask]) -> TeacherTask:
+    """Stack equally sized tasks along a new leading batch dimension."""
+    scales = {t.target_scale for t in tasks}
+    if len(scales) != 1:
+        raise CaseError("settings.target_scale", "stacked tasks must share one target scale")
+    return TeacherTask(*(torch.stack([getattr(t, k) for t in tasks])
+                         for k in ("beta", "x_train", "y_train", "x_test", "y_test")),
+                       scales.pop())
+
+
+def activation(h: torch.Tensor, eps) -> torch.Tensor:
+    """φ(h) = h + (ε/2) h²."""
+    return h + 0.5 * eps * h**2
+
+
+def committee_output(weights: torch.Tensor, x: torch.Tensor, alpha, eps) -> torch.Tensor:
+    """f(W, x) = (α/N) Σ_i φ(w_i·x) neuron by neuron; W (..., N, D), x (..., P, D) → (..., P)."""
+    alpha, eps = (torch.as_tensor(v, dtype=x.dtype) for v in (alpha, eps))
+    h = x @ weights.transpose(-1, -2)
+    return alpha[..., None] * activation(h, eps[..., None, None]).mean(-1)
+
+
+def sufficient_statistics(weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(w̄, M) = ((1/N) Σ w_i, (1/N) Σ w_i w_iᵀ) for W (..., N, D)."""
+    n = weights.shape[-2]
+    return weights.mean(-2), weights.transpose(-1, -2) @ weights / n
+
+
+def output_from_statistics(w_bar: torch.Tensor, second: torch.Tensor, x: torch.Tensor,
+                           alpha, eps) -> torch.Tensor:
+    """f(x) = α w̄·x + (αε/2) xᵀ M x for statistics (w̄ (..., D), M (..., D, D)) at x (..., P, D)."""
+    alpha, eps = (torch.as_tensor(v, dtype=x.dtype) for v in (alpha, eps))
+    linear = (x @ w_bar.unsqueeze(-1)).squeeze(-1)
+    quadratic = ((x @ second) * x).sum(-1)
+    return alpha[..., None] * (linear + 0.5 * eps[..., None] * quadratic)
+
+
+@dataclass(frozen=True)
+class LossDecomposition:
+    """The three terms of the exact population loss (each of shape ``...``)."""
+
+    variance: torch.Tensor
+    misalignment: torch.Tensor
+    linear: torch.Tensor
+
+    @property
+    def total(self) -> torch.Tensor:
+        return self.variance + self.misalignment + self.linear
+
+
+def loss_decomposition(w_bar: torch.Tensor, second: torch.Tensor, beta: torch.Tensor,
+                       alpha, eps, target_scale: float) -> LossDecomposition:
+    """Exact E_x[(y − f)²] for f = α w̄·x + (αε/2) xᵀMx, y = s(β·x)², x ~ N(0, I/D).
+
+    variance = ¼ (2s|β|²/D − αε Tr M / D)², misalignment = ‖αεM − 2sββᵀ‖_F² / (2D²),
+    linear = α²|w̄|²/D.  Pass the effective statistics (w̄ − w̄₀, M − M₀) for a centered model.
+    """
+    alpha, eps = (torch.as_tensor(v, dtype=beta.dtype) for v in (alpha, eps))
+    d = beta.shape[-1]
+    teacher = 2 * target_scale * beta.unsqueeze(-1) * beta.unsqueeze(-2)
+    learned = (alpha * eps)[..., None, None] * second
+    variance = 0.25 * ((teacher.diagonal(dim1=-2, dim2=-1).sum(-1)
+                        - learned.diagonal(dim1=-2, dim2=-1).sum(-1)) / d) ** 2
+    misalignment = ((learned - teacher) ** 2).sum((-2, -1)) / (2 * d**2)
+    linear = alpha**2 * (w_bar**2).sum(-1) / d
+    return LossDecomposition(variance, misalignment, linear)
+
+
+def population_loss_from_weights(weights: torch.Tensor, beta: torch.Tensor, alpha, eps,
+                                 target_scale: float,
+                                 reference: torch.Tensor | None = None) -> torch.Tensor:
+    """Exact E_x[(y − f̃)²] from the individual neurons, by Gaussian moments (Isserlis).
+
+    f̃ = (α/N) Σ_i [φ(w_i·x) − φ(w⁰_i·x)] (the second sum only when ``reference`` W₀ is given).
+    With pre-activations h_j = u_j·x of covariance C_jk = u_j·u_k/D and h_β = β·x:
+    E[φ(h_j)φ(h_k)] = C_jk + (ε²/4)(C_jj C_kk + 2C_jk²), E[h_β² φ(h_j)] = (ε/2)(C_ββ C_jj + 2C_βj²),
+    E[y²] = 3 s² C_ββ².  Costs O(N²D); an independent check of ``loss_decomposition``.
+    """
+    alpha, eps = (torch.as_tensor(v, dtype=weights.dtype) for v in (alpha, eps))
+    n, d = weights.shape[-2], weights.shape[-1]
+    units, signs = weights, torch.ones(n, dtype=weights.dtype)
+    if reference is not None:
+        units = torch.cat([weights, reference], dim=-2)
+        signs = torch.cat([signs, -signs])
+    cov = units @ units.transpose(-1, -2) / d
+    cov_beta = (units @ beta.unsqueeze(-1)).squeeze(-1) / d
+    var_beta = (beta**2).sum(-1) / d
+    diag = cov.diagonal(dim1=-2, dim2=-1)
+    e2 = eps[..., None, None] ** 2
+    pair = cov + 0.25 * e2 * (diag.unsqueeze(-1) * diag.unsqueeze(-2) + 2 * cov**2)
+    f_sq = (alpha / n) ** 2 * (signs @ pair @ signs)
+    cross = 0.5 * eps[..., None] * (var_beta[..., None] * diag + 2 * cov_beta**2)
+    y_f = target_scale * (alpha / n) * (cross @ signs)
+    y_sq = 3 * target_scale**2 * var_beta**2
+    return y_sq - 2 * y_f + f_sq
+
+
+def ntk_gram(x1: torch.Tensor, x2: torch.Tensor, w_bar: torch.Tensor, second: torch.Tensor,
+             eps) -> torch.Tensor:
+    """K(x, x') = (x·x')[1 + ε w̄·(x + x') + ε² xᵀMx'], the empirical NTK over α²/N.
+
+    x1 (..., P1, D), x2 (..., P2, D) → (..., P1, P2); (w̄, M) are the actual statistics.
+    """
+    eps = torch.as_tensor(eps, dtype=x1.dtype)[..., None, None]
+    dot = x1 @ x2.transpose(-1, -2)
+    u1 = (x1 @ w_bar.unsqueeze(-1))
+    u2 = (x2 @ w_bar.unsqueeze(-1)).transpose(-1, -2)
+    return dot * (1 + eps * (u1 + u2) + eps**2 * (x1 @ second @ x2.transpose(-1, -2)))
+
+
+def k0_gram(x1: torch.Tensor, x2: torch.Tensor, eps) -> torch.Tensor:
+    """K₀(x, x') = x·x' + ε²(x·x')², the infinite-width NTK at initialization (over α²/N)."""
+    dot = x1 @ x2.transpose(-1, -2)
+    return dot + torch.as_tensor(eps, dtype=x1.dtype)[..., None, None] ** 2 * dot**2
+
+
+def kernel_alignment(gram: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Kernel–label alignment, authors' code variant (spec G2.5.4).
+
+    y_c = y − mean(y); K_c = K minus its column means; A = y_cᵀ K_c y_c / (‖K_c‖_F ‖y_c‖²).
+    gram (..., n, n), labels (..., n) → (...).  Dimensionless, invariant to the kernel's scale.
+    """
+    yc = labels - labels.mean(-1, keepdim=True)
+    kc = gram - gram.mean(-2, keepdim=True)
+    num = (yc.unsqueeze(-2) @ kc @ yc.unsqueeze(-1)).squeeze((-2, -1))
+    return num / (torch.linalg.matrix_norm(kc) * (yc**2).sum(-1))
+
+
+def kernel_regression_losses(gram_train: torch.Tensor, gram_test_train: torch.Tensor,
+                             y_train: torch.Tensor, y_test: torch.Tensor,
+                             ridge: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Train and test MSE of ŷ(x) = K(x, X)(K(X, X) + ridge·I)⁻¹ y (ridgeless by default)."""
+    eye = torch.eye(gram_train.shape[-1], dtype=gram_train.dtype)
+    coef = torch.linalg.solve(gram_train + ridge * eye, y_train.unsqueeze(-1))
+    train = ((gram_train @ coef).squeeze(-1) - y_train) ** 2
+    test = ((gram_test_train @ coef).squeeze(-1) - y_test) ** 2
+    return train.mean(-1), test.mean(-1)
+
+
+def kernel_descent_losses(gram_train: torch.Tensor, gram_test_train: torch.Tensor,
+                          y_train: torch.Tensor, y_test: torch.Tensor, step_size,
+                          steps: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Train/test MSE of kernel gradient descent f_{t+1} = f_t − s K (f_t − y), f_0 = 0.
+
+    Closed form with K(X, X) = V Λ Vᵀ: on training points f_t = V(1 − (1 − sΛ)^t)Vᵀy, elsewhere
+    f_t(x) = K(x, X) V Λ⁻¹(1 − (1 − sΛ)^t) Vᵀ y.  With s = 2η₀/P this is the centered network's
+    lazy (α → ∞) limit.  Returns two tensors (..., len(steps)).
+    """
+    lam, vec = torch.linalg.eigh(gram_train)
+    lam = lam.clamp_min(0.0)
+    s = torch.as_tensor(step_size, dtype=lam.dtype)[..., None]
+    if bool((s * lam[..., -1:] >= 2).any()):
+        raise CaseError("settings.eta0", "kernel gradient descent diverges: step × λ_max ≥ 2")
+    t = torch.as_tensor(np.asarray(steps), dtype=lam.dtype)[:, None]
+    proj = (vec.transpose(-1, -2) @ y_train.unsqueeze(-1)).squeeze(-1)          # (..., P)
+    cross = gram_test_train @ vec                                                # (..., Pt, P)
+    s_lam = (s * lam).unsqueeze(-2)                                              # (..., 1, P)
+    reached = -torch.expm1(t * torch.log1p(-s_lam))                              # (..., T, P)
+    tiny = lam.unsqueeze(-2) <= 1e-300
+    per_lam = torch.where(tiny, s.unsqueeze(-1) * t,
+                          reached / torch.where(tiny, torch.ones_like(lam).unsqueeze(-2),
+                                                lam.unsqueeze(-2)))
+    f_train = (reached * proj.unsqueeze(-2)) @ vec.transpose(-1, -2)             # (..., T, P)
+    f_test = (per_lam * proj.unsqueeze(-2)) @ cross.transpose(-1, -2)            # (..., T, Pt)
+    train = ((f_train - y_train.unsqueeze(-2)) ** 2).mean(-1)
+    test = ((f_test - y_test.unsqueeze(-2)) ** 2).mean(-1)
+    return train, test
+
+
+@dataclass
+class CommitteeRun:
+    """Curves logged by :func:`train_committee`: ``curves[key]`` has shape (..., len(steps)).
+
+    Keys: ``train_loss``, ``test_loss`` (MSE on the finite sets), ``population_loss`` (exact,
+    = sum of the three terms), ``variance_term``, ``misalignment_term``, ``linear_term``,
+    ``param_norm`` (‖W‖_F), ``relative_change`` (‖W − W₀‖_F/‖W₀‖_F), and optionally
+    ``twin_train_loss``, ``twin_test_loss``, ``twin_population_loss`` (linearised model),
+    ``alignment`` (test-set NTK alignment), ``population_check`` (population loss from the
+    individual neurons, independent of the decomposition).
+    """
+
+    steps: np.ndarray
+    curves: dict[str, np.ndarray] = field(default_factory=dict)
+    weights: torch.Tensor | None = None
+
+
+def _linear_model_terms(x: torch.Tensor, residual: torch.Tensor):
+    """(g, A) = (Σ_μ r_μ x_μ, Σ_μ r_μ x_μ x_μᵀ), the two data contractions of the GD step."""
+    g = (residual.unsqueeze(-2) @ x).squeeze(-2)
+    a = x.transpose(-1, -2) @ (residual.unsqueeze(-1) * x)
+    return g, a
+
+
+def train_committee(task: TeacherTask, initial_weights: torch.Tensor, *, alpha, eps, eta0,
+                    steps: int, log_steps: Sequence[int], centered: bool = True,
+                    twin: bool = True, alignment: bool = True, check: bool = False,
+                    progress: Callable[[int], None] | None = None) -> CommitteeRun:
+    """Full-batch GD on the committee machine, with its linearised twin in lock-step.
+
+    One step, with residuals r_μ = f̃(x_μ) − y_μ and c = 2η₀/(αP):
+        w_i ← w_i − c [Σ_μ r_μ x_μ + ε (Σ_μ r_μ x_μ x_μᵀ) w_i]
+    (the exact gradient of the MSE at lr = η₀N/α²; two matrix products, no autograd).  The twin
+    f_lin(W) = f(W₀) + ∇f(W₀)·(W − W₀) takes the same step with its own residuals and the
+    initial features: δ_i ← δ_i − c[Σ r^lin_μ x_μ + ε (Σ r^lin_μ x_μ x_μᵀ) w⁰_i].  It is kept in
+    its statistics δ̄ = (1/N)Σ δ_i and Q = (1/N)Σ w⁰_i δ_iᵀ, since f̃_lin = α δ̄·x + αε xᵀQx.
+
+    This does not use the shared training loop because the network and its twin must step in
+    lock-step on one closed-form update, batched over configurations (seeds, α, ε); logging
+    follows the loop's conventions (state after t steps, t = 0 included).
+
+    ``alpha``, ``eps``, ``eta0``: scalars or tensors of the batch shape of ``initial_weights``
+    (..., N, D).  ``log_steps``: steps in [0, steps] at which to log.  ``check`` adds the
+    O(N²D) neuron-level population loss at every logged step.
+    """
+    dtype = initial_weights.dtype
+    batch = initial_weights.shape[:-2]
+    alpha, eps, eta0 = (torch.as_tensor(v, dtype=dtype).expand(batch).clone()
+                        for v in (alpha, eps, eta0))
+    log_steps = np.unique(np.asarray(log_steps, dtype=int))
+    if log_steps.size == 0 or log_steps[0] < 0 or log_steps[-1] > steps:
+        raise CaseError("settings.log_steps", f"must lie in [0, {steps}]")
+    x, y = task.x_train, task.y_train
+    c = (2 * eta0 / (alpha * task.n_train))[..., None, None]
+    weights = initial_weights.clone()
+    w0_bar, m0 = sufficient_statistics(initial_weights)
+    ref = (w0_bar, m0) if centered else (torch.zeros_like(w0_bar), torch.zeros_like(m0))
+    delta_bar, q = torch.zeros_like(w0_bar), torch.zeros_like(m0)
+    norm0 = torch.linalg.matrix_norm(initial_weights)
+    eps_m = eps[..., None, None]
+
+    keys = ["train_loss", "test_loss", "population_loss", "variance_term", "misalignment_term",
+            "linear_term", "param_norm", "relative_change"]
+    keys += ["twin_train_loss", "twin_test_loss", "twin_population_loss"] * twin
+    keys += ["alignment"] * alignment + ["population_check"] * check
+    curves = {k: np.empty((*batch, log_steps.size)) for k in keys}
+    log_at = {int(t): j for j, t in enumerate(log_steps)}
+
+    for t in range(steps + 1):
+        w_bar, second = sufficient_statistics(weights)
+        eff_bar, eff_second = w_bar - ref[0], second - ref[1]
+        residual = output_from_statistics(eff_bar, eff_second, x, alpha, eps) - y
+        if twin:
+            lin_bar = delta_bar + w0_bar * (not centered)
+            lin_second = q + q.transpose(-1, -2) + m0 * (not centered)
+            residual_lin = output_from_statistics(lin_bar, lin_second, x, alpha, eps) - y
+        if t in log_at:
+            f_test = output_from_statistics(eff_bar, eff_second, task.x_test, alpha, eps)
+            parts = loss_decomposition(eff_bar, eff_second, task.beta, alpha, eps,
+                                       task.target_scale)
+            row = {"train_loss": (residual**2).mean(-1),
+                   "test_loss": ((f_test - task.y_test) ** 2).mean(-1),
+                   "population_loss": parts.total, "variance_term": parts.variance,
+                   "misalignment_term": parts.misalignment, "linear_term": parts.linear,
+                   "param_norm": torch.linalg.matrix_norm(weights),
+                   "relative_change": torch.linalg.matrix_norm(weights - initial_weights) / norm0}
+            if twin:
+                f_lin_test = output_from_statistics(lin_bar, lin_second, task.x_test, alpha, eps)
+                row["twin_train_loss"] = (residual_lin**2).mean(-1)
+                row["twin_test_loss"] = ((f_lin_test - task.y_test) ** 2).mean(-1)
+                row["twin_population_loss"] = loss_decomposition(
+                    lin_bar, lin_second, task.beta, alpha, eps, task.target_scale).total
+            if alignment:
+                gram = ntk_gram(task.x_test, task.x_test, w_bar, second, eps)
+                row["alignment"] = kernel_alignment(gram, task.y_test)
+            if check:
+                row["population_check"] = population_loss_from_weights(
+                    weights, task.beta, alpha, eps, task.target_scale,
+                    reference=initial_weights if centered else None)
+            for k, v in row.items():
+                curves[k][..., log_at[t]] = v.numpy()
+            if progress is not None:
+                progress(t)
+        if t == steps:
+            break
+        g, a = _linear_model_terms(x, residual)
+        weights = weights - c * (g.unsqueeze(-2) + eps_m * (weights @ a))
+        if twin:
+            g_lin, a_lin = _linear_model_terms(x, residual_lin)
+            delta_bar = delta_bar - c[..., 0] * (g_lin + eps[..., None] * (
+                a_lin @ w0_bar.unsqueeze(-1)).squeeze(-1))
+            q = q - c * (w0_bar.unsqueeze(-1) * g_lin.unsqueeze(-2) + eps_m * (m0 @ a_lin))
+    if not all(np.isfinite(v).all() for v in curves.values()):
+        raise CaseError("settings.eta0", "gradient descent diverged (non-finite loss); "
+                        "lower eta0")
+    return CommitteeRun(log_steps, curves, weights)
