@@ -109,3 +109,118 @@ def information_metrics(clean: torch.Tensor, perturbed: torch.Tensor,
     return {"entropy": entropy, "pe": perturbed_entropy, "pmi": mutual,
             "ed": abs(perturbed_entropy - entropy), "mid": self_information - mutual}
 
+
+
+NOISE_TARGETS = ("embedding", "one-hot")
+
+
+def noise_in_embedding_space(model: torch.nn.Module, emb: torch.Tensor, sigma: float,
+                             target: str, generator: torch.Generator) -> torch.Tensor:
+    """A draw of σ-scaled Gaussian noise, expressed in the space of ``model.embed``'s output.
+
+    ``target = "embedding"`` adds Δ ~ N(0, σ²I) to the embeddings themselves;
+    ``"one-hot"`` adds it to the one-hot token inputs, which reaches the embeddings as
+    Δ W_E (W_E the token-embedding matrix; position embeddings are not perturbed).  For
+    the pair MLP the embedding *is* the one-hot input, so the two coincide.
+    """
+    if target not in NOISE_TARGETS:
+        raise CaseError("settings.noise_on", f"unknown target {target!r}; choose {NOISE_TARGETS}")
+    token_matrix = token_embedding_matrix(model)
+    if target == "embedding" or token_matrix is None:
+        return sigma * torch.randn(emb.shape, generator=generator, dtype=emb.dtype,
+                                   device="cpu").to(emb.device)
+    one_hot_shape = (*emb.shape[:-1], token_matrix.shape[0])
+    delta = torch.randn(one_hot_shape, generator=generator, dtype=emb.dtype, device="cpu")
+    return sigma * delta.to(emb.device) @ token_matrix
+
+
+def token_embedding_matrix(model: torch.nn.Module) -> torch.Tensor | None:
+    """W_E (n_tokens, d) of a transformer; ``None`` for models fed one-hot inputs directly."""
+    if hasattr(model, "W_E"):
+        return model.W_E
+    if hasattr(model, "embedding"):
+        return model.embedding.weight
+    return None
+
+
+def swapped_pairs(pairs: torch.Tensor) -> torch.Tensor:
+    """(b, a) for every row (a, b)."""
+    return pairs.flip(1)
+
+
+def symmetric_pairs_mask(pairs: torch.Tensor) -> torch.Tensor:
+    """True where the swapped pair (b, a) is also among ``pairs`` (a = b included)."""
+    base = int(pairs.max()) + 1
+    codes = pairs[:, 0] * base + pairs[:, 1]
+    return torch.isin(pairs[:, 1] * base + pairs[:, 0], codes)
+
+
+def logit_distance(logits: torch.Tensor, logits_swapped: torch.Tensor) -> torch.Tensor:
+    """Batch mean of ‖z(a, b) − z(b, a)‖₂² (logit units², summed over the classes)."""
+    return ((logits - logits_swapped) ** 2).sum(dim=1).mean()
+
+
+def abelian_penalty(model: torch.nn.Module, pairs: torch.Tensor,
+                    coefficient: float = 100.0) -> torch.Tensor:
+    """coefficient × batch mean of ‖z(a, b) − z(b, a)‖₂², differentiable (the G4 regulariser)."""
+    return coefficient * logit_distance(model(pairs), model(swapped_pairs(pairs)))
+
+
+@torch.no_grad()
+def abelian_tests(model: torch.nn.Module, pairs: torch.Tensor) -> dict[str, float]:
+    """The abelian tests over ``pairs`` (usually the training pairs).
+
+    ``abelian_acc``: fraction with argmax z(a, b) = argmax z(b, a);
+    ``abelian_acc_symmetric``: the same over the pairs whose swap is also in ``pairs``
+    (NaN if there are none); ``logit_distance``: mean ‖z(a, b) − z(b, a)‖₂².
+    """
+    logits, logits_swapped = model(pairs), model(swapped_pairs(pairs))
+    agree = (logits.argmax(dim=1) == logits_swapped.argmax(dim=1)).double()
+    symmetric = symmetric_pairs_mask(pairs)
+    return {"abelian_acc": float(agree.mean()),
+            "abelian_acc_symmetric": (float(agree[symmetric].mean()) if symmetric.any()
+                                      else float("nan")),
+            "logit_distance": float(logit_distance(logits, logits_swapped))}
+
+
+@torch.no_grad()
+def perturbation_error(model: torch.nn.Module, pairs: torch.Tensor, sigma: float, *,
+                       target: str = "embedding", draws: int = 1,
+                       generator: torch.Generator) -> float:
+    """E_{x, Δ} ‖f(x + Δ) − f(x)‖₂² of the logits over ``pairs`` (logit units²).
+
+    The expectation over Δ is a Monte-Carlo mean over ``draws`` noise draws.
+    """
+    emb = model.embed(pairs)
+    clean = model.head(emb)
+    total = 0.0
+    for _ in range(draws):
+        noisy = model.head(emb + noise_in_embedding_space(model, emb, sigma, target, generator))
+        total += float(((noisy - clean) ** 2).sum(dim=1).mean())
+    return total / draws
+
+
+@torch.no_grad()
+def perturbed_information(model: torch.nn.Module, pairs: torch.Tensor, sigma: float, *,
+                          batch_size: int, alpha: float = 1.0, target: str = "embedding",
+                          max_batches: int | None = None,
+                          generator: torch.Generator) -> dict[str, float]:
+    """PE, PMI, entropy and the candidate ED/MID, batch-wise and averaged over batches.
+
+    The pairs are shuffled with ``generator`` and cut into batches of ``batch_size``
+    (a last, shorter batch is dropped unless it is the only one); each batch gets one
+    noise draw.  Features come from ``model.features`` (the layer the output reads).
+    """
+    order = torch.randperm(len(pairs), generator=generator).to(pairs.device)
+    n_batches = max(1, len(pairs) // batch_size)
+    if max_batches is not None:
+        n_batches = min(n_batches, max_batches)
+    sums: dict[str, float] = {}
+    for index in range(n_batches):
+        batch = pairs[order[index * batch_size:(index + 1) * batch_size]]
+        emb = model.embed(batch)
+        noise = noise_in_embedding_space(model, emb, sigma, target, generator)
+        values = information_metrics(model.features(emb), model.features(emb + noise), alpha)
+        for key, value in values.items():
+            sums[key] = sums.get(key, 0.0) + value
+    return {key: value / n_batches for key, value in sums.items()}

@@ -8,11 +8,17 @@ import torch
 
 from freqdyn.errors import CaseError
 from freqdyn.grok.robustness import (
+    abelian_penalty,
+    abelian_tests,
     information_metrics,
     matrix_mutual_information,
     matrix_renyi_entropy,
+    noise_in_embedding_space,
     normalized_gram,
+    perturbation_error,
     perturbation_sigma,
+    perturbed_information,
+    symmetric_pairs_mask,
 )
 
 
@@ -108,3 +114,131 @@ def test_information_metrics_of_an_unperturbed_batch():
 def test_entropy_rejects_bad_order():
     with pytest.raises(CaseError, match="renyi_alpha"):
         matrix_renyi_entropy(torch.eye(3), 0.0)
+
+
+class FirstOperandModel(torch.nn.Module):
+    """logits(a, b) = scale·e_a + bias·e_b: commutative only when a = b."""
+
+    def __init__(self, p, scale=5.0, bias=1.0):
+        super().__init__()
+        self.p = p
+        self.weight = torch.nn.Parameter(torch.tensor([scale, bias], dtype=torch.float64))
+
+    def embed(self, pairs):
+        return torch.cat([torch.nn.functional.one_hot(pairs[:, 0], self.p),
+                          torch.nn.functional.one_hot(pairs[:, 1], self.p)], 1).double()
+
+    def features(self, emb):
+        return emb
+
+    def head(self, emb):
+        return self.weight[0] * emb[:, :self.p] + self.weight[1] * emb[:, self.p:]
+
+    def forward(self, pairs):
+        return self.head(self.embed(pairs))
+
+
+def some_pairs(p=7, n=20, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randint(0, p, (n, 2), generator=generator)
+
+
+def test_abelian_tests_on_a_first_operand_model():
+    p = 7
+    pairs = some_pairs(p)
+    model = FirstOperandModel(p)
+    values = abelian_tests(model, pairs)
+    diagonal = (pairs[:, 0] == pairs[:, 1]).double()
+    assert values["abelian_acc"] == pytest.approx(float(diagonal.mean()))
+    # Off the diagonal ‖z(a,b) − z(b,a)‖² = 2 (scale − bias)² = 32.
+    assert values["logit_distance"] == pytest.approx(32.0 * float(1 - diagonal.mean()))
+    codes = {(int(a), int(b)) for a, b in pairs}
+    expected_mask = [(int(b), int(a)) in codes for a, b in pairs]
+    assert symmetric_pairs_mask(pairs).tolist() == expected_mask
+    symmetric = torch.tensor(expected_mask)
+    assert values["abelian_acc_symmetric"] == pytest.approx(float(diagonal[symmetric].mean()))
+    commutative = FirstOperandModel(p, scale=2.0, bias=2.0)
+    assert abelian_tests(commutative, pairs) == {"abelian_acc": 1.0,
+                                                 "abelian_acc_symmetric": 1.0,
+                                                 "logit_distance": 0.0}
+
+
+def test_abelian_penalty_value_and_gradient():
+    p = 7
+    pairs = some_pairs(p, seed=1)
+    model = FirstOperandModel(p, scale=3.0, bias=1.0)
+    penalty = abelian_penalty(model, pairs, coefficient=100.0)
+    off_diagonal = float((pairs[:, 0] != pairs[:, 1]).double().mean())
+    # 100 · 2 (s − b)² · off-diagonal share; d/ds = 100 · 4 (s − b) · share.
+    assert float(penalty.detach()) == pytest.approx(100 * 2 * 4.0 * off_diagonal)
+    penalty.backward()
+    assert float(model.weight.grad[0]) == pytest.approx(100 * 4 * 2.0 * off_diagonal)
+    assert float(model.weight.grad[1]) == pytest.approx(-100 * 4 * 2.0 * off_diagonal)
+
+
+class LinearHead(torch.nn.Module):
+    """embed = one-hot pair, head = linear map W (2p → c): f(x + Δ) − f(x) = ΔW."""
+
+    def __init__(self, p, classes, seed):
+        super().__init__()
+        self.p = p
+        generator = torch.Generator().manual_seed(seed)
+        self.W = torch.nn.Parameter(torch.randn(2 * p, classes, generator=generator,
+                                                dtype=torch.float64))
+
+    embed = FirstOperandModel.embed
+
+    def features(self, emb):
+        return emb @ self.W
+
+    def head(self, emb):
+        return self.features(emb)
+
+    def forward(self, pairs):
+        return self.head(self.embed(pairs))
+
+
+def test_perturbation_error_matches_sigma_squared_frobenius_norm():
+    model = LinearHead(5, 3, seed=2)
+    pairs = some_pairs(5, n=50, seed=3)
+    sigma = 0.3
+    generator = torch.Generator().manual_seed(4)
+    measured = perturbation_error(model, pairs, sigma, draws=400, generator=generator)
+    expected = sigma**2 * float((model.W**2).sum())
+    # 2·10⁴ samples of a sum of 3 weighted χ² terms: a few per cent of spread.
+    assert measured == pytest.approx(expected, rel=0.03)
+
+
+def test_one_hot_noise_reaches_the_embeddings_through_the_token_matrix():
+    class TokenModel(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.W_E = torch.nn.Parameter(torch.tensor([[1.0, 0.0], [1.0, 2.0], [0.0, 3.0]],
+                                                       dtype=torch.float64))
+
+    model = TokenModel()
+    emb = torch.zeros(20000, 2, dtype=torch.float64)
+    generator = torch.Generator().manual_seed(5)
+    noise = noise_in_embedding_space(model, emb, 0.5, "one-hot", generator).detach()
+    covariance = noise.T @ noise / len(noise)
+    expected = 0.25 * model.W_E.detach().T @ model.W_E.detach()
+    np.testing.assert_allclose(covariance.numpy(), expected.numpy(), atol=0.06)
+    plain = noise_in_embedding_space(model, emb, 0.5, "embedding", generator)
+    np.testing.assert_allclose((plain.T @ plain / len(plain)).numpy(),
+                               0.25 * np.eye(2), atol=0.02)
+    with pytest.raises(CaseError, match="noise_on"):
+        noise_in_embedding_space(model, emb, 0.5, "weights", generator)
+
+
+def test_perturbed_information_without_noise_is_the_plain_entropy():
+    model = LinearHead(6, 4, seed=6)
+    pairs = some_pairs(6, n=30, seed=7)
+    values = perturbed_information(model, pairs, 0.0, batch_size=30,
+                                   generator=torch.Generator().manual_seed(0))
+    direct = matrix_renyi_entropy(normalized_gram(model.features(model.embed(pairs))))
+    assert values["entropy"] == pytest.approx(direct, rel=1e-12)
+    assert values["pe"] == pytest.approx(direct, rel=1e-12)
+    assert values["ed"] < 1e-12 and abs(values["mid"]) < 1e-10
+    noisy = perturbed_information(model, pairs, 1.0, batch_size=10,
+                                  generator=torch.Generator().manual_seed(0))
+    assert noisy["mid"] > 0.0  # noise destroys information shared with the clean features
