@@ -204,7 +204,7 @@ def test_perturbation_error_matches_sigma_squared_frobenius_norm():
     sigma = 0.3
     generator = torch.Generator().manual_seed(4)
     measured = perturbation_error(model, pairs, sigma, draws=400, generator=generator)
-    expected = sigma**2 * float((model.W**2).sum())
+    expected = sigma**2 * float((model.W.detach()**2).sum())
     # 2·10⁴ samples of a sum of 3 weighted χ² terms: a few per cent of spread.
     assert measured == pytest.approx(expected, rel=0.03)
 
