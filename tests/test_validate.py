@@ -38,7 +38,7 @@ points = 121
 [measure]
 widths = [32, 64]
 seeds = [0, 1]
-train = { lr_fraction = 0.9 }
+train = { lr_fraction = 0.9, f0 = "centered" }
 [[check]]
 kind = "peak_order"
 first = 0
