@@ -1,0 +1,257 @@
+"""Models for algorithmic grokking: Nanda's 1-layer transformer, Power's decoder, a pair MLP.
+
+Every model maps a batch of operand pairs (B, 2) (element tokens, see
+:mod:`freqdyn.grok.modular`) to answer logits (B, n_classes) in two stages,
+
+    forward(pairs) = head(embed(pairs)),
+
+so that input perturbations (G4) act on a named input representation:
+
+* ``embed(pairs)``: token + position embeddings (B, T, d) for the transformers, the first
+  layer's pre-activation on the one-hot pair [e_x, e_y] (B, width) for the MLP;
+* ``head(emb)``: everything after it, up to the logits;
+* ``features(emb)``: the representation the output layer reads, (B, F): the residual stream
+  at the "=" position for the transformers, the last hidden activations for the MLP.
+
+All models are initialised from ``seed`` alone (:func:`build_model`), and every parameter is
+multiplied by ``init_scale`` after initialisation (Omnigrok's α; 1 by default).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from freqdyn.errors import CaseError
+from freqdyn.grok.modular import ModularData
+
+
+class _Attention(nn.Module):
+    """Causal multi-head self-attention without biases: softmax(QKᵀ/√d_head + mask) V W_O."""
+
+    def __init__(self, d_model: int, n_heads: int, d_head: int):
+        super().__init__()
+        self.n_heads, self.d_head = n_heads, d_head
+        std = 1.0 / math.sqrt(d_model)
+        self.W_Q = nn.Parameter(torch.randn(n_heads, d_model, d_head) * std)
+        self.W_K = nn.Parameter(torch.randn(n_heads, d_model, d_head) * std)
+        self.W_V = nn.Parameter(torch.randn(n_heads, d_model, d_head) * std)
+        self.W_O = nn.Parameter(torch.randn(n_heads * d_head, d_model) * std)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q = torch.einsum("btd,hde->bhte", x, self.W_Q)
+        k = torch.einsum("btd,hde->bhte", x, self.W_K)
+        v = torch.einsum("btd,hde->bhte", x, self.W_V)
+        scores = q @ k.transpose(-1, -2) / math.sqrt(self.d_head)
+        t = x.shape[1]
+        future = torch.triu(torch.ones(t, t, dtype=torch.bool, device=x.device), diagonal=1)
+        z = torch.softmax(scores.masked_fill(future, float("-inf")), dim=-1) @ v
+        return z.transpose(1, 2).reshape(x.shape[0], t, -1) @ self.W_O
+
+
+class NandaTransformer(nn.Module):
+    """Nanda et al.'s one-layer transformer (spec 5.2), read at the "=" position.
+
+    Input "x y =", learned positional embeddings, one attention layer (``n_heads`` heads of
+    size ``d_head``), one ReLU MLP of width ``d_mlp``, no LayerNorm, untied unembedding to the
+    n_classes answers.  Initialisation as in Nanda's code: N(0, 1/d_model) for every weight
+    except the unembedding, N(0, 1/n_classes); zero MLP biases.
+    """
+
+    def __init__(self, n_tokens: int, n_classes: int, eq_token: int, *, d_model: int = 128,
+                 n_heads: int = 4, d_head: int = 32, d_mlp: int = 512):
+        super().__init__()
+        std = 1.0 / math.sqrt(d_model)
+        self.eq_token = eq_token
+        self.W_E = nn.Parameter(torch.randn(n_tokens, d_model) * std)
+        self.W_pos = nn.Parameter(torch.randn(3, d_model) * std)
+        self.attention = _Attention(d_model, n_heads, d_head)
+        self.W_in = nn.Parameter(torch.randn(d_model, d_mlp) * std)
+        self.b_in = nn.Parameter(torch.zeros(d_mlp))
+        self.W_out = nn.Parameter(torch.randn(d_mlp, d_model) * std)
+        self.b_out = nn.Parameter(torch.zeros(d_model))
+        self.W_U = nn.Parameter(torch.randn(d_model, n_classes) / math.sqrt(n_classes))
+
+    def embed(self, pairs: torch.Tensor) -> torch.Tensor:
+        eq = torch.full_like(pairs[:, :1], self.eq_token)
+        return self.W_E[torch.cat([pairs, eq], dim=1)] + self.W_pos
+
+    def features(self, emb: torch.Tensor) -> torch.Tensor:
+        x = emb + self.attention(emb)
+        x = x + torch.relu(x @ self.W_in + self.b_in) @ self.W_out + self.b_out
+        return x[:, -1]
+
+    def head(self, emb: torch.Tensor) -> torch.Tensor:
+        return self.features(emb) @ self.W_U
+
+    def forward(self, pairs: torch.Tensor) -> torch.Tensor:
+        return self.head(self.embed(pairs))
+
+
+class _PostNormBlock(nn.Module):
+    """Decoder block of Power et al.'s code: x ← LN(x + Attn(x)); x ← LN(x + FFN(x))."""
+
+    def __init__(self, d_model: int, n_heads: int, d_ff: int):
+        super().__init__()
+        self.attention = _Attention(d_model, n_heads, d_model // n_heads)
+        self.attention_norm = nn.LayerNorm(d_model)
+        self.ffn = nn.Sequential(nn.Linear(d_model, d_ff), nn.ReLU(), nn.Linear(d_ff, d_model))
+        self.ffn_norm = nn.LayerNorm(d_model)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.attention_norm(x + self.attention(x))
+        return self.ffn_norm(x + self.ffn(x))
+
+
+def _sinusoidal_positions(n_ctx: int, d_model: int) -> torch.Tensor:
+    """PE[t, 2i] = sin(t/10000^(2i/d)), PE[t, 2i+1] = cos(t/10000^(2i/d))."""
+    t = torch.arange(n_ctx, dtype=torch.float32)[:, None]
+    rate = torch.exp(-math.log(10000.0) * torch.arange(0, d_model, 2) / d_model)
+    pe = torch.zeros(n_ctx, d_model)
+    pe[:, 0::2] = torch.sin(t * rate)
+    pe[:, 1::2] = torch.cos(t * rate)
+    return pe
+
+
+class PowerDecoder(nn.Module):
+    """Power et al.'s decoder-only transformer (spec 5.1, G3.1) on "x ∘ y =".
+
+    ``n_layers`` causal post-LayerNorm blocks of width ``d_model`` with ``n_heads`` heads and
+    a ReLU feed-forward layer of width 4·d_model, sinusoidal positions, no dropout.  The
+    output is tied to the token embedding: logits_c = h · e(c) for the answer tokens c, with h
+    the final state at "=", so the loss sits on the answer token only.
+    """
+
+    def __init__(self, n_tokens: int, n_classes: int, op_token: int, eq_token: int, *,
+                 d_model: int = 128, n_heads: int = 4, n_layers: int = 2):
+        super().__init__()
+        self.op_token, self.eq_token, self.n_classes = op_token, eq_token, n_classes
+        self.embedding = nn.Embedding(n_tokens, d_model)
+        self.register_buffer("positions", _sinusoidal_positions(4, d_model))
+        self.blocks = nn.ModuleList(_PostNormBlock(d_model, n_heads, 4 * d_model)
+                                    for _ in range(n_layers))
+
+    def embed(self, pairs: torch.Tensor) -> torch.Tensor:
+        op = torch.full_like(pairs[:, :1], self.op_token)
+        eq = torch.full_like(pairs[:, :1], self.eq_token)
+        tokens = torch.cat([pairs[:, :1], op, pairs[:, 1:], eq], dim=1)
+        return self.embedding(tokens) + self.positions
+
+    def features(self, emb: torch.Tensor) -> torch.Tensor:
+        x = emb
+        for block in self.blocks:
+            x = block(x)
+        return x[:, -1]
+
+    def head(self, emb: torch.Tensor) -> torch.Tensor:
+        return self.features(emb) @ self.embedding.weight[: self.n_classes].T
+
+    def forward(self, pairs: torch.Tensor) -> torch.Tensor:
+        return self.head(self.embed(pairs))
+
+
+_ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "quadratic": None}
+
+
+class _Square(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * x
+
+
+class PairMLP(nn.Module):
+    """MLP on the one-hot pair [e_x, e_y] ∈ {0, 1}^{2p}: ``depth`` hidden layers of ``width``.
+
+    Layers are PyTorch's ``nn.Linear`` (weights and biases U(−1/√fan_in, 1/√fan_in)).  The
+    first layer's weight columns W[:, x] and W[:, p + y] are the per-operand embeddings
+    (their Fourier norms are what the progress measures read), and the input representation
+    ``embed(pairs)`` is the first layer's pre-activation W[e_x; e_y] + b = W[:, x] +
+    W[:, p + y] + b, (B, width): the MLP's analogue of a transformer's summed token
+    embeddings, computed by lookup rather than by a product with the one-hot vector.
+    """
+
+    def __init__(self, p: int, n_classes: int, *, width: int = 256, depth: int = 1,
+                 activation: str = "relu"):
+        super().__init__()
+        self.p = p
+        act = _ACTIVATIONS[activation]
+        self.first = nn.Linear(2 * p, width)
+        self.activation = _Square() if act is None else act()
+        layers: list[nn.Module] = []
+        for _ in range(depth - 1):
+            layers += [nn.Linear(width, width), _Square() if act is None else act()]
+        self.hidden = nn.Sequential(*layers)
+        self.output = nn.Linear(width, n_classes)
+
+    @property
+    def W_E(self) -> torch.Tensor:
+        """The (2p, width) map from the one-hot pair to ``embed``: the token-embedding matrix."""
+        return self.first.weight.T
+
+    def embed(self, pairs: torch.Tensor) -> torch.Tensor:
+        columns = self.W_E
+        return columns[pairs[:, 0]] + columns[self.p + pairs[:, 1]] + self.first.bias
+
+    def features(self, emb: torch.Tensor) -> torch.Tensor:
+        return self.hidden(self.activation(emb))
+
+    def head(self, emb: torch.Tensor) -> torch.Tensor:
+        return self.output(self.features(emb))
+
+    def forward(self, pairs: torch.Tensor) -> torch.Tensor:
+        return self.head(self.embed(pairs))
+
+
+MODELS = ("nanda", "power", "mlp")
+
+
+def _positive_int(cfg: dict, key: str, default: int) -> int:
+    value = cfg.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise CaseError(f"settings.{key}", f"must be a positive integer, got {value!r}")
+    return value
+
+
+def build_model(cfg: dict, data: ModularData, seed: int) -> nn.Module:
+    """The model ``cfg["model"]`` for ``data``, initialised from ``seed``.
+
+    Keys (defaults): ``model`` ("nanda", "power" or "mlp"; "mlp"); transformers: ``d_model``
+    (128), ``n_heads`` (4), ``d_head`` (32, Nanda), ``d_mlp`` (512, Nanda), ``n_layers``
+    (2, Power); MLP: ``width`` (256), ``depth`` (1), ``activation`` ("relu", "gelu",
+    "quadratic"; "relu"); all: ``init_scale`` (1.0), multiplying every initial parameter.
+    The global torch RNG is left untouched.
+    """
+    kind = cfg.get("model", "mlp")
+    if kind not in MODELS:
+        raise CaseError("settings.model", f"unknown model {kind!r}; choose one of {MODELS}")
+    init_scale = cfg.get("init_scale", 1.0)
+    if not isinstance(init_scale, int | float) or not init_scale > 0:
+        raise CaseError("settings.init_scale", f"must be a positive number, got {init_scale!r}")
+    activation = cfg.get("activation", "relu")
+    if activation not in _ACTIVATIONS:
+        raise CaseError("settings.activation",
+                        f"unknown activation {activation!r}; choose one of {tuple(_ACTIVATIONS)}")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        if kind == "nanda":
+            model = NandaTransformer(
+                data.n_tokens, data.n_classes, data.eq_token,
+                d_model=_positive_int(cfg, "d_model", 128),
+                n_heads=_positive_int(cfg, "n_heads", 4),
+                d_head=_positive_int(cfg, "d_head", 32), d_mlp=_positive_int(cfg, "d_mlp", 512))
+        elif kind == "power":
+            d_model, n_heads = _positive_int(cfg, "d_model", 128), _positive_int(cfg, "n_heads", 4)
+            if d_model % n_heads:
+                raise CaseError("settings.n_heads", f"must divide d_model = {d_model}")
+            model = PowerDecoder(data.n_tokens, data.n_classes, data.op_token, data.eq_token,
+                                 d_model=d_model, n_heads=n_heads,
+                                 n_layers=_positive_int(cfg, "n_layers", 2))
+        else:
+            model = PairMLP(data.p, data.n_classes, width=_positive_int(cfg, "width", 256),
+                            depth=_positive_int(cfg, "depth", 1), activation=activation)
+    if init_scale != 1.0:
+        with torch.no_grad():
+            for param in model.parameters():
+                param.mul_(init_scale)
+    return model
