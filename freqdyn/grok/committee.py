@@ -110,7 +110,7 @@ def activation(h: torch.Tensor, eps) -> torch.Tensor:
 
 def committee_output(weights: torch.Tensor, x: torch.Tensor, alpha, eps) -> torch.Tensor:
     """f(W, x) = (α/N) Σ_i φ(w_i·x) neuron by neuron; W (..., N, D), x (..., P, D) → (..., P)."""
-    alpha, eps = (torch.as_tensor(v, dtype=x.dtype) for v in (alpha, eps))
+    alpha, eps = (torch.as_tensor(v, dtype=x.dtype, device=x.device) for v in (alpha, eps))
     h = x @ weights.transpose(-1, -2)
     return alpha[..., None] * activation(h, eps[..., None, None]).mean(-1)
 
@@ -124,7 +124,7 @@ def sufficient_statistics(weights: torch.Tensor) -> tuple[torch.Tensor, torch.Te
 def output_from_statistics(w_bar: torch.Tensor, second: torch.Tensor, x: torch.Tensor,
                            alpha, eps) -> torch.Tensor:
     """f(x) = α w̄·x + (αε/2) xᵀ M x for statistics (w̄ (..., D), M (..., D, D)) at x (..., P, D)."""
-    alpha, eps = (torch.as_tensor(v, dtype=x.dtype) for v in (alpha, eps))
+    alpha, eps = (torch.as_tensor(v, dtype=x.dtype, device=x.device) for v in (alpha, eps))
     linear = (x @ w_bar.unsqueeze(-1)).squeeze(-1)
     quadratic = ((x @ second) * x).sum(-1)
     return alpha[..., None] * (linear + 0.5 * eps[..., None] * quadratic)
@@ -150,7 +150,7 @@ def loss_decomposition(w_bar: torch.Tensor, second: torch.Tensor, beta: torch.Te
     variance = ¼ (2s|β|²/D − αε Tr M / D)², misalignment = ‖αεM − 2sββᵀ‖_F² / (2D²),
     linear = α²|w̄|²/D.  Pass the effective statistics (w̄ − w̄₀, M − M₀) for a centered model.
     """
-    alpha, eps = (torch.as_tensor(v, dtype=beta.dtype) for v in (alpha, eps))
+    alpha, eps = (torch.as_tensor(v, dtype=beta.dtype, device=beta.device) for v in (alpha, eps))
     d = beta.shape[-1]
     teacher = 2 * target_scale * beta.unsqueeze(-1) * beta.unsqueeze(-2)
     learned = (alpha * eps)[..., None, None] * second
@@ -171,9 +171,10 @@ def population_loss_from_weights(weights: torch.Tensor, beta: torch.Tensor, alph
     E[φ(h_j)φ(h_k)] = C_jk + (ε²/4)(C_jj C_kk + 2C_jk²), E[h_β² φ(h_j)] = (ε/2)(C_ββ C_jj + 2C_βj²),
     E[y²] = 3 s² C_ββ².  Costs O(N²D); an independent check of ``loss_decomposition``.
     """
-    alpha, eps = (torch.as_tensor(v, dtype=weights.dtype) for v in (alpha, eps))
+    alpha, eps = (torch.as_tensor(v, dtype=weights.dtype, device=weights.device)
+                  for v in (alpha, eps))
     n, d = weights.shape[-2], weights.shape[-1]
-    units, signs = weights, torch.ones(n, dtype=weights.dtype)
+    units, signs = weights, torch.ones(n, dtype=weights.dtype, device=weights.device)
     if reference is not None:
         units = torch.cat([weights, reference], dim=-2)
         signs = torch.cat([signs, -signs])
@@ -196,7 +197,7 @@ def ntk_gram(x1: torch.Tensor, x2: torch.Tensor, w_bar: torch.Tensor, second: to
 
     x1 (..., P1, D), x2 (..., P2, D) → (..., P1, P2); (w̄, M) are the actual statistics.
     """
-    eps = torch.as_tensor(eps, dtype=x1.dtype)[..., None, None]
+    eps = torch.as_tensor(eps, dtype=x1.dtype, device=x1.device)[..., None, None]
     dot = x1 @ x2.transpose(-1, -2)
     u1 = (x1 @ w_bar.unsqueeze(-1))
     u2 = (x2 @ w_bar.unsqueeze(-1)).transpose(-1, -2)
@@ -206,7 +207,8 @@ def ntk_gram(x1: torch.Tensor, x2: torch.Tensor, w_bar: torch.Tensor, second: to
 def k0_gram(x1: torch.Tensor, x2: torch.Tensor, eps) -> torch.Tensor:
     """K₀(x, x') = x·x' + ε²(x·x')², the infinite-width NTK at initialization (over α²/N)."""
     dot = x1 @ x2.transpose(-1, -2)
-    return dot + torch.as_tensor(eps, dtype=x1.dtype)[..., None, None] ** 2 * dot**2
+    eps = torch.as_tensor(eps, dtype=x1.dtype, device=x1.device)[..., None, None]
+    return dot + eps**2 * dot**2
 
 
 def kernel_alignment(gram: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -225,7 +227,7 @@ def kernel_regression_losses(gram_train: torch.Tensor, gram_test_train: torch.Te
                              y_train: torch.Tensor, y_test: torch.Tensor,
                              ridge: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Train and test MSE of ŷ(x) = K(x, X)(K(X, X) + ridge·I)⁻¹ y (ridgeless by default)."""
-    eye = torch.eye(gram_train.shape[-1], dtype=gram_train.dtype)
+    eye = torch.eye(gram_train.shape[-1], dtype=gram_train.dtype, device=gram_train.device)
     coef = torch.linalg.solve(gram_train + ridge * eye, y_train.unsqueeze(-1))
     train = ((gram_train @ coef).squeeze(-1) - y_train) ** 2
     test = ((gram_test_train @ coef).squeeze(-1) - y_test) ** 2
@@ -243,14 +245,16 @@ def kernel_descent_losses(gram_train: torch.Tensor, gram_test_train: torch.Tenso
     """
     lam, vec = torch.linalg.eigh(gram_train)
     lam = lam.clamp_min(0.0)
-    s = torch.as_tensor(step_size, dtype=lam.dtype)[..., None]
+    s = torch.as_tensor(step_size, dtype=lam.dtype, device=lam.device)[..., None]
     if bool((s * lam[..., -1:] >= 2).any()):
         raise CaseError("settings.eta0", "kernel gradient descent diverges: step × λ_max ≥ 2")
-    t = torch.as_tensor(np.asarray(steps), dtype=lam.dtype)[:, None]
+    t = torch.as_tensor(np.asarray(steps), dtype=lam.dtype, device=lam.device)[:, None]
     proj = (vec.transpose(-1, -2) @ y_train.unsqueeze(-1)).squeeze(-1)          # (..., P)
     cross = gram_test_train @ vec                                                # (..., Pt, P)
     s_lam = (s * lam).unsqueeze(-2)                                              # (..., 1, P)
-    reached = -torch.expm1(t * torch.log1p(-s_lam))                              # (..., T, P)
+    small = s_lam < 0.5             # 1 − (1 − sλ)^t without cancellation where sλ is small
+    reached = torch.where(small, -torch.expm1(t * torch.log1p(-s_lam.clamp_max(0.5))),
+                          1 - torch.pow(1 - s_lam, t))                          # (..., T, P)
     tiny = lam.unsqueeze(-2) <= 1e-300
     per_lam = torch.where(tiny, s.unsqueeze(-1) * t,
                           reached / torch.where(tiny, torch.ones_like(lam).unsqueeze(-2),
@@ -309,7 +313,8 @@ def train_committee(task: TeacherTask, initial_weights: torch.Tensor, *, alpha, 
     """
     dtype = initial_weights.dtype
     batch = initial_weights.shape[:-2]
-    alpha, eps, eta0 = (torch.as_tensor(v, dtype=dtype).expand(batch).clone()
+    alpha, eps, eta0 = (torch.as_tensor(v, dtype=dtype, device=initial_weights.device)
+                        .expand(batch).clone()
                         for v in (alpha, eps, eta0))
     log_steps = np.unique(np.asarray(log_steps, dtype=int))
     if log_steps.size == 0 or log_steps[0] < 0 or log_steps[-1] > steps:
@@ -362,7 +367,7 @@ def train_committee(task: TeacherTask, initial_weights: torch.Tensor, *, alpha, 
                     weights, task.beta, alpha, eps, task.target_scale,
                     reference=initial_weights if centered else None)
             for k, v in row.items():
-                curves[k][..., log_at[t]] = v.numpy()
+                curves[k][..., log_at[t]] = v.cpu().numpy()
             if progress is not None:
                 progress(t)
         if t == steps:
