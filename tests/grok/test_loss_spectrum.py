@@ -8,6 +8,7 @@ import itertools
 
 import numpy as np
 import pytest
+import xarray as xr
 from scipy import signal, stats
 
 from freqdyn.errors import CaseError
@@ -194,3 +195,71 @@ def test_grouped_cross_validation_separable_and_reversed_direction():
     assert summary["auroc"] == 0.0
     assert summary["spearman"]["sign"] == -1
     assert summary["n_groks"] == 4 and summary["cv"]["accuracy"] == 1.0
+
+
+TINY_GRID = """
+[experiment]
+name = "tiny-loss-spectrum-grid"
+kind = "loss-spectrum-grid"
+seeds = [0]
+[settings]
+p = 11
+model = "mlp"
+width = 24
+batch_size = "full"
+eval_every = 30
+steps = 130
+t0 = 120
+detrend_window = 21
+bands = [[3, 10], [11, 60]]
+learning_rates = [1e-3, 1e-2]
+weight_decays = [0.1, 1.0]
+train_fractions = [0.3, 0.6]
+n_boot = 200
+[sweep]
+executor = "inprocess"
+[claim]
+rule = "len(spearman_rho) == 2 and all(n_runs == 4)"
+"""
+
+
+def test_grid_end_to_end_recomputes_and_resumes(tmp_path, monkeypatch):
+    from freqdyn.grok import algorithmic
+    from freqdyn.grok.experiment import load_experiment
+    from freqdyn.grok.runner import run_experiment
+
+    exp = load_experiment("tiny", text=TINY_GRID)
+    result = run_experiment(exp, tmp_path, device="cpu")
+    summary = result.summary
+    assert summary["claim_holds"] and summary["cells"] == 8
+    assert len(list((tmp_path / "cells").glob("*.json"))) == 8
+    assert {p.name for p in result.figures} >= {"heatmaps.png", "activity_vs_accuracy.png"}
+
+    with xr.open_dataset(tmp_path / "result.nc", engine="h5netcdf") as ds:
+        ds = ds.load()
+    # the stored activity is the mean square of the Savitzky–Golay residual of the loss head
+    loss = ds["loss"].isel(r=1, lr=1, wd=0, seed=0).values[:120]
+    residual = loss - signal.savgol_filter(loss, 21, 2, mode="interp")
+    stored = float(ds["activity"].sel(variant="smooth").isel(r=1, lr=1, wd=0, seed=0))
+    assert stored == pytest.approx(np.mean(residual**2), rel=1e-9)
+    _, power = ls.power_spectrum(residual)
+    np.testing.assert_allclose(ds["spectrum"].isel(r=1, lr=1, wd=0, seed=0).values, power,
+                               rtol=1e-9, atol=1e-30)
+    # the per-r Spearman ρ is scipy's over that r's runs
+    for j in range(2):
+        act = ds["activity"].sel(variant="smooth").isel(r=j).values.ravel()
+        val = ds["val_acc"].isel(r=j).values.ravel()
+        if np.ptp(val) > 0 and np.ptp(act) > 0:
+            assert summary["spearman_rho"][j] == pytest.approx(
+                stats.spearmanr(act, val).statistic, rel=1e-9)
+        assert 0.0 <= np.min(val) and np.max(val) <= 1.0
+    norm = ds["activity_normalised"].isel(r=0).values
+    assert np.nanmin(norm) == 0.0 and np.nanmax(norm) == 1.0
+
+    # a re-run finds every cell finished and trains nothing
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished cell was trained again")
+
+    monkeypatch.setattr(algorithmic, "train_modular", no_training)
+    again = run_experiment(exp, tmp_path / ".", device="cpu").summary
+    assert again["spearman_rho"] == summary["spearman_rho"]
