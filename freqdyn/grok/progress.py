@@ -1,0 +1,370 @@
+"""Nanda et al.'s progress measures for modular addition (spec 5.2): freqdyn's frequency view
+applied to algorithmic data.
+
+Fourier basis over Z_p (p odd): the orthonormal functions of x ∈ {0, …, p − 1}
+
+    1/√p,   √(2/p) cos(2πkx/p),   √(2/p) sin(2πkx/p),   k = 1 … (p − 1)/2,
+
+with frequency k, i.e. angular frequency w_k = 2πk/p.  The *Fourier norm* of a map W
+(p, F) whose rows are indexed by a token x is, per frequency, the Euclidean norm of its
+cos and sin coefficients over all F columns: n_k = (‖c_k‖² + ‖s_k‖²)^½, with n_0 = ‖c_0‖;
+Σ_k n_k² = ‖W‖_F² (Parseval).
+
+Measures:
+
+* **embedding Fourier norms**: of the token embedding W_E[:p] (transformers) or, for the
+  pair MLP, of both operands' first-layer weights W[:, :p]ᵀ and W[:, p:]ᵀ, combined as
+  n_k² = n_k(x)² + n_k(y)²;
+* **key frequencies**: the k ≥ 1 whose share n_k²/Σ_j n_j² of the embedding's squared
+  Fourier norm is at least ``key_share`` (freqdyn's rule, default 5 %; Nanda et al. read
+  them off the plot), and the share they carry together;
+* **restricted loss**: cross-entropy over the whole table of the logits projected onto the
+  functions 1, cos(w_k(a + b)), sin(w_k(a + b)) of the key frequencies (for every output
+  class c); **excluded loss**: cross-entropy on the training pairs of the logits with the
+  key-frequency cos/sin(w_k(a + b)) components removed;
+* **Gini coefficient** of the Fourier norms (k ≥ 0) of the embedding and of the output map
+  (unembedding W_U for Nanda's model, the tied embedding for Power's, the output layer for
+  the MLP), and the **sum of squared weights** Σ θ².
+
+The projection onto functions of a + b is exact and cheap: the mean of the logits over the p
+pairs with a + b ≡ s (mod p) is the projection onto functions of s, and the DFT over s then
+splits it by frequency.  Losses are in nats.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+import xarray as xr
+
+from freqdyn.errors import CaseError
+from freqdyn.grok.algorithmic import (
+    ModularRun,
+    curves_figure,
+    runs_dataset,
+    runs_summary,
+    train_modular,
+)
+from freqdyn.grok.models import NandaTransformer, PairMLP, PowerDecoder
+from freqdyn.grok.modular import ModularData
+
+
+def fourier_basis(p: int) -> np.ndarray:
+    """The (p, p) orthonormal Fourier basis of Z_p (rows: constant, cos k, sin k, …; p odd)."""
+    if p < 3 or p % 2 == 0:
+        raise CaseError("p", f"the Fourier measures need an odd modulus ≥ 3, got {p}")
+    x = np.arange(p)
+    rows = [np.full(p, 1 / math.sqrt(p))]
+    for k in range(1, (p - 1) // 2 + 1):
+        rows += [math.sqrt(2 / p) * np.cos(2 * np.pi * k * x / p),
+                 math.sqrt(2 / p) * np.sin(2 * np.pi * k * x / p)]
+    return np.array(rows)
+
+
+def fourier_norms(weights: np.ndarray) -> np.ndarray:
+    """Per-frequency norms n_k, k = 0 … (p − 1)/2, of a map (p, F) over its token axis."""
+    weights = np.asarray(weights, dtype=float)
+    coefficients = fourier_basis(weights.shape[0]) @ weights
+    energy = (coefficients**2).sum(axis=1)
+    return np.sqrt(np.concatenate([energy[:1], energy[1::2] + energy[2::2]]))
+
+
+def input_maps(model: torch.nn.Module, p: int) -> list[np.ndarray]:
+    """The token-indexed input maps (p, F): W_E[:p], or both operand blocks of the MLP."""
+    if isinstance(model, NandaTransformer):
+        maps = [model.W_E[:p]]
+    elif isinstance(model, PowerDecoder):
+        maps = [model.embedding.weight[:p]]
+    elif isinstance(model, PairMLP):
+        maps = [model.W_E[:p], model.W_E[p: 2 * p]]
+    else:
+        raise CaseError("settings.model", f"no Fourier maps for {type(model).__name__}")
+    return [m.detach().cpu().double().numpy() for m in maps]
+
+
+def output_map(model: torch.nn.Module) -> np.ndarray:
+    """The class-indexed output map (p, F): W_Uᵀ, the tied embedding, or the output layer."""
+    if isinstance(model, NandaTransformer):
+        weights = model.W_U.T
+    elif isinstance(model, PowerDecoder):
+        weights = model.embedding.weight[: model.n_classes]
+    elif isinstance(model, PairMLP):
+        weights = model.output.weight
+    else:
+        raise CaseError("settings.model", f"no Fourier maps for {type(model).__name__}")
+    return weights.detach().cpu().double().numpy()
+
+
+def embedding_fourier_norms(model: torch.nn.Module, p: int) -> np.ndarray:
+    """n_k of the embedding (operands combined in quadrature for the MLP), k = 0 … (p−1)/2."""
+    return np.sqrt(sum(fourier_norms(m) ** 2 for m in input_maps(model, p)))
+
+
+def key_frequencies(norms: np.ndarray, key_share: float = 0.05) -> list[int]:
+    """Frequencies k ≥ 1 carrying at least ``key_share`` of Σ n_k², strongest first."""
+    share = np.asarray(norms) ** 2 / np.sum(np.asarray(norms) ** 2)
+    keys = [k for k in np.argsort(-share) if k >= 1 and share[k] >= key_share]
+    return [int(k) for k in keys]
+
+
+def key_share(norms: np.ndarray, keys) -> float:
+    """Σ_{k ∈ keys} n_k² / Σ_k n_k²: the part of the squared Fourier norm the keys carry."""
+    energy = np.asarray(norms) ** 2
+    return float(energy[list(keys)].sum() / energy.sum()) if len(keys) else 0.0
+
+
+def gini(values) -> float:
+    """Gini coefficient Σ_i Σ_j |x_i − x_j| / (2 n Σ_i x_i) of non-negative values (0: equal)."""
+    x = np.asarray(values, dtype=float)
+    if np.any(x < 0) or x.sum() == 0:
+        raise CaseError("values", "the Gini coefficient needs non-negative values, not all 0")
+    return float(np.abs(x[:, None] - x[None, :]).sum() / (2 * len(x) * x.sum()))
+
+
+def sum_squared_weights(model: torch.nn.Module) -> float:
+    """Σ θ² over every parameter."""
+    return float(sum((q.detach().double() ** 2).sum() for q in model.parameters()))
+
+
+def logits_table(model: torch.nn.Module, data: ModularData) -> torch.Tensor:
+    """Logits (p, p, n_classes) of every pair (a, b), in double precision."""
+    p = data.p
+    a, b = torch.meshgrid(torch.arange(p), torch.arange(p), indexing="ij")
+    pairs = torch.stack([a.reshape(-1), b.reshape(-1)], dim=1)
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        logits = model(pairs.to(device)).double().cpu()
+    return logits.reshape(p, p, -1)
+
+
+def sum_frequency_components(logits: torch.Tensor, keys) -> tuple[torch.Tensor, torch.Tensor]:
+    """(constant, key part) of the logits' projection onto functions of a + b mod p.
+
+    ``logits`` (p, p, C).  Returns the (a, b)-mean per class (C,) and the projection onto
+    span{cos w_k(a+b), sin w_k(a+b) : k ∈ keys}, as a (p, p, C) tensor.
+    """
+    p = logits.shape[0]
+    a = torch.arange(p)
+    s = torch.arange(p)
+    # g[s, c] = mean over a of logits[a, (s − a) mod p, c]
+    g = logits[a[None, :], (s[:, None] - a[None, :]) % p].mean(dim=1)
+    spectrum = torch.fft.rfft(g, dim=0)
+    mask = torch.zeros(spectrum.shape[0], 1, dtype=spectrum.dtype)
+    mask[list(keys)] = 1
+    key_part = torch.fft.irfft(spectrum * mask, n=p, dim=0)
+    sums = (a[:, None] + a[None, :]) % p
+    return g.mean(dim=0), key_part[sums]
+
+
+def restricted_and_excluded_loss(model: torch.nn.Module, data: ModularData,
+                                 keys) -> tuple[float, float]:
+    """(restricted loss over the whole table, excluded loss on the training pairs), nats."""
+    if data.operation != "+":
+        raise CaseError("settings.operation", "the progress measures are defined for '+'")
+    logits = logits_table(model, data)
+    constant, key_part = sum_frequency_components(logits, keys)
+    p = data.p
+    a, b = torch.meshgrid(torch.arange(p), torch.arange(p), indexing="ij")
+    labels = (a + b) % p
+    restricted = (constant + key_part).reshape(p * p, -1)
+    restricted_loss = torch.nn.functional.cross_entropy(restricted, labels.reshape(-1))
+    excluded = logits - key_part
+    ta, tb = data.pairs_train[:, 0], data.pairs_train[:, 1]
+    excluded_loss = torch.nn.functional.cross_entropy(excluded[ta, tb], data.labels_train)
+    return float(restricted_loss), float(excluded_loss)
+
+
+@dataclass
+class ProgressRecorder:
+    """``evaluate_extra`` for :func:`train_modular`: Gini coefficients and Σθ² at every
+    evaluation; embedding Fourier norms and a copy of the weights every ``measure_every``
+    updates, for the restricted/excluded losses once the key frequencies are known."""
+
+    measure_every: int
+    steps: list[int] = field(default_factory=list)
+    norms: list[np.ndarray] = field(default_factory=list)
+    states: list[dict] = field(default_factory=list)
+
+    def __call__(self, model, data: ModularData, step: int) -> dict[str, float]:
+        embedding = embedding_fourier_norms(model, data.p)
+        if step % self.measure_every == 0:
+            self.steps.append(step)
+            self.norms.append(embedding)
+            self.states.append(copy.deepcopy(model.state_dict()))
+        return {"gini_embedding": gini(embedding),
+                "gini_output": gini(fourier_norms(output_map(model))),
+                "sum_squared_weights": sum_squared_weights(model)}
+
+
+@dataclass
+class ProgressMeasures:
+    """The measures of one run, over the measured steps."""
+
+    run: ModularRun
+    steps: np.ndarray
+    norms: np.ndarray                  # (steps, k): embedding Fourier norms
+    keys: list[int]                    # key frequencies of the final model
+    key_share_final: float
+    restricted_loss: np.ndarray
+    excluded_loss: np.ndarray
+    test_loss: np.ndarray
+
+
+def fall_step(steps, loss, level: float) -> int | None:
+    """First step from which ``loss`` stays below ``level`` for the rest of the record."""
+    above = np.flatnonzero(np.asarray(loss) >= level)
+    if not len(above):
+        return int(steps[0])
+    return int(steps[above[-1] + 1]) if above[-1] + 1 < len(steps) else None
+
+
+def progress_measures(cfg: dict, seed: int, device: str = "cpu", *,
+                      measure_every: int | None = None, key_share_min: float = 0.05,
+                      label: str = "") -> ProgressMeasures:
+    """Train ``cfg`` (see :func:`train_modular`) and compute Nanda's measures over the run.
+
+    Key frequencies come from the final model's embedding; restricted and excluded losses
+    are then evaluated on the weights saved every ``measure_every`` updates (default: every
+    evaluation).
+    """
+    eval_every = cfg.get("eval_every", 10)
+    measure_every = measure_every or eval_every
+    if measure_every % eval_every:
+        raise CaseError("settings.measure_every",
+                        f"must be a multiple of eval_every = {eval_every}, got {measure_every}")
+    recorder = ProgressRecorder(measure_every)
+    run = train_modular(cfg, seed, device, evaluate_extra=recorder, label=label)
+    final_norms = embedding_fourier_norms(run.model, run.data.p)
+    keys = key_frequencies(final_norms, key_share_min)
+    model = copy.deepcopy(run.model)
+    losses = []
+    for state in recorder.states:
+        model.load_state_dict(state)
+        losses.append(restricted_and_excluded_loss(model, run.data, keys))
+    eval_index = {s: i for i, s in enumerate(run.log.eval_steps)}
+    test_loss = np.array([run.log.evals("val_loss")[eval_index[s]] for s in recorder.steps])
+    losses = np.array(losses).reshape(-1, 2)
+    return ProgressMeasures(run=run, steps=np.array(recorder.steps), norms=np.array(recorder.norms),
+                            keys=keys, key_share_final=key_share(final_norms, keys),
+                            restricted_loss=losses[:, 0], excluded_loss=losses[:, 1],
+                            test_loss=test_loss)
+
+
+def _padded(rows: list[np.ndarray], length: int) -> np.ndarray:
+    out = np.full((len(rows), length, *rows[0].shape[1:]), np.nan)
+    for i, row in enumerate(rows):
+        out[i, : len(row)] = row
+    return out
+
+
+def progress_dataset(measures: list[ProgressMeasures]) -> xr.Dataset:
+    """The runs' curves plus the measures over ("seed", "measure_step"[, "k"])."""
+    ds = runs_dataset([m.run for m in measures],
+                      extra_evals=("gini_embedding", "gini_output", "sum_squared_weights"))
+    longest = max(measures, key=lambda m: len(m.steps))
+    n = len(longest.steps)
+    ds = ds.assign_coords(measure_step=longest.steps, k=np.arange(longest.norms.shape[1]))
+    ds["embedding_fourier_norm"] = (("seed", "measure_step", "k"),
+                                    _padded([m.norms for m in measures], n),
+                                    {"long_name": "Fourier norm n_k of the embedding"})
+    for key, meaning in (("restricted_loss", "restricted loss, whole table (nats)"),
+                         ("excluded_loss", "excluded loss, training pairs (nats)"),
+                         ("test_loss", "validation loss (nats)")):
+        ds[f"measure_{key}"] = (("seed", "measure_step"),
+                                _padded([getattr(m, key) for m in measures], n),
+                                {"long_name": meaning})
+    key_mask = np.zeros((len(measures), ds.sizes["k"]))
+    for i, m in enumerate(measures):
+        key_mask[i, m.keys] = 1
+    ds["is_key_frequency"] = (("seed", "k"), key_mask,
+                              {"long_name": "1 where k is a key frequency of the final model"})
+    return ds
+
+
+def progress_figures(measures: list[ProgressMeasures], title: str) -> dict:
+    """Curves with t1–t4, embedding Fourier norms, and the restricted/excluded losses."""
+    figures = {"curves": curves_figure([m.run for m in measures], title)}
+    fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
+    first = measures[0]
+    k = np.arange(first.norms.shape[1])
+    axes[0].bar(k, first.norms[-1], color=["C3" if j in first.keys else "C0" for j in k])
+    axes[0].set(xlabel="frequency k", ylabel="Fourier norm n_k",
+                title=f"final embedding, seed {first.run.seed}: keys {first.keys} carry "
+                      f"{100 * first.key_share_final:.1f} % of Σn²")
+    image = axes[1].imshow((first.norms / np.linalg.norm(first.norms, axis=1, keepdims=True)).T,
+                           aspect="auto", origin="lower", cmap="viridis",
+                           extent=(first.steps[0], first.steps[-1], -0.5, k[-1] + 0.5))
+    axes[1].set(xlabel="update", ylabel="frequency k", title="n_k / ‖n‖ over training")
+    fig.colorbar(image, ax=axes[1])
+    fig.tight_layout()
+    figures["fourier_norms"] = fig
+    fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
+    for i, m in enumerate(measures):
+        color = f"C{i}"
+        steps = np.maximum(m.steps, 1)
+        axes[0].plot(steps, m.restricted_loss, color=color, label=f"restricted, seed {m.run.seed}")
+        axes[0].plot(steps, m.excluded_loss, color=color, ls="-.")
+        axes[0].plot(steps, m.test_loss, color=color, ls="--")
+        eval_steps = np.maximum(np.asarray(m.run.log.eval_steps), 1)
+        axes[1].plot(eval_steps, m.run.log.evals("gini_embedding"), color=color)
+        axes[1].plot(eval_steps, m.run.log.evals("gini_output"), color=color, ls="--")
+    axes[0].set(xscale="log", yscale="log", xlabel="update", ylabel="cross-entropy (nats)",
+                title="restricted (solid), excluded (dash-dot), test (dashed)")
+    axes[0].legend(fontsize=8)
+    axes[1].set(xscale="log", xlabel="update", ylabel="Gini coefficient",
+                title="Gini of Fourier norms: embedding (solid), output map (dashed)")
+    fig.tight_layout()
+    figures["progress_measures"] = fig
+    return figures
+
+
+def run_progress_measures(exp, out: Path, device: str):
+    """Experiment kind "progress-measures": Nanda's measures over grokking runs, per seed.
+
+    Settings: those of :func:`train_modular`, plus ``measure_every`` (updates between the
+    weight copies used for restricted/excluded loss; default eval_every) and ``key_share``
+    (0.05).  Fall steps: the first update from which a loss stays below ½ ln(n_classes).
+    """
+    from freqdyn.grok.runner import Outcome
+
+    cfg = dict(exp.settings)
+    if cfg.get("operation", "+") != "+":
+        raise CaseError("settings.operation", "the progress measures are defined for '+'")
+    measure_every = cfg.pop("measure_every", None)
+    key_share_min = cfg.pop("key_share", 0.05)
+    measures = [progress_measures(cfg, seed, device, measure_every=measure_every,
+                                  key_share_min=key_share_min, label=f"{exp.name} seed {seed}")
+                for seed in exp.seeds]
+    summary = runs_summary([m.run for m in measures])
+    level = 0.5 * math.log(measures[0].run.data.n_classes)
+    restricted_fall = [fall_step(m.steps, m.restricted_loss, level) for m in measures]
+    test_fall = [fall_step(m.steps, m.test_loss, level) for m in measures]
+    summary.update({
+        "model": cfg.get("model", "mlp"), "p": measures[0].run.data.p,
+        "train_fraction": measures[0].run.data.train_fraction,
+        "key_frequencies": [m.keys for m in measures],
+        "n_key_frequencies": [len(m.keys) for m in measures],
+        "key_share": [m.key_share_final for m in measures],
+        "fall_level": level,
+        "restricted_fall_step": restricted_fall, "test_fall_step": test_fall,
+        "restricted_before_test": [r is not None and (t is None or r < t)
+                                   for r, t in zip(restricted_fall, test_fall, strict=True)],
+        "final_restricted_loss": [float(m.restricted_loss[-1]) for m in measures],
+        "final_excluded_loss": [float(m.excluded_loss[-1]) for m in measures],
+        "final_gini_embedding": [m.run.log.last("gini_embedding") for m in measures],
+        "final_sum_squared_weights": [m.run.log.last("sum_squared_weights") for m in measures],
+    })
+    for key in ("n_key_frequencies", "key_share"):
+        values = np.asarray(summary[key], dtype=float)
+        summary[f"{key}_mean"] = float(values.mean())
+        summary[f"{key}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+    data = measures[0].run.data
+    title = f"{cfg.get('model', 'mlp')} on x + y mod {data.p}, r = {data.train_fraction:g}"
+    return Outcome(dataset=progress_dataset(measures), summary=summary,
+                   figures=progress_figures(measures, title))
