@@ -1,0 +1,642 @@
+"""Grokking as the transition from lazy to rich training (Kumar, Bordelon, Gershman, Pehlevan).
+
+Experiment kinds (``freqdyn grok FILE``), on the committee machine of
+:mod:`freqdyn.grok.committee` unless stated:
+
+* ``lazy-rich-toy`` (:func:`run_toy`, paper Fig. 1): learning curves of the network, of its
+  linearised twin and of kernel gradient descent with K₀; the ridgeless K₀-regression test
+  MSE as the plateau level; the exact three-term decomposition of the population loss; the
+  test-set NTK–label alignment and the weight norm over training.
+* ``lazy-rich-alpha-sweep`` (:func:`run_alpha_sweep`, Fig. 3a): the grok amount against the
+  output scale α at lr = η₀N/α², plus a very lazy run (α = ``lazy_alpha``) compared with K₀
+  kernel gradient descent.
+* ``lazy-rich-phase`` (:func:`run_phase_diagram`, Fig. 3e): grok amount over (α, ε).
+* ``modular-mlp-lazy-rich`` (:func:`run_modular_mlp`, Fig. 2): a bias-free two-layer MLP
+  with quadratic activation on one-hot pairs (a + b mod p), MSE on one-hot labels, plain GD
+  without weight decay; the weight norm rises while it groks.
+
+Grok amount (spec G2.5.9, authors' code): t_tr(θ) and t_te(θ) are the first logged steps at
+which the train and test MSE fall below θ; grok amount = max(0, t_te(θ) − t_tr(θ)).  With
+``relative_threshold = true`` the losses are first divided by their value at step 0 (the
+normalised losses of Fig. 3a).  freqdyn's choices for runs that end before a passage: if
+the test loss never passes, t_te is taken as the last step and the amount is a lower bound
+(``censored``); if the training loss never passes, the amount is undefined (NaN).  Passage
+times are resolved to the logging grid.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+import xarray as xr
+from scipy.stats import spearmanr
+
+from ..errors import CaseError
+from .committee import (
+    TeacherTask,
+    k0_gram,
+    kernel_descent_losses,
+    kernel_regression_losses,
+    ntk_gram,
+    stack_tasks,
+    sufficient_statistics,
+    teacher_task,
+    train_committee,
+)
+from .experiment import Experiment
+from .loop import train_loop
+from .modular import modular_dataset
+from .runner import Outcome
+
+# ---------------------------------------------------------------------------------------------
+# passage times and grok amount
+
+
+def first_passage(steps: np.ndarray, values: np.ndarray, threshold: float) -> float:
+    """First step of the grid ``steps`` with ``values`` below ``threshold``; NaN if never."""
+    below = np.flatnonzero(np.asarray(values) < threshold)
+    return float(np.asarray(steps)[below[0]]) if below.size else float("nan")
+
+
+def grok_amount(steps: np.ndarray, train: np.ndarray, test: np.ndarray, threshold: float,
+                *, relative: bool = False) -> tuple[float, bool]:
+    """(max(0, t_te(θ) − t_tr(θ)), censored) with the conventions of the module docstring."""
+    train, test = np.asarray(train, dtype=float), np.asarray(test, dtype=float)
+    if relative:
+        train, test = train / train[0], test / test[0]
+    t_train = first_passage(steps, train, threshold)
+    t_test = first_passage(steps, test, threshold)
+    if np.isnan(t_train):
+        return float("nan"), True
+    censored = bool(np.isnan(t_test))
+    if censored:
+        t_test = float(np.asarray(steps)[-1])
+    return max(0.0, t_test - t_train), censored
+
+
+def log_schedule(steps: int, log_every: int, n_geometric: int = 60) -> np.ndarray:
+    """Logged steps: 0, every ``log_every`` steps, the last one, and a geometric grid (log axes)."""
+    if log_every < 1:
+        raise CaseError("settings.log_every", f"must be ≥ 1, got {log_every}")
+    grid = np.geomspace(1, max(steps, 1), n_geometric).astype(int)
+    return np.unique(np.r_[0, grid, np.arange(0, steps + 1, log_every), steps])
+
+
+# ---------------------------------------------------------------------------------------------
+# shared set-up of committee runs
+
+
+def _torch_device(device: str) -> torch.device:
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise CaseError("device", f"{device!r} requested but CUDA is not available")
+    return torch.device(device)
+
+
+def _committee_settings(exp: Experiment) -> dict:
+    """The toy-model settings shared by every committee experiment, checked."""
+    get = exp.number
+    s = {"dim": get("dim", 100, low=1, integer=True),
+         "n_train": get("n_train", 550, low=1, integer=True),
+         "n_test": get("n_test", 1000, low=2, integer=True),
+         "width": get("width", 500, low=1, integer=True),
+         "eta0": get("eta0", 1.0, low=1e-12),
+         "steps": get("steps", 100_000, low=1, integer=True),
+         "log_every": get("log_every", 100, low=1, integer=True),
+         "threshold": get("threshold", 0.1, low=0.0),
+         "target_scale": get("target_scale", 0.5, low=1e-12)}
+    for key in ("centered", "relative_threshold"):
+        value = exp.get(key, key == "centered")
+        if not isinstance(value, bool):
+            raise CaseError(f"settings.{key}", f"must be true or false, got {value!r}")
+        s[key] = value
+    return s
+
+
+def _seeded_problem(seed: int, s: dict, device: torch.device) -> tuple[TeacherTask, torch.Tensor]:
+    """Teacher task and initial weights W₀ ~ N(0, 1) of one seed (same for every α, ε)."""
+    gen = torch.Generator().manual_seed(seed)
+    task = teacher_task(s["dim"], s["n_train"], s["n_test"], gen,
+                        target_scale=s["target_scale"])
+    w0 = torch.randn(s["width"], s["dim"], generator=gen, dtype=torch.float64)
+    task = TeacherTask(*(getattr(task, k).to(device) for k in
+                         ("beta", "x_train", "y_train", "x_test", "y_test")), task.target_scale)
+    return task, w0.to(device)
+
+
+def _batch(exp: Experiment, s: dict, device: torch.device, n_repeat: int):
+    """Tasks and W₀ for every (repeat, seed) pair, repeat-major: shapes (n_repeat·n_seeds, …)."""
+    problems = [_seeded_problem(seed, s, device) for seed in exp.seeds]
+    tasks = [task for _ in range(n_repeat) for task, _ in problems]
+    weights = torch.stack([w0 for _ in range(n_repeat) for _, w0 in problems])
+    return stack_tasks(tasks), weights
+
+
+def _k0_baselines(task: TeacherTask, eps, step_size: float, steps: np.ndarray):
+    """Ridgeless K₀ regression (train, test MSE) and K₀ kernel-GD curves (train, test)."""
+    gram = k0_gram(task.x_train, task.x_train, eps)
+    cross = k0_gram(task.x_test, task.x_train, eps)
+    reg = kernel_regression_losses(gram, cross, task.y_train, task.y_test)
+    descent = kernel_descent_losses(gram, cross, task.y_train, task.y_test, step_size, steps)
+    return [r.cpu().numpy() for r in reg], [d.cpu().numpy() for d in descent]
+
+
+def _stats(values) -> dict:
+    """Mean and standard deviation over seeds of the finite values (NaN when there are none)."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return {"mean": float("nan"), "std": float("nan")}
+    return {"mean": float(values.mean()), "std": float(values.std())}
+
+
+def _long(name: str, text: str, data: np.ndarray, dims: tuple[str, ...]):
+    return xr.DataArray(data, dims=dims, attrs={"long_name": text})
+
+
+# ---------------------------------------------------------------------------------------------
+# Fig. 1: the toy model
+
+
+CURVE_TEXT = {
+    "train_loss": "training MSE of the centered network (label units squared)",
+    "test_loss": "test-set MSE of the centered network",
+    "population_loss": "exact population MSE, the sum of the three decomposition terms",
+    "variance_term": "variance error 1/4 (2s|β|²/D − αε Tr M/D)²",
+    "misalignment_term": "misalignment error ‖αεM − 2sββᵀ‖_F²/(2D²)",
+    "linear_term": "power in linear modes α²|w̄|²/D",
+    "param_norm": "weight norm ‖W‖_F",
+    "relative_change": "relative parameter change ‖W − W₀‖_F/‖W₀‖_F",
+    "twin_train_loss": "training MSE of the linearised twin",
+    "twin_test_loss": "test-set MSE of the linearised twin",
+    "twin_population_loss": "exact population MSE of the linearised twin",
+    "alignment": "test-set NTK–label alignment (code variant, dimensionless)",
+    "population_check": "population MSE from the neurons' Gaussian moments (independent check)",
+}
+
+
+def run_toy(exp: Experiment, out: Path, device: str) -> Outcome:
+    """Paper Fig. 1: lazy plateau at the K₀-regression level, then feature learning.
+
+    Extra settings: ``alpha`` (1), ``eps`` (0.02), ``plateau_tolerance`` (0.3: the training
+    loss at the test-loss peak must lie within this relative distance of the ridgeless
+    K₀-regression test MSE).
+    """
+    s = _committee_settings(exp)
+    alpha = exp.number("alpha", 1.0, low=1e-12)
+    eps = exp.number("eps", 0.02, low=0.0)
+    tolerance = exp.number("plateau_tolerance", 0.3, low=0.0)
+    dev = _torch_device(device)
+    task, w0 = _batch(exp, s, dev, 1)
+    steps = log_schedule(s["steps"], s["log_every"])
+    run = train_committee(task, w0, alpha=alpha, eps=eps, eta0=s["eta0"], steps=s["steps"],
+                          log_steps=steps, centered=s["centered"], check=True)
+    (reg_train, reg_test), (gd_train, gd_test) = _k0_baselines(
+        task, eps, 2 * s["eta0"] / s["n_train"], steps)
+    c = run.curves
+    seeds = list(exp.seeds)
+
+    summary = {key: [] for key in (
+        "k0_regression_test_loss", "train_plateau", "plateau_ratio", "plateau_near_k0",
+        "test_initial", "test_peak", "test_peak_step", "test_rises", "train_final",
+        "test_final", "both_fall", "grok_amount", "grok_censored", "t_train", "t_test",
+        "alignment_initial", "alignment_at_peak", "alignment_final", "alignment_rises",
+        "alignment_test_spearman", "param_norm_initial", "param_norm_final", "norm_rises",
+        "twin_test_final", "k0_descent_test_final", "test_set_vs_population_rel")}
+    for i in range(len(seeds)):
+        train, test, align = c["train_loss"][i], c["test_loss"][i], c["alignment"][i]
+        peak = int(np.argmax(test))
+        plateau = float(train[peak])
+        ratio = plateau / float(reg_test[i])
+        amount, censored = grok_amount(steps, train, test, s["threshold"],
+                                       relative=s["relative_threshold"])
+        after = slice(peak, None)
+        rho = spearmanr(align[after], test[after]).statistic if test[after].size > 2 else 0.0
+        rows = {
+            "k0_regression_test_loss": float(reg_test[i]), "train_plateau": plateau,
+            "plateau_ratio": ratio, "plateau_near_k0": bool(abs(ratio - 1) < tolerance),
+            "test_initial": float(test[0]), "test_peak": float(test[peak]),
+            "test_peak_step": int(steps[peak]),
+            "test_rises": bool(test[peak] > 1.05 * test[0]),
+            "train_final": float(train[-1]), "test_final": float(test[-1]),
+            "both_fall": bool(train[-1] < 0.5 * plateau and test[-1] < 0.5 * test[peak]),
+            "grok_amount": amount, "grok_censored": censored,
+            "t_train": first_passage(steps, train, s["threshold"]),
+            "t_test": first_passage(steps, test, s["threshold"]),
+            "alignment_initial": float(align[0]), "alignment_at_peak": float(align[peak]),
+            "alignment_final": float(align[-1]),
+            "alignment_rises": bool(align[-1] > 1.05 * align[peak] and rho < -0.5),
+            "alignment_test_spearman": float(rho),
+            "param_norm_initial": float(c["param_norm"][i, 0]),
+            "param_norm_final": float(c["param_norm"][i, -1]),
+            "norm_rises": bool(c["param_norm"][i, -1] > c["param_norm"][i, 0]),
+            "twin_test_final": float(c["twin_test_loss"][i, -1]),
+            "k0_descent_test_final": float(gd_test[i, -1]),
+            "test_set_vs_population_rel": float(np.max(np.abs(
+                test / c["population_loss"][i] - 1))),
+        }
+        for key, value in rows.items():
+            summary[key].append(value)
+    decomposition_error = np.abs(c["population_loss"] / c["population_check"] - 1)
+    summary["decomposition_max_rel_error"] = float(decomposition_error.max())
+    summary["decomposition_terms_sum_max_rel_error"] = float(np.max(np.abs(
+        (c["variance_term"] + c["misalignment_term"] + c["linear_term"])
+        / c["population_check"] - 1)))
+    for key in ("plateau_ratio", "test_peak", "test_final", "grok_amount", "alignment_final"):
+        summary[f"{key}_stats"] = _stats(summary[key])
+    summary["settings"] = {**s, "alpha": alpha, "eps": eps}
+
+    data = {k: _long(k, CURVE_TEXT[k], v, ("seed", "step")) for k, v in c.items()}
+    data["k0_descent_train_loss"] = _long("", "training MSE of kernel GD with K₀", gd_train,
+                                          ("seed", "step"))
+    data["k0_descent_test_loss"] = _long("", "test MSE of kernel GD with K₀", gd_test,
+                                         ("seed", "step"))
+    data["k0_regression_test_loss"] = _long("", "test MSE of ridgeless K₀ regression",
+                                            reg_test, ("seed",))
+    data["k0_regression_train_loss"] = _long("", "training MSE of ridgeless K₀ regression",
+                                             reg_train, ("seed",))
+    ds = xr.Dataset(data, coords={"seed": seeds, "step": steps})
+    figures = {"learning_curves": _figure_toy_curves(ds),
+               "decomposition": _figure_decomposition(ds),
+               "alignment": _figure_alignment(ds)}
+    return Outcome(ds, summary, figures)
+
+
+def _log_steps(ds: xr.Dataset) -> np.ndarray:
+    """Step axis for log-scale plots (step 0 drawn at 1)."""
+    return np.maximum(ds["step"].values, 1)
+
+
+def _figure_toy_curves(ds: xr.Dataset):
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    t = _log_steps(ds)
+    for i, seed in enumerate(ds["seed"].values):
+        color = f"C{i}"
+        ax.plot(t, ds["train_loss"][i], color=color, label=f"seed {seed}: train")
+        ax.plot(t, ds["test_loss"][i], color=color, ls="--", label="test")
+        ax.plot(t, ds["twin_train_loss"][i], color=color, ls=":", alpha=0.7,
+                label="linearised twin (train, test)")
+        ax.plot(t, ds["twin_test_loss"][i], color=color, ls=":", alpha=0.7)
+        ax.axhline(float(ds["k0_regression_test_loss"][i]), color=color, lw=0.8, alpha=0.6,
+                   label="K₀ regression test MSE")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("GD step")
+    ax.set_ylabel("MSE")
+    ax.set_title("committee machine: lazy plateau, then feature learning")
+    handles, labels = ax.get_legend_handles_labels()
+    ax.legend(handles[:4], labels[:4], fontsize=7)
+    return fig
+
+
+def _figure_decomposition(ds: xr.Dataset):
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    t = _log_steps(ds)
+    ax.plot(t, ds["variance_term"][0], "r--", label="variance error")
+    ax.plot(t, ds["misalignment_term"][0], "g--", label="misalignment error")
+    ax.plot(t, ds["linear_term"][0], "k--", label="power in linear modes")
+    ax.plot(t, ds["population_loss"][0], color="orange", label="sum (population MSE)")
+    ax.plot(t, ds["test_loss"][0], color="C0", alpha=0.5, lw=0.8, label="test-set MSE")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("GD step")
+    ax.set_ylabel("MSE")
+    ax.set_title(f"exact test-loss decomposition, seed {int(ds['seed'][0])}")
+    ax.legend(fontsize=7)
+    return fig
+
+
+def _figure_alignment(ds: xr.Dataset):
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    t = _log_steps(ds)
+    right = ax.twinx()
+    for i, seed in enumerate(ds["seed"].values):
+        ax.plot(t, ds["alignment"][i], color=f"C{i}", label=f"seed {seed}: NTK alignment")
+        right.plot(t, ds["param_norm"][i], color=f"C{i}", ls="--", alpha=0.6)
+    ax.set_xscale("log")
+    ax.set_xlabel("GD step")
+    ax.set_ylabel("test-set NTK–label alignment")
+    right.set_ylabel("weight norm ‖W‖_F (dashed)")
+    ax.legend(fontsize=7, loc="upper left")
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# Fig. 3(a): α sweep
+
+
+def run_alpha_sweep(exp: Experiment, out: Path, device: str) -> Outcome:
+    """Paper Fig. 3(a): the grok amount grows with the laziness α (lr = η₀N/α²).
+
+    Extra settings: ``alphas`` ([0.5, 1, 2, 4]), ``eps`` (0.25), ``lazy_alpha`` (10⁴: a
+    run in the lazy limit, compared with K₀ kernel gradient descent over the same steps).
+    """
+    s = _committee_settings(exp)
+    alphas = exp.get("alphas", [0.5, 1.0, 2.0, 4.0])
+    if (not isinstance(alphas, list) or len(alphas) < 2
+            or not all(isinstance(a, (int, float)) and a > 0 for a in alphas)):
+        raise CaseError("settings.alphas", f"must be a list of ≥ 2 positive numbers, got "
+                                           f"{alphas!r}")
+    eps = exp.number("eps", 0.25, low=0.0)
+    lazy_alpha = exp.number("lazy_alpha", 10_000.0, low=1e-12)
+    dev = _torch_device(device)
+    all_alphas = [float(a) for a in alphas] + [lazy_alpha]
+    n_seed = len(exp.seeds)
+    task, w0 = _batch(exp, s, dev, len(all_alphas))
+    alpha_per_run = torch.tensor(np.repeat(all_alphas, n_seed), dtype=torch.float64,
+                                 device=dev)
+    steps = log_schedule(s["steps"], s["log_every"])
+    run = train_committee(task, w0, alpha=alpha_per_run, eps=eps, eta0=s["eta0"],
+                          steps=s["steps"], log_steps=steps, centered=s["centered"],
+                          twin=False, alignment=False)
+    shape = (len(all_alphas), n_seed, steps.size)
+    curves = {k: v.reshape(shape).transpose(1, 0, 2) for k, v in run.curves.items()}
+    first = TeacherTask(*(getattr(task, k)[:n_seed] for k in
+                          ("beta", "x_train", "y_train", "x_test", "y_test")),
+                        task.target_scale)
+    step_size = 2 * s["eta0"] / s["n_train"]
+    (_, reg_test), (gd_train, gd_test) = _k0_baselines(first, eps, step_size, steps)
+    # the finite-width lazy limit: kernel GD with the empirical NTK of W₀ (the twin's kernel)
+    w_bar0, second0 = sufficient_statistics(w0[:n_seed])
+    _, emp_test = kernel_descent_losses(
+        ntk_gram(first.x_train, first.x_train, w_bar0, second0, eps),
+        ntk_gram(first.x_test, first.x_train, w_bar0, second0, eps),
+        first.y_train, first.y_test, step_size, steps[-1:])
+    emp_test = emp_test[..., -1].cpu().numpy()
+
+    n_alpha = len(alphas)
+    amounts = np.empty((n_seed, n_alpha))
+    censored = np.zeros((n_seed, n_alpha), dtype=bool)
+    final_test = curves["test_loss"][:, :n_alpha, -1]
+    for i in range(n_seed):
+        for j in range(n_alpha):
+            amounts[i, j], censored[i, j] = grok_amount(
+                steps, curves["train_loss"][i, j], curves["test_loss"][i, j], s["threshold"],
+                relative=s["relative_threshold"])
+    increasing = [bool(np.all(np.diff(row) > 0)) for row in amounts]
+    absolute = np.array([[grok_amount(steps, curves["train_loss"][i, j],
+                                      curves["test_loss"][i, j], 0.1)[0]
+                          for j in range(n_alpha)] for i in range(n_seed)])
+    lazy_test = curves["test_loss"][:, -1, -1]
+    lazy_vs_descent = lazy_test / gd_test[:, -1] - 1
+    summary = {
+        "alphas": [float(a) for a in alphas],
+        "grok_amount": amounts.tolist(), "grok_censored": censored.tolist(),
+        "grok_amount_mean": amounts.mean(0).tolist(), "grok_amount_std": amounts.std(0).tolist(),
+        "increasing_in_alpha": increasing,
+        "final_test_loss": final_test.tolist(),
+        "final_test_increasing_in_alpha": [bool(np.all(np.diff(r) > 0)) for r in final_test],
+        "lazy_alpha": lazy_alpha, "lazy_final_test_loss": lazy_test.tolist(),
+        "k0_descent_final_test_loss": gd_test[:, -1].tolist(),
+        "lazy_vs_k0_descent_rel": lazy_vs_descent.tolist(),
+        "lazy_vs_k0_descent_max_abs_rel": float(np.abs(lazy_vs_descent).max()),
+        "empirical_kernel_descent_final_test_loss": emp_test.tolist(),
+        "lazy_vs_empirical_kernel_rel": (lazy_test / emp_test - 1).tolist(),
+        "lazy_vs_empirical_kernel_max_abs_rel": float(np.abs(lazy_test / emp_test - 1).max()),
+        "grok_amount_absolute_0.1": absolute.tolist(),
+        "k0_regression_test_loss": reg_test.tolist(),
+        "lazy_vs_k0_regression_rel": (lazy_test / reg_test - 1).tolist(),
+        "settings": {**s, "eps": eps},
+    }
+    dims = ("seed", "alpha", "step")
+    data = {k: _long(k, CURVE_TEXT[k], v, dims) for k, v in curves.items()}
+    data["grok_amount"] = _long("", "max(0, t_te(θ) − t_tr(θ)) in GD steps",
+                                np.pad(amounts, ((0, 0), (0, 1)), constant_values=np.nan),
+                                ("seed", "alpha"))
+    data["k0_descent_test_loss"] = _long("", "test MSE of kernel GD with K₀", gd_test,
+                                         ("seed", "step"))
+    data["k0_descent_train_loss"] = _long("", "training MSE of kernel GD with K₀", gd_train,
+                                          ("seed", "step"))
+    ds = xr.Dataset(data, coords={"seed": list(exp.seeds), "alpha": all_alphas, "step": steps})
+    return Outcome(ds, summary, {"alpha_sweep": _figure_alpha_sweep(ds, n_alpha)})
+
+
+def _figure_alpha_sweep(ds: xr.Dataset, n_alpha: int):
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    t = _log_steps(ds)
+    for j, alpha in enumerate(ds["alpha"].values):
+        color = "grey" if j >= n_alpha else f"C{j}"
+        label = f"α = {alpha:g}" + (" (lazy limit)" if j >= n_alpha else "")
+        tr, te = ds["train_loss"][0, j], ds["test_loss"][0, j]
+        left.plot(t, tr / tr[0], color=color, label=label)
+        left.plot(t, te / te[0], color=color, ls="--")
+    gd = ds["k0_descent_test_loss"][0]
+    left.plot(t, gd / gd[0], color="k", ls=":", label="K₀ kernel GD (test)")
+    left.set_xscale("log")
+    left.set_yscale("log")
+    left.set_xlabel("GD step")
+    left.set_ylabel("L(t)/L(0): train solid, test dashed")
+    left.legend(fontsize=7)
+    alphas = ds["alpha"].values[:n_alpha]
+    amount = ds["grok_amount"].values[:, :n_alpha]
+    for i in range(amount.shape[0]):
+        right.plot(alphas, amount[i], "o", color="grey", alpha=0.6)
+    right.errorbar(alphas, amount.mean(0), yerr=amount.std(0), color="C3", marker="s",
+                   capsize=3, label="mean ± std over seeds")
+    right.set_xscale("log", base=2)
+    right.set_xlabel("output scale α")
+    right.set_ylabel("grok amount (GD steps)")
+    right.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# Fig. 3(e): (α, ε) phase diagram
+
+
+def run_phase_diagram(exp: Experiment, out: Path, device: str) -> Outcome:
+    """Paper Fig. 3(e): grok amount over laziness α and initial alignment ε.
+
+    Extra settings: ``alphas``, ``epsilons`` (grids).  Every (α, ε, seed) is one configuration
+    of a single batched run of ``steps`` GD steps (the paper stops at convergence; the fixed
+    length only affects censored cells).
+    """
+    s = _committee_settings(exp)
+    grids = {}
+    for key in ("alphas", "epsilons"):
+        values = exp.require(key)
+        if (not isinstance(values, list) or len(values) < 2
+                or not all(isinstance(v, (int, float)) and v > 0 for v in values)):
+            raise CaseError(f"settings.{key}", f"must be a list of ≥ 2 positive numbers, got "
+                                               f"{values!r}")
+        grids[key] = [float(v) for v in values]
+    alphas, epsilons = grids["alphas"], grids["epsilons"]
+    dev = _torch_device(device)
+    n_seed, n_a, n_e = len(exp.seeds), len(alphas), len(epsilons)
+    task, w0 = _batch(exp, s, dev, n_a * n_e)
+    cell_alpha = np.repeat(np.repeat(alphas, n_e), n_seed)
+    cell_eps = np.repeat(np.tile(epsilons, n_a), n_seed)
+    steps = log_schedule(s["steps"], s["log_every"])
+    run = train_committee(task, w0, alpha=torch.tensor(cell_alpha, device=dev),
+                          eps=torch.tensor(cell_eps, device=dev), eta0=s["eta0"],
+                          steps=s["steps"], log_steps=steps, centered=s["centered"],
+                          twin=False, alignment=False)
+    shape = (n_a, n_e, n_seed, steps.size)
+    curves = {k: v.reshape(shape).transpose(2, 0, 1, 3) for k, v in run.curves.items()}
+    amounts = np.empty((n_seed, n_a, n_e))
+    censored = np.zeros((n_seed, n_a, n_e), dtype=bool)
+    for idx in np.ndindex(n_seed, n_a, n_e):
+        amounts[idx], censored[idx] = grok_amount(
+            steps, curves["train_loss"][idx], curves["test_loss"][idx], s["threshold"],
+            relative=s["relative_threshold"])
+    finite = np.isfinite(amounts)
+    count = finite.sum(0)
+    mean = np.where(count > 0, np.where(finite, amounts, 0).sum(0) / np.maximum(count, 1),
+                    np.nan)
+    a_grid, e_grid = np.meshgrid(alphas, epsilons, indexing="ij")
+    ok = np.isfinite(mean)
+    rho_alpha = spearmanr(a_grid[ok], mean[ok]).statistic
+    rho_eps = spearmanr(e_grid[ok], mean[ok]).statistic
+    summary = {
+        "alphas": alphas, "epsilons": epsilons,
+        "grok_amount_mean": mean.tolist(), "grok_amount": amounts.tolist(),
+        "censored_fraction": float(censored.mean()),
+        "spearman_amount_alpha": float(rho_alpha), "spearman_amount_eps": float(rho_eps),
+        "lazy_misaligned_corner": float(mean[-1, 0]), "rich_aligned_corner": float(mean[0, -1]),
+        "max_cell": [float(a_grid.ravel()[np.nanargmax(mean)]),
+                     float(e_grid.ravel()[np.nanargmax(mean)])],
+        "settings": s,
+    }
+    dims = ("seed", "alpha", "eps", "step")
+    data = {k: _long(k, CURVE_TEXT[k], v, dims) for k, v in curves.items()
+            if k in ("train_loss", "test_loss", "population_loss", "param_norm")}
+    data["grok_amount"] = _long("", "max(0, t_te(θ) − t_tr(θ)) in GD steps", amounts,
+                                ("seed", "alpha", "eps"))
+    data["censored"] = _long("", "1 where a passage was not reached within the run",
+                             censored.astype(np.int8), ("seed", "alpha", "eps"))
+    ds = xr.Dataset(data, coords={"seed": list(exp.seeds), "alpha": alphas, "eps": epsilons,
+                                  "step": steps})
+    return Outcome(ds, summary, {"phase_diagram": _figure_phase(ds)})
+
+
+def _figure_phase(ds: xr.Dataset):
+    fig, ax = plt.subplots(figsize=(5.6, 4.4))
+    mean = ds["grok_amount"].mean("seed").values
+    image = ax.imshow(mean, origin="lower", aspect="auto", cmap="viridis")
+    ax.set_yticks(range(ds.sizes["alpha"]), [f"{a:g}" for a in ds["alpha"].values])
+    ax.set_xticks(range(ds.sizes["eps"]), [f"{e:g}" for e in ds["eps"].values])
+    ax.set_ylabel("laziness α")
+    ax.set_xlabel("kernel alignment ε")
+    ax.set_title("amount of grokking (GD steps, seed mean)")
+    fig.colorbar(image, ax=ax)
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# Fig. 2: modular addition with a quadratic MLP
+
+
+class QuadraticPairMLP(torch.nn.Module):
+    """f(x) = (scale/(D·N)) W₂ (W₁x)² on one-hot pairs x ∈ {0, 1}^D, D = 2p (spec G2.4, Fig. 2).
+
+    No biases; W₁ (N × D) and W₂ (p × N) start i.i.d. N(0, 1).  The authors' notebook applies
+    ``scale`` twice; freqdyn applies it once (documented choice), so scale = 1 is the same.
+    """
+
+    def __init__(self, p: int, width: int, scale: float, generator: torch.Generator):
+        super().__init__()
+        self.p, self.scale = p, scale
+        self.first = torch.nn.Parameter(torch.randn(width, 2 * p, generator=generator))
+        self.second = torch.nn.Parameter(torch.randn(p, width, generator=generator))
+
+    def forward(self, pairs: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([torch.nn.functional.one_hot(pairs[:, 0], self.p),
+                       torch.nn.functional.one_hot(pairs[:, 1], self.p)], 1).to(self.first)
+        hidden = (x @ self.first.T) ** 2
+        return self.scale / (2 * self.p * self.first.shape[0]) * hidden @ self.second.T
+
+
+def run_modular_mlp(exp: Experiment, out: Path, device: str) -> Outcome:
+    """Paper Fig. 2: a + b mod p groks with plain GD, no weight decay, weight norm rising.
+
+    Settings: ``p`` (23), ``train_fraction`` (0.9), ``width`` (100), ``scale`` (1), ``lr``
+    (100, divided by scale²), ``steps``, ``eval_every``.  Loss: mean over pairs of the
+    squared error summed over the p outputs, against one-hot labels.
+    """
+    p = exp.number("p", 23, low=2, integer=True)
+    fraction = exp.number("train_fraction", 0.9, low=0.0, high=1.0)
+    width = exp.number("width", 100, low=1, integer=True)
+    scale = exp.number("scale", 1.0, low=1e-12)
+    lr = exp.number("lr", 100.0, low=1e-12) / scale**2
+    steps = exp.number("steps", 50_000, low=1, integer=True)
+    eval_every = exp.number("eval_every", 50, low=1, integer=True)
+    dev = _torch_device(device)
+    seeds = list(exp.seeds)
+    logs = []
+    for seed in seeds:
+        data = modular_dataset(p, "+", fraction, seed)
+        gen = torch.Generator().manual_seed(seed)
+        model = QuadraticPairMLP(p, width, scale, gen).to(dev)
+        xs = {"train": data.pairs_train.to(dev), "val": data.pairs_val.to(dev)}
+        ys = {"train": data.labels_train.to(dev), "val": data.labels_val.to(dev)}
+        targets = {k: torch.nn.functional.one_hot(v, p).to(torch.float32) for k, v in ys.items()}
+
+        def mse(split, model=model, xs=xs, targets=targets):
+            return ((model(xs[split]) - targets[split]) ** 2).sum(1).mean()
+
+        def evaluate(step, model=model, xs=xs, ys=ys, mse=mse):
+            with torch.no_grad():
+                row = {f"{k}_loss": float(mse(k)) for k in xs}
+                row |= {f"{k}_accuracy": float((model(xs[k]).argmax(1) == ys[k]).float().mean())
+                        for k in xs}
+                row["weight_norm"] = float(sum(torch.linalg.matrix_norm(w)
+                                               for w in model.parameters()))
+            return row
+
+        optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+        logs.append(train_loop(model, optimizer, lambda t, mse=mse: mse("train"), steps=steps,
+                               evaluate=evaluate, eval_every=eval_every,
+                               label=f"mod-{p} MLP seed {seed}"))
+    steps_axis = np.asarray(logs[0].eval_steps)
+    keys = ("train_loss", "val_loss", "train_accuracy", "val_accuracy", "weight_norm")
+    curves = {k: np.stack([log.evals(k) for log in logs]) for k in keys}
+    summary = {k: [] for k in ("t_train_acc", "t_val_acc", "delay", "final_val_accuracy",
+                               "weight_norm_initial", "weight_norm_at_grok",
+                               "weight_norm_final", "norm_rises", "grokked")}
+    for i in range(len(seeds)):
+        t_train = first_passage(steps_axis, -curves["train_accuracy"][i], -0.999)
+        t_val = first_passage(steps_axis, -curves["val_accuracy"][i], -0.95)
+        at = np.flatnonzero(steps_axis == t_val)
+        norm = curves["weight_norm"][i]
+        norm_grok = float(norm[at[0]]) if at.size else float("nan")
+        summary["t_train_acc"].append(t_train)
+        summary["t_val_acc"].append(t_val)
+        summary["delay"].append(t_val - t_train)
+        summary["final_val_accuracy"].append(float(curves["val_accuracy"][i, -1]))
+        summary["weight_norm_initial"].append(float(norm[0]))
+        summary["weight_norm_at_grok"].append(norm_grok)
+        summary["weight_norm_final"].append(float(norm[-1]))
+        summary["norm_rises"].append(bool(norm_grok > norm[0]))
+        summary["grokked"].append(bool(np.isfinite(t_val) and t_val > t_train))
+    summary["delay_stats"] = _stats(summary["delay"])
+    text = {"train_loss": "training MSE (sum over outputs, mean over pairs)",
+            "val_loss": "validation MSE", "train_accuracy": "training accuracy (argmax)",
+            "val_accuracy": "validation accuracy (argmax)",
+            "weight_norm": "‖W₁‖_F + ‖W₂‖_F"}
+    ds = xr.Dataset({k: _long(k, text[k], v, ("seed", "step")) for k, v in curves.items()},
+                    coords={"seed": seeds, "step": steps_axis})
+    return Outcome(ds, summary, {"modular_mlp": _figure_modular(ds)})
+
+
+def _figure_modular(ds: xr.Dataset):
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    t = ds["step"].values
+    for i, seed in enumerate(ds["seed"].values):
+        left.plot(t, ds["train_accuracy"][i], color=f"C{i}", label=f"seed {seed}: train")
+        left.plot(t, ds["val_accuracy"][i], color=f"C{i}", ls="--", label="validation")
+        right.plot(t, ds["train_loss"][i], color=f"C{i}")
+        right.plot(t, ds["val_loss"][i], color=f"C{i}", ls="--")
+    norm = left.twinx()
+    norm.plot(t, ds["weight_norm"][0], color="orange", ls=":", label="weight norm (seed 0)")
+    norm.set_ylabel("‖W₁‖ + ‖W₂‖ (dotted)")
+    left.set_xlabel("GD step")
+    left.set_ylabel("accuracy")
+    left.legend(fontsize=7, loc="center right")
+    right.set_yscale("log")
+    right.set_xlabel("GD step")
+    right.set_ylabel("MSE (train solid, validation dashed)")
+    fig.tight_layout()
+    return fig
