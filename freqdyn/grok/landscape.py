@@ -90,21 +90,22 @@ def hessian_operator(loss_fn: Callable[[], torch.Tensor],
 
 
 def hessian_extremes(loss_fn: Callable[[], torch.Tensor], params: Sequence[torch.Tensor], *,
-                     seed: int = 0, tol: float = 0.0,
-                     maxiter: int | None = None) -> HessianExtremes:
+                     seed: int = 0, tol: float = 0.0, maxiter: int | None = None,
+                     smallest: bool = True) -> HessianExtremes:
     """λ_max and λ_min of ∇²L by Lanczos (ARPACK ``eigsh``, which ``"LA"`` and ``"SA"``).
 
     ``loss_fn`` evaluates the loss from the current parameter values (full batch or a
-    fixed batch: the Hessian must be of one deterministic function).  ``tol = 0`` asks
-    ARPACK for machine precision; ``seed`` fixes the Lanczos start vector.
+    fixed batch: the Hessian must be of one deterministic function).  ``tol`` is ARPACK's
+    relative accuracy (0: machine precision); ``seed`` fixes the Lanczos start vector.
+    ``smallest=False`` skips λ_min (NaN), e.g. for a sharpness curve.
     """
     operator = hessian_operator(loss_fn, params)
     size = operator.shape[0]
     if size < 2:
         raise CaseError("params", f"need at least 2 parameters for Lanczos, got {size}")
     start = np.random.default_rng(seed).standard_normal(size)
-    values = {}
-    for which in ("LA", "SA"):
+    values = {"SA": float("nan")}
+    for which in ("LA", "SA") if smallest else ("LA",):
         values[which] = float(eigsh(operator, k=1, which=which, v0=start, tol=tol,
                                     maxiter=maxiter, return_eigenvectors=False)[0])
     return HessianExtremes(lambda_max=values["LA"], lambda_min=values["SA"])
