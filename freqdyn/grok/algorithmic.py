@@ -137,7 +137,8 @@ class ModularRun:
     final: dict
     cfg: dict
     seed: int
-    seconds: float
+    seconds: float             # wall-clock seconds of the training loop
+    cpu_seconds: float         # CPU seconds of this process during it (all threads)
 
 
 def _setting(cfg: dict, key: str, default, kind, *, low=None, strict=False):
@@ -274,19 +275,19 @@ def train_modular(cfg: dict, seed: int, device: str = "cpu", *,
         t4 = phase_times(log.eval_steps, log.evals("train_acc"), log.evals("val_acc"))["t4"]
         return t4 is not None and log.eval_steps[-1] >= t4 + after_t4
 
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     log = train_loop(model, optimizer, loss_fn, steps=steps, evaluate=evaluate,
                      eval_every=eval_every, scheduler=scheduler, clip=clip,
                      checkpoint_dir=checkpoint_dir, checkpoint_every=CHECKPOINT_EVALS * eval_every,
                      resume=resume, stop=stop, generators=[batches], progress=progress,
                      label=label or f"{cfg.get('model', 'mlp')} seed {seed}")
     merge_records(log)
-    seconds = time.perf_counter() - start
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     times = phase_times(log.eval_steps, log.evals("train_acc"), log.evals("val_acc"))
     final = {key: log.last(key) for key in EVALUATED}
     final.update(steps=int(log.eval_steps[-1]), grokked=times["t4"] is not None)
     return ModularRun(log=log, data=data, model=model, phase_times=times, final=final,
-                      cfg=dict(cfg), seed=seed, seconds=seconds)
+                      cfg=dict(cfg), seed=seed, seconds=seconds, cpu_seconds=cpu_seconds)
 
 
 def delay_ratio(times: dict) -> float:
@@ -365,6 +366,8 @@ def runs_summary(runs: list[ModularRun]) -> dict:
     summary["steps_run"] = [run.final["steps"] for run in runs]
     summary["seconds_per_seed"] = [round(run.seconds, 2) for run in runs]
     summary["seconds_training"] = round(sum(run.seconds for run in runs), 2)
+    summary["cpu_seconds_per_seed"] = [round(run.cpu_seconds, 2) for run in runs]
+    summary["cpu_seconds_training"] = round(sum(run.cpu_seconds for run in runs), 2)
     for key in ("t2", "t4", "delay_ratio", "final_val_acc"):
         values = [math.nan if v is None else v for v in summary[key]]
         summary[f"{key}_mean"], summary[f"{key}_std"] = _mean_std(values)
