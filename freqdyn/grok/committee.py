@@ -40,13 +40,15 @@ label units; steps are full-batch GD steps ("epochs").
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from ..errors import CaseError
+from ..train import progress_enabled
 
 
 @dataclass(frozen=True)
@@ -293,7 +295,7 @@ def _linear_model_terms(x: torch.Tensor, residual: torch.Tensor):
 def train_committee(task: TeacherTask, initial_weights: torch.Tensor, *, alpha, eps, eta0,
                     steps: int, log_steps: Sequence[int], centered: bool = True,
                     twin: bool = True, alignment: bool = True, check: bool = False,
-                    progress: Callable[[int], None] | None = None) -> CommitteeRun:
+                    label: str = "committee") -> CommitteeRun:
     """Full-batch GD on the committee machine, with its linearised twin in lock-step.
 
     One step, with residuals r_μ = f̃(x_μ) − y_μ and c = 2η₀/(αP):
@@ -309,7 +311,8 @@ def train_committee(task: TeacherTask, initial_weights: torch.Tensor, *, alpha, 
 
     ``alpha``, ``eps``, ``eta0``: scalars or tensors of the batch shape of ``initial_weights``
     (..., N, D).  ``log_steps``: steps in [0, steps] at which to log.  ``check`` adds the
-    O(N²D) neuron-level population loss at every logged step.
+    O(N²D) neuron-level population loss at every logged step.  A progress bar named ``label``
+    is shown where freqdyn shows progress bars (a terminal, FREQDYN_NO_PROGRESS unset).
     """
     dtype = initial_weights.dtype
     batch = initial_weights.shape[:-2]
@@ -334,6 +337,7 @@ def train_committee(task: TeacherTask, initial_weights: torch.Tensor, *, alpha, 
     keys += ["alignment"] * alignment + ["population_check"] * check
     curves = {k: np.empty((*batch, log_steps.size)) for k in keys}
     log_at = {int(t): j for j, t in enumerate(log_steps)}
+    bar = tqdm(total=steps, desc=label, leave=False) if progress_enabled() else None
 
     for t in range(steps + 1):
         w_bar, second = sufficient_statistics(weights)
@@ -368,10 +372,10 @@ def train_committee(task: TeacherTask, initial_weights: torch.Tensor, *, alpha, 
                     reference=initial_weights if centered else None)
             for k, v in row.items():
                 curves[k][..., log_at[t]] = v.cpu().numpy()
-            if progress is not None:
-                progress(t)
         if t == steps:
             break
+        if bar is not None:
+            bar.update(1)
         g, a = _linear_model_terms(x, residual)
         weights = weights - c * (g.unsqueeze(-2) + eps_m * (weights @ a))
         if twin:
@@ -379,6 +383,8 @@ def train_committee(task: TeacherTask, initial_weights: torch.Tensor, *, alpha, 
             delta_bar = delta_bar - c[..., 0] * (g_lin + eps[..., None] * (
                 a_lin @ w0_bar.unsqueeze(-1)).squeeze(-1))
             q = q - c * (w0_bar.unsqueeze(-1) * g_lin.unsqueeze(-2) + eps_m * (m0 @ a_lin))
+    if bar is not None:
+        bar.close()
     if not all(np.isfinite(v).all() for v in curves.values()):
         raise CaseError("settings.eta0", "gradient descent diverged (non-finite loss); "
                         "lower eta0")

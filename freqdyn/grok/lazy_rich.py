@@ -192,7 +192,7 @@ def run_toy(exp: Experiment, out: Path, device: str) -> Outcome:
     task, w0 = _batch(exp, s, dev, 1)
     steps = log_schedule(s["steps"], s["log_every"])
     run = train_committee(task, w0, alpha=alpha, eps=eps, eta0=s["eta0"], steps=s["steps"],
-                          log_steps=steps, centered=s["centered"], check=True)
+                          log_steps=steps, centered=s["centered"], check=True, label=exp.name)
     (reg_train, reg_test), (gd_train, gd_test) = _k0_baselines(
         task, eps, 2 * s["eta0"] / s["n_train"], steps)
     c = run.curves
@@ -352,7 +352,7 @@ def run_alpha_sweep(exp: Experiment, out: Path, device: str) -> Outcome:
     steps = log_schedule(s["steps"], s["log_every"])
     run = train_committee(task, w0, alpha=alpha_per_run, eps=eps, eta0=s["eta0"],
                           steps=s["steps"], log_steps=steps, centered=s["centered"],
-                          twin=False, alignment=False)
+                          twin=False, alignment=False, label=exp.name)
     shape = (len(all_alphas), n_seed, steps.size)
     curves = {k: v.reshape(shape).transpose(1, 0, 2) for k, v in run.curves.items()}
     first = TeacherTask(*(getattr(task, k)[:n_seed] for k in
@@ -478,7 +478,7 @@ def run_phase_diagram(exp: Experiment, out: Path, device: str) -> Outcome:
     run = train_committee(task, w0, alpha=torch.tensor(cell_alpha, device=dev),
                           eps=torch.tensor(cell_eps, device=dev), eta0=s["eta0"],
                           steps=s["steps"], log_steps=steps, centered=s["centered"],
-                          twin=False, alignment=False)
+                          twin=False, alignment=False, label=exp.name)
     shape = (n_a, n_e, n_seed, steps.size)
     curves = {k: v.reshape(shape).transpose(2, 0, 1, 3) for k, v in run.curves.items()}
     amounts = np.empty((n_seed, n_a, n_e))
