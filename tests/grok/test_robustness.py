@@ -242,3 +242,69 @@ def test_perturbed_information_without_noise_is_the_plain_entropy():
     noisy = perturbed_information(model, pairs, 1.0, batch_size=10,
                                   generator=torch.Generator().manual_seed(0))
     assert noisy["mid"] > 0.0  # noise destroys information shared with the clean features
+
+
+TINY = dict(p=11, train_fraction=0.6, width=32, steps=120, eval_every=10, info_every=50,
+            snapshot_every=20, sharpness_every=60, info_batch_size=16, info_batches=1,
+            after_t4=20, lr=1e-2, hessian_tol=1e-2)
+
+
+def first_step(steps, values, threshold):
+    hits = [s for s, v in zip(steps, values, strict=True) if v >= threshold]
+    return hits[0] if hits else None
+
+
+def test_perturbation_experiment_end_to_end(tmp_path):
+    import xarray as xr
+
+    from freqdyn.grok.experiment import load_experiment
+    from freqdyn.grok.runner import run_experiment
+
+    exp = load_experiment("validation/grokking/robustness-perturbation.toml", seeds=[0],
+                          overrides=TINY)
+    result = run_experiment(exp, tmp_path, device="cpu")
+    summary = result.summary
+    with xr.open_dataset(result.result) as dataset:
+        data = dataset.load()
+    assert list(data["mode"].values) == ["standard", "perturbed"]
+    for mode in ("standard", "perturbed"):
+        curve = data["val_acc"].sel(mode=mode, seed=0)
+        steps = [int(s) for s, v in zip(data["eval_step"].values, curve.values, strict=True)
+                 if np.isfinite(v)]
+        values = [float(v) for v in curve.values if np.isfinite(v)]
+        assert summary[f"{mode}_steps_to_95"][0] == first_step(steps, values, 0.95)
+        # PE is measured exactly at the multiples of info_every.
+        pe = data["pe"].sel(mode=mode, seed=0).values
+        measured = {int(s) for s, v in zip(data["eval_step"].values, pe, strict=True)
+                    if np.isfinite(v)}
+        assert measured == {s for s in steps if s % 50 == 0}
+    # The noise changes the run: memorisation happens at a different step or not at all.
+    train = data["train_acc"].sel(seed=0)
+    assert not np.array_equal(train.sel(mode="standard").values,
+                              train.sel(mode="perturbed").values, equal_nan=True)
+    # Landscape numbers of the standard run: ordered extremes, a PCA share in (0, 1].
+    assert summary["standard_lambda_max_final"][0] > 0 > summary["standard_lambda_min_final"][0]
+    assert summary["standard_lambda_max_memorised"][0] > summary["standard_lambda_min_memorised"][0]
+    assert 0 < summary["standard_pca_top2_share"][0] <= 1
+    sharpness = data["sharpness"].sel(mode="standard", seed=0).values
+    assert np.isfinite(sharpness[[0, 6, 12]]).all() and np.isnan(sharpness[1])
+    assert summary["claim_holds"] == all(summary["perturbed_faster_95"])
+    assert {"accuracy", "weight_norm", "information", "robustness", "landscape"} \
+        <= {path.stem for path in result.figures}
+
+
+def test_abelian_experiment_end_to_end(tmp_path):
+    from freqdyn.grok.experiment import load_experiment
+    from freqdyn.grok.runner import run_experiment
+
+    exp = load_experiment("validation/grokking/abelian.toml", seeds=[0], overrides=TINY)
+    summary = run_experiment(exp, tmp_path, device="cpu").summary
+    # The penalty (coefficient 100) makes the logits nearly commutative; standard training
+    # does not.
+    assert summary["penalty_final_logit_distance"][0] \
+        < 0.1 * summary["standard_final_logit_distance"][0]
+    assert summary["penalty_final_abelian_acc"][0] == 1.0
+    assert summary["standard_final_abelian_acc"][0] < 1.0
+    statements = len(summary["holds"]) + len(summary["does_not_hold"])
+    assert statements == 3
+    assert summary["claim_holds"] == (not summary["does_not_hold"])
