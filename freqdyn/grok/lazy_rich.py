@@ -152,7 +152,8 @@ def _stats(values) -> dict:
     return {"mean": float(values.mean()), "std": float(values.std())}
 
 
-def _long(name: str, text: str, data: np.ndarray, dims: tuple[str, ...]):
+def _long(text: str, data: np.ndarray, dims: tuple[str, ...]) -> xr.DataArray:
+    """A variable with its meaning and units in ``long_name``."""
     return xr.DataArray(data, dims=dims, attrs={"long_name": text})
 
 
@@ -248,14 +249,14 @@ def run_toy(exp: Experiment, out: Path, device: str) -> Outcome:
         summary[f"{key}_stats"] = _stats(summary[key])
     summary["settings"] = {**s, "alpha": alpha, "eps": eps}
 
-    data = {k: _long(k, CURVE_TEXT[k], v, ("seed", "step")) for k, v in c.items()}
-    data["k0_descent_train_loss"] = _long("", "training MSE of kernel GD with K₀", gd_train,
+    data = {k: _long(CURVE_TEXT[k], v, ("seed", "step")) for k, v in c.items()}
+    data["k0_descent_train_loss"] = _long("training MSE of kernel GD with K₀", gd_train,
                                           ("seed", "step"))
-    data["k0_descent_test_loss"] = _long("", "test MSE of kernel GD with K₀", gd_test,
+    data["k0_descent_test_loss"] = _long("test MSE of kernel GD with K₀", gd_test,
                                          ("seed", "step"))
-    data["k0_regression_test_loss"] = _long("", "test MSE of ridgeless K₀ regression",
+    data["k0_regression_test_loss"] = _long("test MSE of ridgeless K₀ regression",
                                             reg_test, ("seed",))
-    data["k0_regression_train_loss"] = _long("", "training MSE of ridgeless K₀ regression",
+    data["k0_regression_train_loss"] = _long("training MSE of ridgeless K₀ regression",
                                              reg_train, ("seed",))
     ds = xr.Dataset(data, coords={"seed": seeds, "step": steps})
     figures = {"learning_curves": _figure_toy_curves(ds),
@@ -403,13 +404,13 @@ def run_alpha_sweep(exp: Experiment, out: Path, device: str) -> Outcome:
         "settings": {**s, "eps": eps},
     }
     dims = ("seed", "alpha", "step")
-    data = {k: _long(k, CURVE_TEXT[k], v, dims) for k, v in curves.items()}
-    data["grok_amount"] = _long("", "max(0, t_te(θ) − t_tr(θ)) in GD steps",
+    data = {k: _long(CURVE_TEXT[k], v, dims) for k, v in curves.items()}
+    data["grok_amount"] = _long("max(0, t_te(θ) − t_tr(θ)) in GD steps",
                                 np.pad(amounts, ((0, 0), (0, 1)), constant_values=np.nan),
                                 ("seed", "alpha"))
-    data["k0_descent_test_loss"] = _long("", "test MSE of kernel GD with K₀", gd_test,
+    data["k0_descent_test_loss"] = _long("test MSE of kernel GD with K₀", gd_test,
                                          ("seed", "step"))
-    data["k0_descent_train_loss"] = _long("", "training MSE of kernel GD with K₀", gd_train,
+    data["k0_descent_train_loss"] = _long("training MSE of kernel GD with K₀", gd_train,
                                           ("seed", "step"))
     ds = xr.Dataset(data, coords={"seed": list(exp.seeds), "alpha": all_alphas, "step": steps})
     return Outcome(ds, summary, {"alpha_sweep": _figure_alpha_sweep(ds, n_alpha)})
@@ -505,12 +506,12 @@ def run_phase_diagram(exp: Experiment, out: Path, device: str) -> Outcome:
         "settings": s,
     }
     dims = ("seed", "alpha", "eps", "step")
-    data = {k: _long(k, CURVE_TEXT[k], v, dims) for k, v in curves.items()
+    data = {k: _long(CURVE_TEXT[k], v, dims) for k, v in curves.items()
             if k in ("train_loss", "test_loss", "population_loss", "param_norm")}
-    data["grok_amount"] = _long("", "max(0, t_te(θ) − t_tr(θ)) in GD steps, 0 where the test "
+    data["grok_amount"] = _long("max(0, t_te(θ) − t_tr(θ)) in GD steps, 0 where the test "
                                 "loss never passes θ (authors' code)", authors,
                                 ("seed", "alpha", "eps"))
-    data["censored"] = _long("", "1 where the test loss never passes θ within the run",
+    data["censored"] = _long("1 where the test loss never passes θ within the run",
                              censored.astype(np.int8), ("seed", "alpha", "eps"))
     ds = xr.Dataset(data, coords={"seed": list(exp.seeds), "alpha": alphas, "eps": epsilons,
                                   "step": steps})
@@ -625,7 +626,7 @@ def run_modular_mlp(exp: Experiment, out: Path, device: str) -> Outcome:
             "val_loss": "validation MSE", "train_accuracy": "training accuracy (argmax)",
             "val_accuracy": "validation accuracy (argmax)",
             "weight_norm": "‖W₁‖_F + ‖W₂‖_F"}
-    ds = xr.Dataset({k: _long(k, text[k], v, ("seed", "step")) for k, v in curves.items()},
+    ds = xr.Dataset({k: _long(text[k], v, ("seed", "step")) for k, v in curves.items()},
                     coords={"seed": seeds, "step": steps_axis})
     return Outcome(ds, summary, {"modular_mlp": _figure_modular(ds)})
 
