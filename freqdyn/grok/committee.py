@@ -236,6 +236,13 @@ def kernel_regression_losses(gram_train: torch.Tensor, gram_test_train: torch.Te
     return train.mean(-1), test.mean(-1)
 
 
+def task_difficulty(gram_train: torch.Tensor, y_train: torch.Tensor) -> torch.Tensor:
+    """yᵀ K(X, X)⁻¹ y (spec G2.5.6): ≫ 1 for a task the kernel finds hard; near the kernel
+    limit it equals the parameter displacement |w − w₀|² needed to fit the labels."""
+    coef = torch.linalg.solve(gram_train, y_train.unsqueeze(-1)).squeeze(-1)
+    return (y_train * coef).sum(-1)
+
+
 def kernel_descent_losses(gram_train: torch.Tensor, gram_test_train: torch.Tensor,
                           y_train: torch.Tensor, y_test: torch.Tensor, step_size,
                           steps: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -43,6 +43,7 @@ from .committee import (
     ntk_gram,
     stack_tasks,
     sufficient_statistics,
+    task_difficulty,
     teacher_task,
     train_committee,
 )
@@ -135,12 +136,14 @@ def _batch(exp: Experiment, s: dict, device: torch.device, n_repeat: int):
 
 
 def _k0_baselines(task: TeacherTask, eps, step_size: float, steps: np.ndarray):
-    """Ridgeless K₀ regression (train, test MSE) and K₀ kernel-GD curves (train, test)."""
+    """Ridgeless K₀ regression (train, test MSE), K₀ kernel-GD curves (train, test) and the
+    task difficulty yᵀK₀⁻¹y."""
     gram = k0_gram(task.x_train, task.x_train, eps)
     cross = k0_gram(task.x_test, task.x_train, eps)
     reg = kernel_regression_losses(gram, cross, task.y_train, task.y_test)
     descent = kernel_descent_losses(gram, cross, task.y_train, task.y_test, step_size, steps)
-    return [r.cpu().numpy() for r in reg], [d.cpu().numpy() for d in descent]
+    difficulty = task_difficulty(gram, task.y_train).cpu().numpy()
+    return [r.cpu().numpy() for r in reg], [d.cpu().numpy() for d in descent], difficulty
 
 
 def _stats(values) -> dict:
@@ -194,7 +197,7 @@ def run_toy(exp: Experiment, out: Path, device: str) -> Outcome:
     steps = log_schedule(s["steps"], s["log_every"])
     run = train_committee(task, w0, alpha=alpha, eps=eps, eta0=s["eta0"], steps=s["steps"],
                           log_steps=steps, centered=s["centered"], check=True, label=exp.name)
-    (reg_train, reg_test), (gd_train, gd_test) = _k0_baselines(
+    (reg_train, reg_test), (gd_train, gd_test), difficulty = _k0_baselines(
         task, eps, 2 * s["eta0"] / s["n_train"], steps)
     c = run.curves
     seeds = list(exp.seeds)
@@ -247,6 +250,7 @@ def run_toy(exp: Experiment, out: Path, device: str) -> Outcome:
         / c["population_check"] - 1)))
     for key in ("plateau_ratio", "test_peak", "test_final", "grok_amount", "alignment_final"):
         summary[f"{key}_stats"] = _stats(summary[key])
+    summary["k0_task_difficulty"] = difficulty.tolist()
     summary["settings"] = {**s, "alpha": alpha, "eps": eps}
 
     data = {k: _long(CURVE_TEXT[k], v, ("seed", "step")) for k, v in c.items()}
@@ -360,7 +364,7 @@ def run_alpha_sweep(exp: Experiment, out: Path, device: str) -> Outcome:
                           ("beta", "x_train", "y_train", "x_test", "y_test")),
                         task.target_scale)
     step_size = 2 * s["eta0"] / s["n_train"]
-    (_, reg_test), (gd_train, gd_test) = _k0_baselines(first, eps, step_size, steps)
+    (_, reg_test), (gd_train, gd_test), _ = _k0_baselines(first, eps, step_size, steps)
     # the finite-width lazy limit: kernel GD with the empirical NTK of W₀ (the twin's kernel)
     w_bar0, second0 = sufficient_statistics(w0[:n_seed])
     _, emp_test = kernel_descent_losses(

@@ -18,6 +18,7 @@ from freqdyn.grok.committee import (
     population_loss_from_weights,
     stack_tasks,
     sufficient_statistics,
+    task_difficulty,
     teacher_task,
     train_committee,
 )
@@ -167,6 +168,9 @@ def test_kernel_descent_closed_form_against_iteration_and_regression(stability):
     reg_train, reg_test = kernel_regression_losses(k_tr, k_te, task.y_train, task.y_test)
     assert reg_train < 1e-20 and long_train[0] < 1e-12
     assert long_test[0] == pytest.approx(reg_test.item(), rel=1e-6)
+    lam, vec = np.linalg.eigh(k_tr.numpy())
+    assert task_difficulty(k_tr, task.y_train).item() == pytest.approx(
+        np.sum((vec.T @ task.y_train.numpy()) ** 2 / lam), rel=1e-8)
 
 
 def test_training_decomposition_equals_exact_loss_at_every_logged_step():
