@@ -144,6 +144,10 @@ def test_peaks_relative_error_and_mismatch():
     assert spectral_mismatch(train_spec, test_spec) == pytest.approx(
         1 - power[6] / power.sum(), rel=1e-12)
     assert spectral_mismatch(test_spec, test_spec) < 1e-4
+    # a broad true peak: its whole band counts as support
+    broad_test = np.array([0.0, 0.05, 0.5, 1.0, 0.5, 0.05])
+    broad_train = np.array([0.3, 0.1, 0.5, 1.0, 0.5, 0.0])
+    assert spectral_mismatch(broad_train, broad_test) == pytest.approx(0.1 / 1.6)
     # end points count as peaks when they dominate their neighbour
     assert spectral_peaks(np.array([1.0, 0.2, 0.1, 0.5])).tolist() == [0, 3]
 
