@@ -376,10 +376,11 @@ def runs_summary(runs: list[ModularRun]) -> dict:
 
 
 def mark_phases(ax, times: dict, color) -> None:
-    """Dotted vertical lines at the phase times that were reached."""
+    """Dotted vertical lines at the phase times that were reached (step 0 drawn at 1, for
+    logarithmic step axes)."""
     for phase in PHASES:
         if times[phase] is not None:
-            ax.axvline(times[phase], color=color, lw=0.8, ls=":")
+            ax.axvline(max(times[phase], 1), color=color, lw=0.8, ls=":")
 
 
 def curves_figure(runs: list[ModularRun], title: str):
