@@ -136,7 +136,9 @@ def noise_in_embedding_space(model: torch.nn.Module, emb: torch.Tensor, sigma: f
     ``target = "embedding"`` adds Δ ~ N(0, σ²I) to the embeddings themselves;
     ``"one-hot"`` adds it to the one-hot token inputs, which reaches the embeddings as
     Δ W_E (W_E the token-embedding matrix; position embeddings are not perturbed).  For
-    the pair MLP the embedding *is* the one-hot input, so the two coincide.
+    the pair MLP the embedding is the first-layer pre-activation W[:, x] + W[:, p + y] + b
+    and W_E the (2p, width) first-layer map, so one-hot noise is Δ W_E with Δ over the
+    2p one-hot entries.  Models without a token matrix get embedding noise.
     """
     if target not in NOISE_TARGETS:
         raise CaseError("settings.noise_on", f"unknown target {target!r}; choose {NOISE_TARGETS}")
@@ -150,7 +152,7 @@ def noise_in_embedding_space(model: torch.nn.Module, emb: torch.Tensor, sigma: f
 
 
 def token_embedding_matrix(model: torch.nn.Module) -> torch.Tensor | None:
-    """W_E (n_tokens, d) of a transformer; ``None`` for models fed one-hot inputs directly."""
+    """The token-embedding matrix W_E (one-hot input → embedding); ``None`` if there is none."""
     if hasattr(model, "W_E"):
         return model.W_E
     if hasattr(model, "embedding"):
