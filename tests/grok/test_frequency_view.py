@@ -209,15 +209,22 @@ def test_image_run_projects_on_the_first_principal_component(tmp_path):
     ds.close()
 
 
-def test_image_data_reads_mnist_idx_when_asked(tmp_path):
+def test_mnist_experiment_file_runs_on_idx_files(tmp_path):
     from freqdyn.grok.frequency_view import _image_data
 
-    write_tiny_mnist(tmp_path, n_train=12, n_test=5)
-    exp = load_experiment("digits", text=DIGITS, overrides={
-        "dataset": "mnist", "mnist_dir": str(tmp_path), "n_train": 8})
+    write_tiny_mnist(tmp_path, n_train=40, n_test=20)
+    text = (ROOT / "validation/grokking/mnist-large-init.toml").read_text()
+    exp = load_experiment("mnist", text=text, seeds=[0], overrides={
+        "mnist_dir": str(tmp_path), "n_train": 30, "width": 8, "depth": 1, "steps": 2,
+        "eval_every": 1, "n_k": 20, "batch_size": 10, "snapshot_steps": [0, 2]})
     data = _image_data(exp, seed=0)
-    assert data.name == "mnist" and data.x_train.shape == (8, 6) and data.x_test.shape == (5, 6)
-    missing = load_experiment("digits", text=DIGITS, overrides={"dataset": "mnist"})
+    assert data.name == "mnist" and data.x_train.shape == (30, 6) and data.x_test.shape == (20, 6)
+    result = run_experiment(exp, tmp_path / "out", device="cpu")
+    assert result.summary["dataset"] == "mnist"
+    ds = xr.open_dataset(tmp_path / "out" / "result.nc")
+    assert ds.train_acc.shape == (2, 1, 3)  # arms, seeds, evaluation steps 0, 1, 2
+    ds.close()
+    missing = load_experiment("mnist", text=text, overrides={"mnist_dir": str(tmp_path / "no")})
     with pytest.raises(CaseError) as info:
         _image_data(missing, seed=0)
     assert info.value.field == "settings.mnist_dir"
