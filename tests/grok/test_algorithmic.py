@@ -161,3 +161,13 @@ def test_run_modular_experiment_end_to_end(tmp_path):
     assert summary["t2_mean"] == pytest.approx(np.mean(summary["t2"]))
     assert (tmp_path / "curves.png").stat().st_size > 0
     ds.close()
+
+
+@pytest.mark.parametrize("model", ["nanda", "power"])
+def test_transformers_fit_the_training_pairs(model):
+    cfg = {**TINY, "model": model, "p": 7, "d_model": 16, "n_heads": 2, "d_head": 8,
+           "d_mlp": 32, "train_fraction": 0.5, "lr": 1e-2, "weight_decay": 0.0, "steps": 60,
+           "eval_every": 20}
+    run = train_modular(cfg, seed=0, progress=False)
+    assert run.log.evals("train_loss")[-1] < 0.3 * run.log.evals("train_loss")[0]
+    assert run.phase_times["t2"] is not None and run.final["train_acc"] == 1.0
