@@ -552,6 +552,7 @@ def run_parity(exp: Experiment, out: Path, device: str) -> Outcome:
     summary["test_fall_step_by_fraction"] = fall_means
     summary["train_low_freq_amplitude_by_fraction"] = low_means
     summary["full_low_freq_amplitude"] = float(np.abs(full_target[low]).mean())
+    summary["deviations"] = _parity_deviations(summary, fractions)
 
     coords = {"fraction": fractions, "seed": list(exp.seeds), "step": eval_steps, "k": k}
     data = {}
@@ -576,6 +577,24 @@ def run_parity(exp: Experiment, out: Path, device: str) -> Outcome:
                "data_spectra": _parity_data_figure(ds),
                "output_spectra": _parity_output_figure(ds, exp.get("focus_fraction", 0.5))}
     return Outcome(dataset=ds, summary=summary, figures=figures)
+
+
+def _parity_deviations(summary: dict, fractions: list[float]) -> list[str]:
+    """Where this run departs from the paper's parity observations (spec G1.6), in words."""
+    notes = []
+    for frac in fractions:
+        tag = f"f{round(100 * frac):02d}"
+        if not all(summary[f"{tag}_test_fell"]):
+            notes.append(f"fraction {frac:g}: the test loss did not fall below the set level "
+                         f"within the run in {summary[f'{tag}_test_fell'].count(False)} seed(s)")
+        if not all(np.asarray(summary[f"{tag}_output_low_freq_rise_peak"])
+                   > np.asarray(summary[f"{tag}_output_low_freq_dip"])):
+            notes.append(f"fraction {frac:g}: the output's low frequencies on all points did "
+                         "not build up after the initial decay in every seed")
+    steps = summary["test_fall_step_by_fraction"]
+    if any(a < b for a, b in zip(steps, steps[1:], strict=False)):
+        notes.append("the test loss does not fall later for every smaller fraction")
+    return notes
 
 
 def _parity_loss_figure(ds: xr.Dataset) -> plt.Figure:
@@ -742,6 +761,7 @@ def run_image(exp: Experiment, out: Path, device: str) -> Outcome:
         for key in ("final_test_acc", "max_acc_gap", "train_acc_step"):
             _mean_std(summary, f"{arm}_{key}")
     summary["early_step"] = int(eval_steps[max(1, eval_steps.size // 10)])
+    summary["deviations"] = _image_deviations(summary)
     summary["target_peak_k"] = float(k[spectral_peaks(rss(targets[0]["full"]))[0]])
 
     coords = {"arm": list(IMAGE_ARMS), "seed": list(exp.seeds), "step": eval_steps, "k": k}
@@ -768,6 +788,27 @@ def run_image(exp: Experiment, out: Path, device: str) -> Outcome:
     for arm in IMAGE_ARMS:
         figures[f"spectra_{arm}"] = _image_spectra_figure(ds, arm, snaps, arms[arm])
     return Outcome(dataset=ds, summary=summary, figures=figures)
+
+
+def _image_deviations(summary: dict) -> list[str]:
+    """Where this run departs from the paper's image observations (spec G1.6), in words."""
+    notes = []
+    gap = np.asarray(summary["large_init_max_acc_gap"])
+    final_gap = np.asarray(summary["large_init_final_train_acc"]) - np.asarray(
+        summary["large_init_final_test_acc"])
+    if np.any(final_gap > 0.5 * gap):
+        notes.append("large init: the test accuracy has not caught up with the training "
+                     "accuracy by the end of the run (no late generalisation seen); final test "
+                     f"accuracy {np.round(summary['large_init_final_test_acc'], 3).tolist()}")
+    if np.any(gap <= 0.1):
+        notes.append("large init: training accuracy did not run ahead of test accuracy by "
+                     "more than 0.1 in every seed")
+    if np.any(np.asarray(summary["default_init_max_acc_gap"]) >= 0.1):
+        notes.append("default init: a train-test accuracy gap of 0.1 or more appeared")
+    if not all(np.asarray(summary["default_init_early_low_band_error"])
+               < np.asarray(summary["default_init_early_high_band_error"])):
+        notes.append("default init: low frequencies were not fitted first in every seed")
+    return notes
 
 
 def _image_accuracy_figure(ds: xr.Dataset, arms) -> plt.Figure:

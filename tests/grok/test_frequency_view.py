@@ -179,6 +179,7 @@ def test_parity_run_records_the_subset_spectra(tmp_path):
     by_frac = result.summary["train_low_freq_amplitude_by_fraction"]
     assert by_frac[0] > by_frac[2] > result.summary["full_low_freq_amplitude"]
     assert ds.output_full_amplitude.shape == (3, 2, 3, 41)
+    assert all(isinstance(note, str) for note in result.summary["deviations"])
     ds.close()
 
 
@@ -207,6 +208,18 @@ def test_image_run_projects_on_the_first_principal_component(tmp_path):
     assert 8 < ratio <= 64
     assert ds.train_acc.dims == ("arm", "seed", "step")
     ds.close()
+
+
+def test_deviations_name_what_the_run_did_not_show():
+    from freqdyn.grok.frequency_view import _image_deviations
+
+    paper_like = {"large_init_max_acc_gap": [0.6], "large_init_final_train_acc": [1.0],
+                  "large_init_final_test_acc": [0.95], "default_init_max_acc_gap": [0.02],
+                  "default_init_early_low_band_error": [0.3],
+                  "default_init_early_high_band_error": [0.9]}
+    assert _image_deviations(paper_like) == []
+    stuck = dict(paper_like, large_init_final_test_acc=[0.3])
+    assert ["caught up" in note for note in _image_deviations(stuck)] == [True]
 
 
 def test_mnist_experiment_file_runs_on_idx_files(tmp_path):
