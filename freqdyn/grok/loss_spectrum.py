@@ -398,6 +398,7 @@ def _grid_settings(exp) -> tuple[dict, dict, dict]:
     train = {k: v for k, v in exp.settings.items()
              if k not in GRID_KEYS + SIGNATURE_KEYS}
     train["steps"] = steps
+    train.setdefault("batch_size", "full")  # the paper's full batch: the loss curve is L(θ_t)
     return grid, train, signature
 
 
@@ -461,8 +462,13 @@ def run_grid(exp, out, device: str = "cpu"):
     ``detrend_polyorder`` (2), ``highpass_cutoff`` (2), ``bands``, ``groks_at`` (0.99),
     ``n_boot`` (2000), ``min_abs_rho`` (0.5: the |ρ| a certain-sign correlation needs for
     ``predicts``); every other setting goes to :func:`freqdyn.grok.algorithmic.train_modular`
-    (``steps`` is the outcome horizon).  Cells run through :mod:`freqdyn.grok.sweep` as
-    configured by the file's ``[sweep]`` table and are kept in ``out/cells/``.
+    (``steps`` is the outcome horizon; ``batch_size`` defaults to ``"full"`` as in the
+    paper, so the per-step loss is the training loss L(θ_t)).  Besides the scores of
+    :func:`evaluate_predictor`, the summary has ``rho_learning_rate``: Spearman ρ of the
+    learning rate alone with the final accuracy, the baseline the activity has to beat
+    (larger steps both raise the early oscillations and speed up generalisation).  Cells
+    run through :mod:`freqdyn.grok.sweep` as configured by the file's ``[sweep]`` table and
+    are kept in ``out/cells/``.
     """
     import functools
     import hashlib
@@ -541,6 +547,10 @@ def run_grid(exp, out, device: str = "cpu"):
     summary["rho_mobility"] = [spearman_interval(hjorth_values["mobility"][default][j].ravel(),
                                                  val_acc[j].ravel(), n_boot=100,
                                                  rng=rng)["rho"] for j in range(len(rs))]
+    lr_grid = np.broadcast_to(np.asarray(lrs)[:, None, None], shape[1:]).ravel()
+    summary["rho_learning_rate"] = [float(stats.spearmanr(lr_grid, val_acc[j].ravel()).statistic)
+                                    if np.ptp(val_acc[j]) > 0 else float("nan")
+                                    for j in range(len(rs))]
     summary["fraction_grokked"] = [float(np.mean(val_acc[j] >= signature["groks_at"]))
                                    for j in range(len(rs))]
     summary["seconds_per_cell"] = float(np.mean(seconds))

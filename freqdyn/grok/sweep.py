@@ -164,12 +164,14 @@ def run_cell(task: Callable[[dict], dict], cell: dict, out: str) -> str:
 def _client(settings: SweepSettings, stack: ExitStack):
     from distributed import Client, LocalCluster
 
+    # ":0": the scheduler's HTTP server takes a free port, so that sweeps side by side on
+    # one machine do not collide on Dask's default 8787
     if settings.executor == "local":
         cluster = LocalCluster(n_workers=settings.workers, threads_per_worker=1,
-                               processes=True, dashboard_address=None)
+                               processes=True, dashboard_address=":0")
     elif settings.executor == "inprocess":
         cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
-                               dashboard_address=None)
+                               dashboard_address=":0")
     else:
         cluster = slurm_cluster(settings)
         cluster.scale(jobs=settings.workers)
