@@ -47,12 +47,20 @@ training folds only) under cross-validation.
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
+import sys
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import xarray as xr
 from scipy import signal, stats
 
 from ..errors import CaseError
+from ..train import progress_enabled
+from .runner import Outcome
+from .sweep import run_sweep, sweep_settings
 
 #: Detrend variants of the loss curve; ``smooth`` is the default.
 DETRENDS = ("linear", "smooth", "fft-highpass")
@@ -470,17 +478,6 @@ def run_grid(exp, out, device: str = "cpu"):
     run through :mod:`freqdyn.grok.sweep` as configured by the file's ``[sweep]`` table and
     are kept in ``out/cells/``.
     """
-    import functools
-    import hashlib
-    import json
-    import sys
-
-    import xarray as xr
-
-    from ..train import progress_enabled
-    from .runner import Outcome
-    from .sweep import run_sweep, sweep_settings
-
     grid, train, signature = _grid_settings(exp)
     cell_signature = {k: signature[k] for k in
                       ("t0", "detrend_window", "detrend_polyorder", "highpass_cutoff", "bands")}
