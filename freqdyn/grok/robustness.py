@@ -399,12 +399,13 @@ def steps_to(run: ModularRun, threshold: float, key: str = "val_acc") -> int | N
     return int(run.log.eval_steps[hits[0]]) if len(hits) else None
 
 
-def steepest_change_step(run: ModularRun, key: str) -> int | None:
-    """The step ending the interval of largest |Δkey/Δt| between finite evaluations
-    (``None`` if ``key`` never changes)."""
+def steepest_change_step(run: ModularRun, key: str, after: int | None = None) -> int | None:
+    """The step ending the interval of largest |Δkey/Δt| between finite evaluations, among
+    the evaluations at steps ≥ ``after`` (all if ``None``); ``None`` if ``key`` never
+    changes there."""
     values = run.log.evals(key)
     steps = np.asarray(run.log.eval_steps, dtype=float)
-    finite = np.isfinite(values)
+    finite = np.isfinite(values) & (steps >= (after or 0))
     if finite.sum() < 2:
         return None
     rate = np.abs(np.diff(values[finite]) / np.diff(steps[finite]))
@@ -456,8 +457,9 @@ def run_perturbation(exp, out: Path, device: str):
 
     Summary: steps to 95 % / 99 % validation accuracy per mode and seed, speed-up factors
     (standard steps / perturbed steps) with mean and spread, whether the perturbed run is
-    faster in every seed; weight-norm peak vs the test-accuracy jump; the steps where PE
-    and PMI change most steeply; landscape numbers of the standard runs (λ_max, λ_min at
+    faster in every seed; weight-norm peak vs the validation jump (steepest rise of the
+    validation accuracy); the steps after memorisation (t2) where PE and PMI change most
+    steeply, and their lag to the jump; landscape numbers of the standard runs (λ_max, λ_min at
     memorisation and at the end, the trajectory PCA's top-2 variance share).
     """
     from freqdyn.grok.runner import Outcome
@@ -485,7 +487,8 @@ def run_perturbation(exp, out: Path, device: str):
         summary[f"{mode}_norm_peaks_before_jump"] = [
             j is not None and n < j for n, j in zip(norm_peak, jump, strict=True)]
         for key in ("pe", "pmi"):
-            steep = [steepest_change_step(r.run, key) for r in runs]
+            steep = [steepest_change_step(r.run, key, after=r.run.phase_times["t2"])
+                     for r in runs]
             summary[f"{mode}_{key}_steepest_step"] = steep
             summary[f"{mode}_{key}_lag_to_jump"] = [
                 None if s is None or j is None else s - j for s, j in zip(steep, jump, strict=True)]
