@@ -308,3 +308,23 @@ def test_abelian_experiment_end_to_end(tmp_path):
     statements = len(summary["holds"]) + len(summary["does_not_hold"])
     assert statements == 3
     assert summary["claim_holds"] == (not summary["does_not_hold"])
+
+
+def test_one_hot_noise_on_the_pair_mlp_is_a_one_hot_perturbation_of_its_first_layer():
+    from freqdyn.grok.models import build_model
+    from freqdyn.grok.modular import modular_dataset
+
+    data = modular_dataset(7, "+", 0.5, 0)
+    model = build_model({"model": "mlp", "width": 8}, data, 0).double()
+    pairs = data.pairs_train[:5]
+    emb = model.embed(pairs)
+    noise = noise_in_embedding_space(model, emb, 0.3, "one-hot",
+                                     torch.Generator().manual_seed(1))
+    delta = 0.3 * torch.randn((5, 14), generator=torch.Generator().manual_seed(1),
+                              dtype=torch.float64)
+    one_hot = torch.cat([torch.nn.functional.one_hot(pairs[:, 0], 7),
+                         torch.nn.functional.one_hot(pairs[:, 1], 7)], 1).double()
+    # The first layer applied to the perturbed one-hot pair, minus its clean output.
+    expected = model.first(one_hot + delta) - model.first(one_hot)
+    np.testing.assert_allclose((emb + noise).detach().numpy() - emb.detach().numpy(),
+                               expected.detach().numpy(), atol=1e-12)
