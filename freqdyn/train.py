@@ -386,7 +386,8 @@ def build_model(case, settings: TrainSettings):
 
 
 def independent_units(settings: TrainSettings) -> int:
-    """Independent frequency draws of the network: m/2 when doubled (f0 = "zero"), else m."""
+    """Independent frequency draws of the 2-layer network: m/2 when doubled (f0 = "zero"),
+    else m (centred or random)."""
     return settings.width // 2 if settings.f0 == "zero" else settings.width
 
 
@@ -403,7 +404,7 @@ def centered_targets(initial_model, x: torch.Tensor, y: torch.Tensor) -> torch.T
     with the same gradient, the same NTK ∇_θf·∇_θf and so the same PDE; the error
     u = f_c − g = f − (g + f₀) is measured the same way, against the shifted target.
     ``initial_model`` must hold θ₀; f₀ is evaluated in its own precision, so the
-    initial training residual is −y exactly.
+    initial training residual is −y up to the rounding of one addition.
     """
     return y + initial_model.evaluate(x).to(y.dtype)
 
