@@ -641,7 +641,8 @@ def _grid_figures(ds, signature: dict) -> dict:
             ax.set_xlabel("weight decay")
             ax.set_ylabel("learning rate")
             ax.set_title(title, fontsize=9)
-    fig.suptitle(f"final validation accuracy vs early training-loss activity ({variant})")
+    fig.suptitle(f"final validation accuracy vs early training-loss activity ({variant}), "
+                 f"means over {ds.sizes['seed']} seed(s)")
     fig.tight_layout()
     figures["heatmaps"] = fig
 
