@@ -94,9 +94,13 @@ def evaluate_rule(rule: str, summary: dict) -> bool:
                                       f"{sorted(summary)}")
     namespace = {**CONSTANTS, **FUNCTIONS,
                  **{k: _as_value(v) for k, v in summary.items() if k.isidentifier()}}
-    with np.errstate(invalid="ignore"):
-        value = eval(compile(tree, "<claim.rule>", "eval"),  # noqa: S307 (checked grammar)
-                     {"__builtins__": {}}, namespace)
+    try:
+        with np.errstate(invalid="ignore"):
+            value = eval(compile(tree, "<claim.rule>", "eval"),  # noqa: S307 (checked grammar)
+                         {"__builtins__": {}}, namespace)
+    except (IndexError, KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
+        raise CaseError("claim.rule", f"could not be evaluated on this summary: "
+                                      f"{type(exc).__name__}: {exc}") from None
     try:
         return bool(np.all(value))
     except (TypeError, ValueError) as exc:

@@ -98,6 +98,8 @@ def test_claim_rules_compare_seed_by_seed():
     assert evaluate_rule("all(d > 5 * t for d, t in zip(delay, t2[:2]))", summary) is True
     with pytest.raises(CaseError, match="unknown name"):
         evaluate_rule("all(missing)", summary)
+    with pytest.raises(CaseError, match="could not be evaluated.*IndexError"):
+        evaluate_rule("delay[5] > 0", summary)
     for rule in ("__import__('os')", "open('x')", "(lambda: 1)()", "delay.sum()"):
         with pytest.raises(CaseError, match="claim.rule"):
             evaluate_rule(rule, summary)
