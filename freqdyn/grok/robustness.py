@@ -177,10 +177,23 @@ def logit_distance(logits: torch.Tensor, logits_swapped: torch.Tensor) -> torch.
     return ((logits - logits_swapped) ** 2).sum(dim=1).mean()
 
 
-def abelian_penalty(model: torch.nn.Module, pairs: torch.Tensor,
-                    coefficient: float = 100.0) -> torch.Tensor:
-    """coefficient × batch mean of ‖z(a, b) − z(b, a)‖₂², differentiable (the G4 regulariser)."""
-    return coefficient * logit_distance(model(pairs), model(swapped_pairs(pairs)))
+PENALTY_REDUCTIONS = ("mean", "sum")
+
+
+def abelian_penalty(model: torch.nn.Module, pairs: torch.Tensor, coefficient: float = 100.0,
+                    reduction: str = "mean") -> torch.Tensor:
+    """The G4 regulariser, differentiable: coefficient × MSE(z(a, b), z(b, a)).
+
+    ``reduction = "mean"``: torch's element-mean MSE, (1/(B·C)) Σ (z(a,b) − z(b,a))², the
+    paper's word "MSE" taken literally; ``"sum"``: the batch mean of ‖z(a,b) − z(b,a)‖₂²
+    (summed over the C classes, the spec's reconstruction), C times larger.
+    """
+    if reduction not in PENALTY_REDUCTIONS:
+        raise CaseError("settings.penalty_reduction",
+                        f"unknown reduction {reduction!r}; choose {PENALTY_REDUCTIONS}")
+    logits = model(pairs)
+    distance = logit_distance(logits, model(swapped_pairs(pairs)))
+    return coefficient * (distance / logits.shape[1] if reduction == "mean" else distance)
 
 
 @torch.no_grad()
@@ -301,6 +314,7 @@ def _robust_settings(exp) -> dict:
             "info_batch_size": exp.number("info_batch_size", 512, low=2, integer=True),
             "info_batches": exp.number("info_batches", 2, low=1, integer=True),
             "penalty": exp.number("penalty_coefficient", 100.0, low=0),
+            "penalty_reduction": exp.get("penalty_reduction", "mean"),
             "hessian_tol": exp.number("hessian_tol", 1e-3, low=0),
             **measured}
 
@@ -345,7 +359,7 @@ def train_robust(cfg: dict, settings: dict, seed: int, device: str, mode: str, *
                                               settings["noise_on"], noise_generator)
 
     def penalty(model, pairs, labels, step):
-        return abelian_penalty(model, pairs, settings["penalty"])
+        return abelian_penalty(model, pairs, settings["penalty"], settings["penalty_reduction"])
 
     def measure(model, data, step):
         current["model"] = model
