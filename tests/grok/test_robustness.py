@@ -169,9 +169,9 @@ def test_abelian_penalty_value_and_gradient():
     model = FirstOperandModel(p, scale=3.0, bias=1.0)
     penalty = abelian_penalty(model, pairs, coefficient=100.0, reduction="sum")
     mean = abelian_penalty(model, pairs, coefficient=100.0)  # torch's element-mean MSE
-    swapped = model(pairs.flip(1))
+    swapped = model(pairs.flip(1)).detach()
     assert float(mean.detach()) == pytest.approx(
-        100 * float(torch.nn.functional.mse_loss(model(pairs), swapped)), rel=1e-12)
+        100 * float(torch.nn.functional.mse_loss(model(pairs).detach(), swapped)), rel=1e-12)
     assert float(mean.detach()) == pytest.approx(float(penalty.detach()) / p, rel=1e-12)
     off_diagonal = float((pairs[:, 0] != pairs[:, 1]).double().mean())
     # 100 · 2 (s − b)² · off-diagonal share; d/ds = 100 · 4 (s − b) · share.
