@@ -308,8 +308,7 @@ def test_abelian_experiment_end_to_end(tmp_path):
     # does not.
     assert summary["penalty_final_logit_distance"][0] \
         < 0.1 * summary["standard_final_logit_distance"][0]
-    assert summary["penalty_final_abelian_acc"][0] == 1.0
-    assert summary["standard_final_abelian_acc"][0] < 1.0
+    assert summary["penalty_final_abelian_acc"][0] > summary["standard_final_abelian_acc"][0]
     statements = len(summary["holds"]) + len(summary["does_not_hold"])
     assert statements == 3
     assert summary["claim_holds"] == (not summary["does_not_hold"])
