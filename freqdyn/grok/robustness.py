@@ -12,10 +12,10 @@ Abelian tests (commutativity a∘b = b∘a)
       argmax z(a, b) = argmax z(b, a), z the logits; also over the *symmetric* training
       pairs only (both (a, b) and (b, a) in the training split);
     * logit distance: the batch mean of ‖z(a, b) − z(b, a)‖₂² (logit units²);
-    * abelian penalty: coefficient × that same batch mean, added to the training loss
-      (coefficient 100 in the paper).  The paper's "MSE" is unspecified; freqdyn takes the
-      squared ℓ2 norm summed over the classes (the spec's reconstruction), which is p times
-      torch's element-mean ``mse_loss``.
+    * abelian penalty: coefficient × MSE(z(a, b), z(b, a)), added to the training loss
+      (coefficient 100 in the paper).  The paper's "MSE" is unspecified; the default is
+      torch's element-mean ``mse_loss``, the option ``"sum"`` the spec's reconstruction
+      (the logit distance above, summed over the classes: p times larger).
 
 Matrix information quantities (Def. 2.1, 2.2, 5.1, 5.2; natural logarithms, nats)
     For ℓ2-normalised feature rows z_i, R = Z Zᵀ has unit diagonal; with A = R / tr R
