@@ -1,6 +1,6 @@
 """Every case in pde/ against the kernel-flow reference, with default FEM settings.
 
-The reference is the lead's x-space ground truth; its own estimated truncation error is
+The reference is the x-space ground truth (kernel flow); its own estimated truncation error is
 checked first, so a failure says which side is at fault.  Picks up new case files.
 """
 
