@@ -76,7 +76,7 @@ def test_resume_continues_bit_for_bit(tmp_path):
         return model, train_loop(
             model, opt, _loss(model, x, y, gen), steps=20, scheduler=sched, stop_after=stop_after,
             checkpoint_dir=folder, checkpoint_every=3, resume=resume, generators=[gen],
-            evaluate=lambda t: {"w0": float(model.weight[0, 0])}, eval_every=2,
+            evaluate=lambda t: {"w0": float(model.weight[0, 0].detach())}, eval_every=2,
             progress=False)
 
     full_model, full = run(None, False, tmp_path / "a")
