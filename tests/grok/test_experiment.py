@@ -141,3 +141,11 @@ def test_every_experiment_file_parses_and_names_a_registered_kind():
         exp = load_experiment(path)
         assert exp.kind in runner.KINDS, path.name
         load_experiment(path, paper=True)
+
+
+def test_every_kind_resolves_to_a_function_and_has_an_experiment_file():
+    folder = Path(__file__).parents[2] / "validation" / "grokking"
+    used = {load_experiment(path).kind for path in folder.glob("*.toml")}
+    for kind in runner.KINDS:
+        assert callable(runner.experiment_function(kind)), kind
+    assert used == set(runner.KINDS)
