@@ -52,18 +52,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+import xarray as xr
+from torch import nn
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import xarray as xr  # noqa: E402
-from torch import nn  # noqa: E402
-
-from ..errors import CaseError  # noqa: E402
-from ..nudft import (  # noqa: E402
+from ..errors import CaseError
+from ..nudft import (
     amplitude,
     nudft,
     principal_direction,
@@ -72,10 +68,10 @@ from ..nudft import (  # noqa: E402
     spectral_mismatch,
     spectral_peaks,
 )
-from .experiment import Experiment  # noqa: E402
-from .images import load_digits, load_mnist, subsample_train  # noqa: E402
-from .loop import TrainingLog, train_loop  # noqa: E402
-from .runner import Outcome  # noqa: E402
+from .experiment import Experiment
+from .images import load_digits, load_mnist, subsample_train
+from .loop import TrainingLog, train_loop
+from .runner import Outcome
 
 CONVENTION = ("F[f](k) = (1/n) sum_j f(x_j) exp(-i k x_j), angular k (no 2 pi); along a unit "
               "direction d for vector inputs: x_j -> d.x_j")
