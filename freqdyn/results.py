@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -77,22 +78,33 @@ def u_hat(ds: xr.Dataset) -> xr.DataArray:
     return ds["u_hat_real"] + 1j * ds["u_hat_imag"]
 
 
-def write_dataset(ds: xr.Dataset, path: str | Path) -> Path:
-    """Write ``ds`` to netCDF atomically (temporary file + rename in the same folder)."""
+def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
+    """Create ``path`` atomically: ``write(tmp)`` fills a temporary file, then it is renamed.
+
+    The temporary file lives in the same folder (so the rename is atomic) and keeps the
+    suffix of ``path`` (so writers that infer the format from it work); it gets the usual
+    permissions, not mkstemp's private 0600.  A failed write leaves ``path`` untouched.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}",
+                               dir=path.parent)
     os.close(fd)
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make results private
+    os.chmod(tmp, 0o666 & ~umask)
     try:
-        ds.to_netcdf(tmp, engine="h5netcdf")
+        write(Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def write_dataset(ds: xr.Dataset, path: str | Path) -> Path:
+    """Write ``ds`` to netCDF atomically (temporary file + rename in the same folder)."""
+    return atomic_write(path, lambda tmp: ds.to_netcdf(tmp, engine="h5netcdf"))
 
 
 def read_dataset(path: str | Path) -> xr.Dataset:

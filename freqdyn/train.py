@@ -90,7 +90,7 @@ from .network import (
     FourierFeatureNetwork,
     default_block_rows,
 )
-from .results import frequency_dataset, u_hat, write_dataset
+from .results import atomic_write, frequency_dataset, u_hat, write_dataset
 
 MODELS = ("fourier", "fourier-mlp")
 #: Initial-output choices of the ``f0`` key (see the module docstring).
@@ -457,9 +457,7 @@ def progress_enabled() -> bool:
 
 
 def _atomic_save(obj, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def checkpoint_files(folder: Path) -> list[Path]:
@@ -716,10 +714,8 @@ def train(case, out, *, resume: bool = False, overrides: dict | None = None,
     if figure:
         from .plotting import save
 
-        fig_path = out / "training.png"
-        tmp = out / ".training.tmp.png"
-        save(training_figure(ds), tmp)
-        os.replace(tmp, fig_path)
+        fig_path = atomic_write(out / "training.png",
+                                lambda tmp: save(training_figure(ds), tmp))
     return TrainResult(dataset=ds, measured=path, figure=fig_path, steps=total,
                        seconds=time.perf_counter() - start_clock)
 

@@ -22,7 +22,6 @@ steps.  Everything else (batches, input noise, penalties) lives in the caller's
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +30,7 @@ import numpy as np
 import torch
 
 from ..errors import CaseError
+from ..results import atomic_write
 
 PER_STEP = ("loss", "grad_norm", "param_norm", "update_cosine")
 #: Checkpoint files kept (newest last).
@@ -127,10 +127,8 @@ def checkpoint_files(folder: Path) -> list[Path]:
 
 def _save_checkpoint(folder: Path, state: dict) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"step-{state['step']:010d}.pt"
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    path = atomic_write(folder / f"step-{state['step']:010d}.pt",
+                        lambda tmp: torch.save(state, tmp))
     for old in checkpoint_files(folder)[:-KEEP_CHECKPOINTS]:
         old.unlink(missing_ok=True)
     return path

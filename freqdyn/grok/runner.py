@@ -17,8 +17,6 @@ from __future__ import annotations
 import importlib
 import json
 import math
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,16 +87,6 @@ def jsonable(value):
     return value
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    os.replace(tmp, path)
-
-
 @dataclass
 class GrokResult:
     """Where :func:`run_experiment` wrote its files, and the summary it wrote."""
@@ -112,7 +100,7 @@ class GrokResult:
 def run_experiment(exp: Experiment, out: str | Path, *, device: str = "cpu") -> GrokResult:
     """Run ``exp`` and write ``result.nc``, its figures and ``summary.json`` into ``out``."""
     from ..plotting import save
-    from ..results import write_dataset
+    from ..results import atomic_write, write_dataset
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -131,7 +119,7 @@ def run_experiment(exp: Experiment, out: str | Path, *, device: str = "cpu") -> 
     figures = []
     for key, fig in outcome.figures.items():
         path = out / f"{key}.png"
-        save(fig, path)
+        atomic_write(path, lambda tmp, fig=fig: save(fig, tmp))
         figures.append(path)
     summary = jsonable(outcome.summary)
     claim = evaluate_rule(exp.rule, summary)
@@ -141,5 +129,6 @@ def run_experiment(exp: Experiment, out: str | Path, *, device: str = "cpu") -> 
         "seconds": round(seconds, 2), "claim_text": exp.claim_text,
         "claim_rule": exp.rule, "claim_holds": claim,
     })
-    _atomic_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    text = json.dumps(summary, indent=2) + "\n"
+    atomic_write(out / "summary.json", lambda tmp: tmp.write_text(text))
     return GrokResult(out=out, summary=summary, result=result, figures=figures)

@@ -36,7 +36,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import time
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
@@ -45,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import CaseError
+from ..results import atomic_write
 
 ENGINES = ("dask",)
 EXECUTORS = ("local", "slurm", "inprocess")
@@ -125,18 +125,8 @@ def load_cell(out: str | Path, cell: Mapping) -> dict | None:
 
 
 def _write_json_atomic(path: Path, record: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(record, handle, allow_nan=False)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    text = json.dumps(record, allow_nan=False)
+    atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
 def _finite(value):
