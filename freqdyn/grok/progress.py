@@ -15,9 +15,12 @@ Measures:
 * **embedding Fourier norms**: of the token embedding W_E[:p] (transformers) or, for the
   pair MLP, of both operands' first-layer weights W[:, :p]ᵀ and W[:, p:]ᵀ, combined as
   n_k² = n_k(x)² + n_k(y)²;
-* **key frequencies**: the k ≥ 1 whose share n_k²/Σ_j n_j² of the embedding's squared
-  Fourier norm is at least ``key_share`` (freqdyn's rule, default 5 %; Nanda et al. read
-  them off the plot), and the share they carry together;
+* **key frequencies**: the k ≥ 1 whose n_k² is at least ``key_factor`` (default 4) times
+  the median of n_j² over j ≥ 1, i.e. the frequencies that stand out of the embedding's
+  floor (freqdyn's rule; Nanda et al. read them off the plot), and the share
+  Σ_key n_k² / Σ_j n_j² they carry together.  The rule does not depend on p: a random
+  embedding (all n_k² near their common mean) has no key frequency, where a fixed share
+  such as 5 % would flag most frequencies at p = 31 (the uniform share is 1/16);
 * **restricted loss**: cross-entropy over the whole table of the logits projected onto the
   functions 1, cos(w_k(a + b)), sin(w_k(a + b)) of the key frequencies (for every output
   class c); **excluded loss**: cross-entropy on the training pairs of the logits with the
@@ -106,10 +109,17 @@ def embedding_fourier_norms(model: torch.nn.Module, p: int) -> np.ndarray:
     return np.sqrt(sum(fourier_norms(m) ** 2 for m in input_maps(model, p)))
 
 
-def key_frequencies(norms: np.ndarray, key_share: float = 0.05) -> list[int]:
-    """Frequencies k ≥ 1 carrying at least ``key_share`` of Σ n_k², strongest first."""
-    share = np.asarray(norms) ** 2 / np.sum(np.asarray(norms) ** 2)
-    keys = [k for k in np.argsort(-share) if k >= 1 and share[k] >= key_share]
+def key_frequencies(norms: np.ndarray, key_factor: float = 4.0) -> list[int]:
+    """Frequencies k ≥ 1 with n_k² ≥ ``key_factor`` × median_{j ≥ 1} n_j², strongest first."""
+    if not key_factor > 1:
+        raise CaseError("settings.key_factor", f"must be > 1 (a multiple of the median), "
+                                               f"got {key_factor}")
+    energy = np.asarray(norms, dtype=float) ** 2
+    if not energy[1:].sum() > 0:
+        return []
+    # a floor of rounding noise (an exactly sparse map) counts as zero
+    floor = max(np.median(energy[1:]), 1e-12 * energy.sum())
+    keys = [k for k in np.argsort(-energy) if k >= 1 and energy[k] >= key_factor * floor]
     return [int(k) for k in keys]
 
 
@@ -225,7 +235,7 @@ def fall_step(steps, loss, level: float) -> int | None:
 
 
 def progress_measures(cfg: dict, seed: int, device: str = "cpu", *,
-                      measure_every: int | None = None, key_share_min: float = 0.05,
+                      measure_every: int | None = None, key_factor: float = 4.0,
                       label: str = "") -> ProgressMeasures:
     """Train ``cfg`` (see :func:`train_modular`) and compute Nanda's measures over the run.
 
@@ -241,7 +251,7 @@ def progress_measures(cfg: dict, seed: int, device: str = "cpu", *,
     recorder = ProgressRecorder(measure_every)
     run = train_modular(cfg, seed, device, evaluate_extra=recorder, label=label)
     final_norms = embedding_fourier_norms(run.model, run.data.p)
-    keys = key_frequencies(final_norms, key_share_min)
+    keys = key_frequencies(final_norms, key_factor)
     model = copy.deepcopy(run.model)
     losses = []
     for state in recorder.states:
@@ -328,8 +338,9 @@ def run_progress_measures(exp, out: Path, device: str):
     """Experiment kind "progress-measures": Nanda's measures over grokking runs, per seed.
 
     Settings: those of :func:`train_modular`, plus ``measure_every`` (updates between the
-    weight copies used for restricted/excluded loss; default eval_every) and ``key_share``
-    (0.05).  Fall steps: the first update from which a loss stays below ½ ln(n_classes).
+    weight copies used for restricted/excluded loss; default eval_every) and ``key_factor``
+    (4, see :func:`key_frequencies`).  Fall steps: the first update from which a loss stays
+    below ½ ln(n_classes).
     """
     from freqdyn.grok.runner import Outcome
 
@@ -337,9 +348,10 @@ def run_progress_measures(exp, out: Path, device: str):
     if cfg.get("operation", "+") != "+":
         raise CaseError("settings.operation", "the progress measures are defined for '+'")
     measure_every = cfg.pop("measure_every", None)
-    key_share_min = cfg.pop("key_share", 0.05)
+    key_factor = exp.number("key_factor", 4.0, low=1.0)
+    cfg.pop("key_factor", None)
     measures = [progress_measures(cfg, seed, device, measure_every=measure_every,
-                                  key_share_min=key_share_min, label=f"{exp.name} seed {seed}")
+                                  key_factor=key_factor, label=f"{exp.name} seed {seed}")
                 for seed in exp.seeds]
     summary = runs_summary([m.run for m in measures])
     level = 0.5 * math.log(measures[0].run.data.n_classes)
@@ -351,6 +363,9 @@ def run_progress_measures(exp, out: Path, device: str):
         "key_frequencies": [m.keys for m in measures],
         "n_key_frequencies": [len(m.keys) for m in measures],
         "key_share": [m.key_share_final for m in measures],
+        # rule-free companion: the share of the 5 strongest frequencies k ≥ 1
+        "top5_share": [key_share(m.norms[-1], 1 + np.argsort(-m.norms[-1][1:])[:5])
+                       for m in measures],
         "fall_level": level,
         "restricted_fall_step": restricted_fall, "test_fall_step": test_fall,
         "restricted_before_test": [r is not None and (t is None or r < t)

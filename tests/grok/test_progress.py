@@ -46,8 +46,24 @@ def test_fourier_norms_of_a_known_map():
     expected[2] = 5 * math.sqrt(p / 2)
     np.testing.assert_allclose(norms, expected, atol=1e-12)
     assert np.sum(norms**2) == pytest.approx(np.sum(w**2))          # Parseval
-    assert key_frequencies(norms, 0.05) == [2]
+    assert key_frequencies(norms) == [2]
     assert key_share(norms, [2]) == pytest.approx(12.5 * p / (12.5 * p + p))
+
+
+def test_key_frequencies_stand_out_of_the_floor():
+    """A random embedding has no key frequency; planted ones over a floor are found, in
+    order, whatever p; a factor ≤ 1 is refused."""
+    rng = np.random.default_rng(0)
+    for p in (31, 113):
+        assert key_frequencies(fourier_norms(rng.normal(size=(p, 128)))) == []
+        x = np.arange(p)[:, None]
+        planted = (3 * np.cos(2 * np.pi * 4 * x / p + rng.uniform(0, 6, 64))
+                   + 2 * np.cos(2 * np.pi * 9 * x / p + rng.uniform(0, 6, 64)))
+        norms = fourier_norms(planted + 0.1 * rng.normal(size=(p, 64)))
+        assert key_frequencies(norms) == [4, 9]
+        assert key_share(norms, [4, 9]) > 0.95
+    with pytest.raises(CaseError, match="key_factor"):
+        key_frequencies(norms, 1.0)
 
 
 def test_mlp_embedding_norms_combine_both_operands():
@@ -131,7 +147,7 @@ lr = 1e-2
 steps = 120
 eval_every = 10
 measure_every = 20
-key_share = 0.05
+key_factor = 4
 [claim]
 rule = "all(memorised) and max(n_key_frequencies) <= 15"
 """
@@ -150,7 +166,7 @@ def test_run_progress_measures_end_to_end(tmp_path):
     assert sorted(keys) == list(np.flatnonzero(ds["is_key_frequency"].values[0]))
     final_norms = ds["embedding_fourier_norm"].values[0, -1]
     assert summary["key_share"][0] == pytest.approx(key_share(final_norms, keys))
-    assert key_frequencies(final_norms, 0.05) == keys
+    assert key_frequencies(final_norms, 4) == keys
     val = ds["val_loss"].sel(seed=0).values
     eval_steps = list(ds["eval_step"].values)
     measured = ds["measure_test_loss"].values[0]
