@@ -1,6 +1,7 @@
 """Experiment files, claim rules and the runner that writes result.nc and summary.json."""
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -149,3 +150,31 @@ def test_every_kind_resolves_to_a_function_and_has_an_experiment_file():
     for kind in runner.KINDS:
         assert callable(runner.experiment_function(kind)), kind
     assert used == set(runner.KINDS)
+
+
+def test_transformer_files_build_nandas_model_at_paper_size():
+    """``--paper`` gives Nanda's setting (P = 113, 30 % of the pairs, d 128, 4 heads of 32,
+    MLP 512) in every transformer file, and one full-batch update runs through it."""
+    import torch
+
+    from freqdyn.grok.models import NandaTransformer, build_model
+    from freqdyn.grok.modular import modular_dataset
+
+    folder = Path(__file__).parents[2] / "validation" / "grokking"
+    names = ("modular-addition-transformer", "progress-measures", "robustness-perturbation",
+             "abelian")
+    for name in names:
+        settings = load_experiment(folder / f"{name}.toml", paper=True).settings
+        assert (settings["model"], settings["p"], settings["train_fraction"]) == \
+            ("nanda", 113, 0.3), name
+        assert settings["steps"] >= 40000 and settings["lr"] == 1e-3, name
+        assert settings.get("weight_decay", 1.0) == 1.0, name
+    data = modular_dataset(113, "+", 0.3, 0)
+    model = build_model(settings, data, seed=0)
+    assert isinstance(model, NandaTransformer)
+    assert len(data.pairs_train) == round(0.3 * 113**2)
+    assert (model.W_E.shape, model.W_in.shape, model.W_U.shape) == \
+        ((data.n_tokens, 128), (128, 512), (128, 113))
+    loss = torch.nn.functional.cross_entropy(model(data.pairs_train), data.labels_train)
+    loss.backward()
+    assert torch.isfinite(loss) and abs(loss.item() - math.log(113)) < 1.0
