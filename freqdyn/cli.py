@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import platform
 import sys
+import tomllib
 from dataclasses import replace
 from importlib import metadata
 from pathlib import Path
@@ -132,7 +133,17 @@ def _cmd_grok(args) -> int:
         except ValueError:
             raise CaseError("--seeds", f"must be comma-separated integers, got "
                                        f"{args.seeds!r}") from None
-    exp = load_experiment(args.experiment, paper=args.paper, seeds=seeds)
+    overrides = {}
+    for item in args.set or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise CaseError("--set", f"must be KEY=VALUE (a TOML value), got {item!r}")
+        try:
+            overrides[key.strip()] = tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            overrides[key.strip()] = value  # a bare word: a string
+    exp = load_experiment(args.experiment, paper=args.paper, seeds=seeds,
+                          overrides=overrides or None)
     try:
         result = run_experiment(exp, args.out, device=resolve_device(args.device))
     except TrainingDiverged as exc:
@@ -230,6 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--paper", action="store_true",
                    help="paper size: merge the file's [paper] table over [settings]")
     p.add_argument("--seeds", help="comma-separated seeds replacing the file's, e.g. 0,1,2")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override one setting (a TOML value), e.g. --set weight_decay=0.3; "
+                        "repeatable")
     p.add_argument("--device", default="cpu",
                    help="torch device: cpu (default), auto (CUDA when present), cuda, cuda:N")
     p.set_defaults(func=_cmd_grok)

@@ -185,7 +185,8 @@ def train_modular(cfg: dict, seed: int, device: str = "cpu", *,
                   embedding_hook: Callable | None = None, extra_loss: Callable | None = None,
                   evaluate_extra: Callable | None = None,
                   checkpoint_dir: str | Path | None = None, resume: bool = False,
-                  progress: bool | None = None, label: str = "") -> ModularRun:
+                  progress: bool | None = None, label: str = "", stateful=(),
+                  fingerprint: str | None = None) -> ModularRun:
     """Train ``cfg``'s model on ``cfg``'s table from ``seed`` (module text: keys, records).
 
     ``embedding_hook(emb, step, state) -> emb`` replaces the training embeddings (e.g. adds
@@ -194,7 +195,8 @@ def train_modular(cfg: dict, seed: int, device: str = "cpu", *,
     cross-entropy (e.g. a penalty).  ``evaluate_extra(model, data, step) -> dict`` adds
     evaluated metrics.  ``seed`` sets the split, the initialisation and the batches.
     With ``checkpoint_dir`` a checkpoint is written every 100 evaluations and at the end;
-    ``resume`` continues from the newest one.
+    ``resume`` continues from the newest one (``stateful`` and ``fingerprint``: see
+    :func:`freqdyn.grok.loop.train_loop`).
     """
     data = modular_data(cfg, seed)
     model = build_model(cfg, data, seed).to(device)
@@ -238,10 +240,10 @@ def train_modular(cfg: dict, seed: int, device: str = "cpu", *,
         else:
             index = torch.randperm(len(pairs_train), generator=batches)[:batch_size]
             pairs, labels = pairs_train[index.to(device)], labels_train[index.to(device)]
-        emb = model.embed(pairs)
-        if embedding_hook is not None:
-            emb = embedding_hook(emb, step, state)
-        logits = model.head(emb)
+        if embedding_hook is None:
+            logits = model(pairs)
+        else:
+            logits = model.head(embedding_hook(model.embed(pairs), step, state))
         loss = torch.nn.functional.cross_entropy(logits, labels)
         accuracy = float((logits.argmax(dim=1) == labels).float().mean())
         records["batch_loss"].append(float(loss.detach()))
@@ -280,7 +282,8 @@ def train_modular(cfg: dict, seed: int, device: str = "cpu", *,
                      eval_every=eval_every, scheduler=scheduler, clip=clip,
                      checkpoint_dir=checkpoint_dir, checkpoint_every=CHECKPOINT_EVALS * eval_every,
                      resume=resume, stop=stop, generators=[batches], progress=progress,
-                     label=label or f"{cfg.get('model', 'mlp')} seed {seed}")
+                     label=label or f"{cfg.get('model', 'mlp')} seed {seed}",
+                     stateful=stateful, fingerprint=fingerprint)
     merge_records(log)
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     times = phase_times(log.eval_steps, log.evals("train_acc"), log.evals("val_acc"))
@@ -409,11 +412,15 @@ def curves_figure(runs: list[ModularRun], title: str):
 def run_modular(exp, out: Path, device: str):
     """Experiment kind "modular": train ``exp``'s settings for every seed; phase times,
     delays (t4 − t2)/t2, final accuracies; curves figure."""
-    from freqdyn.grok.runner import Outcome
+    from freqdyn.grok.runner import Outcome, seed_checkpoints
 
     cfg = dict(exp.settings)
-    runs = [train_modular(cfg, seed, device, label=f"{exp.name} seed {seed}")
-            for seed in exp.seeds]
+    runs = []
+    for seed in exp.seeds:
+        folder, resume = seed_checkpoints(out, seed)
+        runs.append(train_modular(cfg, seed, device, label=f"{exp.name} seed {seed}",
+                                  checkpoint_dir=folder, resume=resume,
+                                  fingerprint=exp.fingerprint(seed)))
     summary = runs_summary(runs)
     summary.update(model=cfg.get("model", "mlp"), p=runs[0].data.p,
                    operation=runs[0].data.operation,

@@ -50,6 +50,13 @@ class Experiment:
     paper: bool
     path: Path | None
 
+    def fingerprint(self, seed: int) -> str:
+        """What a checkpoint of this experiment's run of ``seed`` must match to be resumed."""
+        import json
+
+        return json.dumps({"kind": self.kind, "settings": dict(self.settings), "seed": seed},
+                          sort_keys=True, default=str)
+
     def get(self, key: str, default=None):
         """The setting ``key``, or ``default`` when the file does not give it."""
         return self.settings.get(key, default)

@@ -22,6 +22,7 @@ steps.  Everything else (batches, input noise, penalties) lives in the caller's
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -145,7 +146,8 @@ def train_loop(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                checkpoint_dir: str | Path | None = None, checkpoint_every: int = 0,
                resume: bool = False, stop: Callable[[TrainingLog], bool] | None = None,
                generators: Iterable[torch.Generator] = (), progress: bool | None = None,
-               label: str = "", stop_after: int | None = None) -> TrainingLog:
+               label: str = "", stop_after: int | None = None, stateful: Iterable = (),
+               fingerprint: str | None = None) -> TrainingLog:
     """Run ``steps`` optimizer updates of ``loss_fn`` and log them (see the module text).
 
     ``clip`` clips the gradient norm; ``stop(log)``, checked after each evaluation,
@@ -154,15 +156,19 @@ def train_loop(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
     ``checkpoint_dir`` the model, optimizer, scheduler, log and the RNG states (torch's
     global one and those of ``generators``, the caller's batch/noise generators) are
     written atomically every ``checkpoint_every`` steps and at the end; ``resume=True``
-    continues from the newest checkpoint, which on the CPU gives the same run bit for bit.
-    A NaN/inf loss raises :class:`TrainingDiverged`; the last checkpoint then holds the
-    last good state.
+    continues from the newest checkpoint, which on the CPU gives the same run bit for bit,
+    and says so on stderr.  ``stateful`` objects (with ``state_dict``/``load_state_dict``,
+    e.g. a recorder of weights) are saved and restored with the checkpoint; ``fingerprint``
+    (e.g. the experiment text) is stored too, and a resume whose fingerprint differs is
+    refused.  A NaN/inf loss raises :class:`TrainingDiverged`; the last checkpoint then
+    holds the last good state.
     """
     if steps < 0:
         raise CaseError("settings.steps", f"must be ≥ 0, got {steps}")
     if eval_every < 1:
         raise CaseError("settings.eval_every", f"must be ≥ 1, got {eval_every}")
     generators = list(generators)
+    stateful = list(stateful)
     params = [p for p in model.parameters() if p.requires_grad]
     folder = Path(checkpoint_dir) if checkpoint_dir is not None else None
     log, start = TrainingLog(), 0
@@ -171,6 +177,9 @@ def train_loop(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
         if not files:
             raise CaseError("resume", f"no checkpoint in {folder}")
         state = torch.load(files[-1], map_location="cpu", weights_only=False)
+        if state.get("fingerprint") != fingerprint:
+            raise CaseError("resume", f"the checkpoints in {folder} belong to another run "
+                                      "(settings differ); choose another --out")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None and state["scheduler"] is not None:
@@ -178,7 +187,11 @@ def train_loop(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
         torch.set_rng_state(state["torch_rng"])
         for gen, gen_state in zip(generators, state["generators"], strict=True):
             gen.set_state(gen_state)
+        for obj, obj_state in zip(stateful, state.get("stateful", []), strict=True):
+            obj.load_state_dict(obj_state)
         log, start = TrainingLog.from_state(state["log"]), state["step"]
+        print(f"{label or 'training'}: resumed from step {start} ({files[-1]})",
+              file=sys.stderr, flush=True)
         if log.stopped_early:
             return log
 
@@ -190,7 +203,8 @@ def train_loop(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict() if scheduler is not None else None,
             "torch_rng": torch.get_rng_state(),
-            "generators": [g.get_state() for g in generators], "log": log.state()})
+            "generators": [g.get_state() for g in generators], "log": log.state(),
+            "stateful": [obj.state_dict() for obj in stateful], "fingerprint": fingerprint})
 
     def run_evaluation(step: int) -> bool:
         if evaluate is not None:

@@ -58,6 +58,24 @@ class NandaTransformer(nn.Module):
     size ``d_head``), one ReLU MLP of width ``d_mlp``, no LayerNorm, untied unembedding to the
     n_classes answers.  Initialisation as in Nanda's code: N(0, 1/d_model) for every weight
     except the unembedding, N(0, 1/n_classes); zero MLP biases.
+
+    Only the residual stream at "=" is read out, and attention is causal, so the queries,
+    the MLP and the unembedding are needed at that position alone (keys and values at all
+    three).  ``features``/``head`` compute exactly that from any embedding (B, 3, d).
+    ``forward(pairs)`` computes the same function faster, by the linearity of everything
+    before the ReLU: with e_i = W_E[token_i] + W_pos[i] and the "=" token fixed,
+
+    * the query q = e_2 W_Q is one vector per head, so the score of position i is a lookup
+      s_i = (e_i W_K q)/√d_head in a (tokens, heads) table;
+    * the attention output Σ_h Σ_i a_hi e_i W_V^h W_O^h is a weighted sum of rows of the
+      per-token tables e_i W_V^h W_O^h (tokens, heads, d), and so are its images under
+      W_in and W_U: the MLP pre-activation and the direct logits are
+      ``embedding_bag`` sums of (tokens·heads, d_mlp + n_classes) table rows with the
+      attention weights a as per-sample weights;
+    * the MLP output reaches the logits through W_out W_U (d_mlp, n_classes).
+
+    Per pair this costs O(h·(d_mlp + n) + d_mlp·n) instead of the O(T·d·(d_mlp + 4d)) of
+    the plain pass; the tables cost O(tokens·h·d·(d + d_mlp)) once per call.
     """
 
     def __init__(self, n_tokens: int, n_classes: int, eq_token: int, *, d_model: int = 128,
@@ -79,15 +97,66 @@ class NandaTransformer(nn.Module):
         return self.W_E[torch.cat([pairs, eq], dim=1)] + self.W_pos
 
     def features(self, emb: torch.Tensor) -> torch.Tensor:
-        x = emb + self.attention(emb)
-        x = x + torch.relu(x @ self.W_in + self.b_in) @ self.W_out + self.b_out
-        return x[:, -1]
+        """The residual stream at "=" (B, d) for embeddings (B, 3, d)."""
+        att = self.attention
+        last = emb[:, -1]
+        q = torch.einsum("bd,hde->bhe", last, att.W_Q)
+        k = torch.einsum("btd,hde->bhte", emb, att.W_K)
+        v = torch.einsum("btd,hde->bhte", emb, att.W_V)
+        weights = torch.softmax(torch.einsum("bhe,bhte->bht", q, k) / math.sqrt(att.d_head),
+                                dim=-1)
+        z = torch.einsum("bht,bhte->bhe", weights, v).reshape(emb.shape[0], -1)
+        x = last + z @ att.W_O
+        return x + torch.relu(x @ self.W_in + self.b_in) @ self.W_out + self.b_out
 
     def head(self, emb: torch.Tensor) -> torch.Tensor:
         return self.features(emb) @ self.W_U
 
+    def _tables(self, pairs: torch.Tensor):
+        """Attention weights a (B, h, 3) and the table sums of the fast pass (see class)."""
+        att = self.attention
+        h, dh = att.n_heads, att.d_head
+        e_eq = self.W_E[self.eq_token] + self.W_pos[2]                      # (d,)
+        e01 = torch.stack([self.W_E + self.W_pos[0], self.W_E + self.W_pos[1]])  # (2, T, d)
+        query = torch.einsum("d,hde->he", e_eq, att.W_Q)
+        score_map = torch.einsum("hde,he->dh", att.W_K, query) / math.sqrt(dh)   # (d, h)
+        scores01 = e01 @ score_map                                          # (2, T, h)
+        x, y = pairs[:, 0], pairs[:, 1]
+        scores = torch.stack([scores01[0][x], scores01[1][y],
+                              (e_eq @ score_map).expand(x.shape[0], h)], dim=-1)
+        weights = torch.softmax(scores, dim=-1)                             # (B, h, 3)
+        value_out = torch.einsum("hde,hef->hdf", att.W_V, att.W_O.reshape(h, dh, -1))
+        read = torch.cat([self.W_in, self.W_U], dim=1)                      # (d, d_mlp + n)
+        tables = torch.einsum("ptd,hdf->pthf", e01, value_out) @ read       # (2, T, h, K)
+        n_tok = self.W_E.shape[0]
+        heads = torch.arange(h, device=pairs.device)
+        index = torch.cat([x[:, None] * h + heads, (n_tok + y[:, None]) * h + heads], dim=1)
+        summed = nn.functional.embedding_bag(
+            index, tables.reshape(2 * n_tok * h, -1), mode="sum",
+            per_sample_weights=torch.cat([weights[..., 0], weights[..., 1]], dim=1))
+        eq_row = e_eq @ read + weights[..., 2] @ (torch.einsum("d,hdf->hf", e_eq, value_out)
+                                                   @ read)
+        return summed + eq_row
+
+    def reference_forward(self, pairs: torch.Tensor) -> torch.Tensor:
+        """The plain pass in Nanda's einsum style: causal attention and the MLP at every
+        position, then the logits at "=" (the same function as ``forward``, for tests and
+        benchmarks)."""
+        x = self.embed(pairs)
+        x = x + self.attention(x)
+        x = x + torch.relu(x @ self.W_in + self.b_in) @ self.W_out + self.b_out
+        return x[:, -1] @ self.W_U
+
+    def mlp_activations(self, pairs: torch.Tensor) -> torch.Tensor:
+        """The ReLU neuron activations at "=" (B, d_mlp)."""
+        d_mlp = self.W_in.shape[1]
+        return torch.relu(self._tables(pairs)[:, :d_mlp] + self.b_in)
+
     def forward(self, pairs: torch.Tensor) -> torch.Tensor:
-        return self.head(self.embed(pairs))
+        z = self._tables(pairs)
+        d_mlp = self.W_in.shape[1]
+        hidden = torch.relu(z[:, :d_mlp] + self.b_in)
+        return z[:, d_mlp:] + hidden @ (self.W_out @ self.W_U) + self.b_out @ self.W_U
 
 
 class _PostNormBlock(nn.Module):

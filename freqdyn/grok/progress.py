@@ -211,6 +211,45 @@ class ProgressRecorder:
                 "gini_output": gini(fourier_norms(output_map(model))),
                 "sum_squared_weights": sum_squared_weights(model)}
 
+    def state_dict(self) -> dict:
+        return {"steps": list(self.steps), "norms": list(self.norms), "states": list(self.states)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.steps, self.norms, self.states = (list(state[k]) for k in ("steps", "norms",
+                                                                          "states"))
+
+
+def neuron_frequency_fractions(model: torch.nn.Module, data: ModularData) -> np.ndarray:
+    """Per MLP neuron and frequency k = 1 … (p−1)/2, the fraction of the neuron's variance
+    over the whole table explained by frequency k (Nanda et al.'s neuron clustering).
+
+    The activations A(a, b) at "=" (mean over the table removed) are expanded in the 2D
+    Fourier basis of Z_p × Z_p; frequency k owns the coefficients whose indices in a and in b
+    both lie in {constant, cos k, sin k} (the terms in a alone, in b alone and the products),
+    minus the constant-constant one.  Returns (d_mlp, K); a neuron that never fires has
+    fraction 0 everywhere.
+    """
+    if not hasattr(model, "mlp_activations"):
+        raise CaseError("settings.model", f"no MLP neurons to cluster in {type(model).__name__}")
+    p = data.p
+    a, b = torch.meshgrid(torch.arange(p), torch.arange(p), indexing="ij")
+    pairs = torch.stack([a.reshape(-1), b.reshape(-1)], dim=1)
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        acts = model.mlp_activations(pairs.to(device)).double().cpu().numpy()
+    acts = acts.reshape(p, p, -1)
+    acts = acts - acts.mean(axis=(0, 1))
+    basis = fourier_basis(p)
+    coeff2 = np.einsum("jb,ibn->ijn", basis, np.tensordot(basis, acts, axes=(1, 0)),
+                       optimize=True) ** 2
+    total = coeff2.sum(axis=(0, 1))
+    fractions = []
+    for k in range(1, (p - 1) // 2 + 1):
+        idx = [0, 2 * k - 1, 2 * k]
+        fractions.append(coeff2[np.ix_(idx, idx)].sum(axis=(0, 1)) / np.where(total > 0, total,
+                                                                               np.inf))
+    return np.array(fractions).T
+
 
 @dataclass
 class ProgressMeasures:
@@ -224,6 +263,7 @@ class ProgressMeasures:
     restricted_loss: np.ndarray
     excluded_loss: np.ndarray
     test_loss: np.ndarray
+    neuron_fractions: np.ndarray | None = None  # (d_mlp, K), final model; None without MLP
 
 
 def fall_step(steps, loss, level: float) -> int | None:
@@ -236,12 +276,14 @@ def fall_step(steps, loss, level: float) -> int | None:
 
 def progress_measures(cfg: dict, seed: int, device: str = "cpu", *,
                       measure_every: int | None = None, key_factor: float = 4.0,
-                      label: str = "") -> ProgressMeasures:
+                      label: str = "", checkpoint_dir=None, resume: bool = False,
+                      fingerprint: str | None = None) -> ProgressMeasures:
     """Train ``cfg`` (see :func:`train_modular`) and compute Nanda's measures over the run.
 
     Key frequencies come from the final model's embedding; restricted and excluded losses
     are then evaluated on the weights saved every ``measure_every`` updates (default: every
-    evaluation).
+    evaluation).  ``checkpoint_dir``/``resume``/``fingerprint``: see :func:`train_modular`;
+    the weight copies are part of the checkpoint.
     """
     eval_every = cfg.get("eval_every", 10)
     measure_every = measure_every or eval_every
@@ -249,7 +291,9 @@ def progress_measures(cfg: dict, seed: int, device: str = "cpu", *,
         raise CaseError("settings.measure_every",
                         f"must be a multiple of eval_every = {eval_every}, got {measure_every}")
     recorder = ProgressRecorder(measure_every)
-    run = train_modular(cfg, seed, device, evaluate_extra=recorder, label=label)
+    run = train_modular(cfg, seed, device, evaluate_extra=recorder, label=label,
+                        checkpoint_dir=checkpoint_dir, resume=resume, stateful=[recorder],
+                        fingerprint=fingerprint)
     final_norms = embedding_fourier_norms(run.model, run.data.p)
     keys = key_frequencies(final_norms, key_factor)
     model = copy.deepcopy(run.model)
@@ -260,10 +304,24 @@ def progress_measures(cfg: dict, seed: int, device: str = "cpu", *,
     eval_index = {s: i for i, s in enumerate(run.log.eval_steps)}
     test_loss = np.array([run.log.evals("val_loss")[eval_index[s]] for s in recorder.steps])
     losses = np.array(losses).reshape(-1, 2)
+    neurons = neuron_frequency_fractions(run.model, run.data) \
+        if hasattr(run.model, "mlp_activations") else None
     return ProgressMeasures(run=run, steps=np.array(recorder.steps), norms=np.array(recorder.norms),
                             keys=keys, key_share_final=key_share(final_norms, keys),
                             restricted_loss=losses[:, 0], excluded_loss=losses[:, 1],
-                            test_loss=test_loss)
+                            test_loss=test_loss, neuron_fractions=neurons)
+
+
+def excluded_rise_factor(m: ProgressMeasures) -> float | None:
+    """max of the excluded loss over the measured steps in [t2, t4] over its value at the
+    first measured step ≥ t2 (memorisation); None when t2 or t4 was not reached."""
+    t2, t4 = m.run.phase_times["t2"], m.run.phase_times["t4"]
+    if t2 is None or t4 is None:
+        return None
+    inside = np.flatnonzero((m.steps >= t2) & (m.steps <= t4))
+    if not len(inside):
+        return None
+    return float(m.excluded_loss[inside].max() / max(m.excluded_loss[inside[0]], 1e-300))
 
 
 def _padded(rows: list[np.ndarray], length: int) -> np.ndarray:
@@ -350,9 +408,16 @@ def run_progress_measures(exp, out: Path, device: str):
     measure_every = cfg.pop("measure_every", None)
     key_factor = exp.number("key_factor", 4.0, low=1.0)
     cfg.pop("key_factor", None)
-    measures = [progress_measures(cfg, seed, device, measure_every=measure_every,
-                                  key_factor=key_factor, label=f"{exp.name} seed {seed}")
-                for seed in exp.seeds]
+    cfg.pop("neuron_threshold", None)
+    from freqdyn.grok.runner import seed_checkpoints
+
+    measures = []
+    for seed in exp.seeds:
+        folder, resume = seed_checkpoints(out, seed)
+        measures.append(progress_measures(cfg, seed, device, measure_every=measure_every,
+                                          key_factor=key_factor, label=f"{exp.name} seed {seed}",
+                                          checkpoint_dir=folder, resume=resume,
+                                          fingerprint=exp.fingerprint(seed)))
     summary = runs_summary([m.run for m in measures])
     level = 0.5 * math.log(measures[0].run.data.n_classes)
     restricted_fall = [fall_step(m.steps, m.restricted_loss, level) for m in measures]
@@ -374,7 +439,19 @@ def run_progress_measures(exp, out: Path, device: str):
         "final_excluded_loss": [float(m.excluded_loss[-1]) for m in measures],
         "final_gini_embedding": [m.run.log.last("gini_embedding") for m in measures],
         "final_sum_squared_weights": [m.run.log.last("sum_squared_weights") for m in measures],
+        "excluded_rise_factor": [excluded_rise_factor(m) for m in measures],
     })
+    if all(m.neuron_fractions is not None for m in measures):
+        threshold = exp.number("neuron_threshold", 0.85, low=0.0, high=1.0)
+        best = [m.neuron_fractions.max(axis=1) for m in measures]
+        summary.update({
+            "neuron_threshold": threshold,
+            "neuron_clustered_share": [float(np.mean(b > threshold)) for b in best],
+            "neuron_dead": [int(np.sum(m.neuron_fractions.sum(axis=1) == 0)) for m in measures],
+            "neuron_frequencies": [sorted({int(k) + 1 for k in
+                                           m.neuron_fractions.argmax(axis=1)[b > threshold]})
+                                   for m, b in zip(measures, best, strict=True)],
+        })
     for key in ("n_key_frequencies", "key_share"):
         values = np.asarray(summary[key], dtype=float)
         summary[f"{key}_mean"] = float(values.mean())

@@ -69,6 +69,14 @@ def experiment_function(kind: str):
     return getattr(importlib.import_module(module), name)
 
 
+def seed_checkpoints(out: str | Path, seed: int) -> tuple[Path, bool]:
+    """(``out/checkpoints/seed-N``, whether it holds checkpoints to resume from)."""
+    from .loop import checkpoint_files
+
+    folder = Path(out) / "checkpoints" / f"seed-{seed}"
+    return folder, bool(checkpoint_files(folder))
+
+
 def jsonable(value):
     """``value`` with numpy scalars/arrays turned into plain Python (NaN → None)."""
     if isinstance(value, dict):

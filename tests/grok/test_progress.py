@@ -176,3 +176,54 @@ def test_run_progress_measures_end_to_end(tmp_path):
     for key in ("curves", "fourier_norms", "progress_measures"):
         assert (tmp_path / f"{key}.png").stat().st_size > 0
     ds.close()
+
+
+def test_neuron_frequency_fractions_find_a_planted_clock_neuron():
+    """A neuron reading cos(w_k a) + cos(w_k b) + its product is all frequency k; a neuron
+    reading a random table spreads over every frequency."""
+    from freqdyn.grok.progress import neuron_frequency_fractions
+
+    data = modular_dataset(13, "+", train_fraction=0.5, seed=0)
+    w = 2 * np.pi * 3 / 13
+
+    class Planted(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.dummy = torch.nn.Parameter(torch.zeros(1))
+
+        def mlp_activations(self, pairs):
+            a, b = pairs[:, 0].double(), pairs[:, 1].double()
+            clock = 2 + torch.cos(w * a) + torch.sin(w * b) + torch.cos(w * a) * torch.cos(w * b)
+            noise = torch.sin(1.7 * a * a + 0.3 * b)  # not band-limited to one k
+            return torch.stack([clock, noise, torch.zeros_like(a)], dim=1)
+
+    fractions = neuron_frequency_fractions(Planted(), data)
+    assert fractions.shape == (3, 6)
+    assert fractions[0, 2] == pytest.approx(1.0, abs=1e-12)
+    assert fractions[0].sum() == pytest.approx(1.0, abs=1e-12)
+    assert fractions[1].max() < 0.5 and fractions[1].sum() < 1.0 + 1e-12
+    assert np.all(fractions[2] == 0)  # a dead neuron explains nothing
+
+
+def test_progress_run_resumes_with_its_weight_copies(tmp_path, monkeypatch):
+    """Stop after 60 of 120 updates, re-run the same file: the same summary as a whole run,
+    and a changed file refuses the old checkpoints."""
+    from freqdyn.grok import algorithmic
+    from freqdyn.grok.progress import run_progress_measures
+
+    text = EXPERIMENT.replace('model = "mlp"', 'model = "nanda"\nd_model = 16\nn_heads = 2\n'
+                                               'd_head = 8\nd_mlp = 32')
+    exp = load_experiment("tiny", text=text)
+    whole = run_progress_measures(exp, tmp_path / "whole", "cpu").summary
+    original = algorithmic.train_loop
+    monkeypatch.setattr(algorithmic, "train_loop",
+                        lambda *a, **kw: original(*a, **{**kw, "stop_after": 60}))
+    run_progress_measures(exp, tmp_path / "cut", "cpu")  # as a killed run leaves it
+    monkeypatch.setattr(algorithmic, "train_loop", original)
+    resumed = run_progress_measures(exp, tmp_path / "cut", "cpu").summary
+    for key in ("key_frequencies", "final_val_loss", "final_restricted_loss",
+                "neuron_clustered_share", "excluded_rise_factor"):
+        assert resumed[key] == whole[key]
+    other = load_experiment("tiny", text=text.replace("lr = 1e-2", "lr = 2e-2"))
+    with pytest.raises(CaseError, match="another run"):
+        run_progress_measures(other, tmp_path / "cut", "cpu")
