@@ -27,11 +27,11 @@ from dataclasses import replace
 import numpy as np
 from mpi4py import MPI
 
-from freqdyn.case import load_case
-from freqdyn.exact import uniform_box_series
-from freqdyn.fem import fem_settings, fourier_feature_problem, solve_problem
-from freqdyn.fourier import relative_l2
-from freqdyn.kernel_flow import KernelFlowSettings, default_settings, evolve
+from freqdyn.inputs.case import load_case
+from freqdyn.inputs.fourier import relative_l2
+from freqdyn.predict.exact import uniform_box_series
+from freqdyn.predict.fem import fem_settings, fourier_feature_problem, solve_problem
+from freqdyn.predict.kernel_flow import KernelFlowSettings, default_settings, evolve
 
 COMM = MPI.COMM_WORLD
 
@@ -108,7 +108,7 @@ def kernel_flow_ratio() -> None:
 
 
 def lfp_table() -> None:
-    from freqdyn.lfp import RadialCoefficients, compare_with_kernel_flow, lfp_params
+    from freqdyn.predict.lfp import RadialCoefficients, compare_with_kernel_flow, lfp_params
 
     say("== LFP (ReLU) vs exact kernel flow: max relative L2 error over |xi| >= eps ==")
     text = """

@@ -3,7 +3,7 @@
     python benchmarks/bench_nudft.py [--points 100000] [--freqs 1000] [--grid both]
                                      [--threads 1] [--eps 1e-12] [--seed 0]
 
-Times :func:`freqdyn.nudft.nudft` with ``method="direct"`` and ``method="fast"`` in the
+Times :func:`freqdyn.grok.nudft.nudft` with ``method="direct"`` and ``method="fast"`` in the
 same process on n random points in [−20, 20] with one real output, for a uniform
 frequency grid (k on ``--freqs`` points in [0, 2π]: FINUFFT type 1) and a scattered one
 (sorted uniform random k in [0, 2π]: type 3).  Each timing is the best of ``--repeats``
@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from freqdyn.nudft import nudft
+from freqdyn.grok.nudft import nudft
 
 
 def best_time(call, repeats: int) -> tuple[float, np.ndarray]:

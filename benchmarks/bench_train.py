@@ -43,12 +43,12 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from freqdyn.case import load_case  # noqa: E402
-from freqdyn.fourier import relative_l2  # noqa: E402
-from freqdyn.kernel_flow import kernel_flow  # noqa: E402
-from freqdyn.network import FourierFeatureNetwork  # noqa: E402
+from freqdyn.inputs.case import load_case  # noqa: E402
+from freqdyn.inputs.fourier import relative_l2  # noqa: E402
+from freqdyn.nets.fourier import FourierFeatureNetwork  # noqa: E402
+from freqdyn.nets.train import train  # noqa: E402
+from freqdyn.predict.kernel_flow import kernel_flow  # noqa: E402
 from freqdyn.results import u_hat  # noqa: E402
-from freqdyn.train import train  # noqa: E402
 
 
 def _sync(device):

@@ -24,13 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
-from .errors import CaseError
+from freqdyn import __version__
+from freqdyn.errors import CaseError
 
 
 def _cmd_derive(args) -> int:
-    from .case import load_case
-    from .derive import derive
+    from freqdyn.inputs.case import load_case
+    from freqdyn.theory.derive import derive
 
     case = load_case(args.case)
     result = derive(case)
@@ -48,10 +48,10 @@ def _cmd_derive(args) -> int:
 
 
 def _cmd_kernel_flow(args) -> int:
-    from .case import load_case
-    from .kernel_flow import default_settings, kernel_flow
-    from .plotting import dynamics_figure, save
-    from .results import write_dataset
+    from freqdyn.inputs.case import load_case
+    from freqdyn.plots import dynamics_figure, save
+    from freqdyn.predict.kernel_flow import default_settings, kernel_flow
+    from freqdyn.results import write_dataset
 
     case = load_case(args.case)
     out = Path(args.out)
@@ -75,14 +75,14 @@ def _cmd_kernel_flow(args) -> int:
 
 
 def _cmd_solve(args) -> int:
-    from .solve import run
+    from freqdyn.predict.registry import run
 
     return run(args.case, args.out, args.method, figure=not args.no_figure)
 
 
 def _cmd_train(args) -> int:
-    from .case import load_case
-    from .train import TrainingDiverged, train
+    from freqdyn.inputs.case import load_case
+    from freqdyn.nets.train import TrainingDiverged, train
 
     out = args.out or args.resume
     if not out:
@@ -103,7 +103,7 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_validate(args) -> int:
-    from .validate import load_study, run_study, summary
+    from freqdyn.runs.study import load_study, run_study, summary
 
     study = load_study(args.study, full=args.full)
     report = run_study(study, args.out, progress=not args.quiet)
@@ -115,16 +115,16 @@ def _cmd_validate(args) -> int:
 
 
 def _cmd_design(args) -> int:
-    from .design import run as design_run
+    from freqdyn.analysis.design import run as design_run
 
     return design_run(args)
 
 
 def _cmd_grok(args) -> int:
-    from .grok.experiment import load_experiment
-    from .grok.loop import TrainingDiverged
-    from .grok.runner import run_experiment
-    from .train import resolve_device
+    from freqdyn.nets.loop import TrainingDiverged
+    from freqdyn.nets.train import resolve_device
+    from freqdyn.runs.experiment import load_experiment
+    from freqdyn.runs.runner import run_experiment
 
     seeds = None
     if args.seeds:

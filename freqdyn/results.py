@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from . import __version__
-from .fourier import CONVENTION
+from freqdyn import __version__
+from freqdyn.inputs.fourier import CONVENTION
 
 SCHEMA_VARIABLES = ("u_hat_real", "u_hat_imag")
 

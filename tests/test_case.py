@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from conftest import CASE_FILES, make_case_text
 
-from freqdyn.case import load_case
 from freqdyn.errors import CaseError
+from freqdyn.inputs.case import load_case
 
 REQUIRED = {"gaussian-1d", "uniform-1d", "laplace-1d", "mixture-1d", "expression-1d",
             "gaussian-2d"}

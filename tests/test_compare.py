@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from freqdyn import compare
-from freqdyn.case import load_case
+from freqdyn.analysis import compare
+from freqdyn.inputs.case import load_case
 from freqdyn.results import frequency_dataset
 
 CASE = """

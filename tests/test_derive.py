@@ -9,10 +9,10 @@ import sympy as sp
 from conftest import make_case_text
 from scipy import integrate
 
-from freqdyn.case import load_case
-from freqdyn.derive import activation_transform_squared, derive, derive_lfp, unit_ntk
-from freqdyn.ntk import analytic_ntk
-from freqdyn.symbols import axis_symbols
+from freqdyn.inputs.case import load_case
+from freqdyn.inputs.symbols import axis_symbols
+from freqdyn.theory.derive import activation_transform_squared, derive, derive_lfp, unit_ntk
+from freqdyn.theory.ntk import analytic_ntk
 
 RHO = {
     "gaussian": 'family = "gaussian"\nscale = 1.2',

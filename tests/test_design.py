@@ -3,8 +3,7 @@
 import numpy as np
 import pytest
 
-from freqdyn.case import case_from_dict
-from freqdyn.design import (
+from freqdyn.analysis.design import (
     Probe,
     case_table,
     density_values,
@@ -13,7 +12,8 @@ from freqdyn.design import (
     parse_profile,
 )
 from freqdyn.errors import CaseError
-from freqdyn.validate import toml_text
+from freqdyn.inputs.case import case_from_dict
+from freqdyn.runs.study import toml_text
 
 
 def test_profiles():

@@ -6,9 +6,9 @@ import sympy as sp
 import torch
 from scipy import integrate, stats
 
-from freqdyn.distributions import density_from_config
 from freqdyn.errors import CaseError
-from freqdyn.symbols import axis_symbols
+from freqdyn.inputs.densities import density_from_config
+from freqdyn.inputs.symbols import axis_symbols
 
 FAMILIES_1D = {
     "gaussian": {"family": "gaussian", "scale": 1.3},

@@ -11,10 +11,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from freqdyn.case import load_case
 from freqdyn.errors import CaseError
-from freqdyn.exact import pure_damping, uniform_box_series
-from freqdyn.fem import (
+from freqdyn.inputs.case import load_case
+from freqdyn.inputs.fourier import relative_l2
+from freqdyn.predict.exact import pure_damping, uniform_box_series
+from freqdyn.predict.fem import (
     Problem,
     StepPlan,
     axis_nodes,
@@ -25,9 +26,8 @@ from freqdyn.fem import (
     solve_problem,
     step_plan,
 )
-from freqdyn.fourier import relative_l2
+from freqdyn.predict.registry import solve
 from freqdyn.results import u_hat
-from freqdyn.solve import solve
 
 UNIFORM_1D = """
 name = "uniform-test-1d"

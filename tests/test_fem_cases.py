@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from freqdyn.case import load_case
-from freqdyn.exact import uniform_box_series
-from freqdyn.fourier import relative_l2
-from freqdyn.kernel_flow import kernel_flow
+from freqdyn.inputs.case import load_case
+from freqdyn.inputs.fourier import relative_l2
+from freqdyn.predict.exact import uniform_box_series
+from freqdyn.predict.kernel_flow import kernel_flow
+from freqdyn.predict.registry import solve
 from freqdyn.results import u_hat
-from freqdyn.solve import solve
 
 CASES = sorted((Path(__file__).resolve().parents[1] / "pde").glob("*.toml"))
 #: Agreement required between the default FEM solution and the reference, every time.

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from conftest import make_case_text
 
-from freqdyn.case import load_case
-from freqdyn.exact import pure_damping, uniform_box_series
-from freqdyn.fourier import CONVENTION, relative_l2
-from freqdyn.kernel_flow import KernelFlowSettings, default_settings, evolve, kernel_flow
+from freqdyn.inputs.case import load_case
+from freqdyn.inputs.fourier import CONVENTION, relative_l2
+from freqdyn.predict.exact import pure_damping, uniform_box_series
+from freqdyn.predict.kernel_flow import KernelFlowSettings, default_settings, evolve, kernel_flow
 from freqdyn.results import u_hat
 
 UNIFORM = make_case_text('family = "uniform"\nbound = 3.0', sigma_a=0.3,

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from scipy import integrate
 
-from freqdyn.case import load_case
 from freqdyn.errors import CaseError
-from freqdyn.fem import fem_settings, solve_problem
-from freqdyn.fourier import relative_l2
-from freqdyn.lfp import (
+from freqdyn.inputs.case import load_case
+from freqdyn.inputs.fourier import relative_l2
+from freqdyn.predict.fem import fem_settings, solve_problem
+from freqdyn.predict.lfp import (
     RadialCoefficients,
     compare_with_kernel_flow,
     lfp_ode,

@@ -4,17 +4,17 @@ import numpy as np
 import pytest
 import torch
 
-from freqdyn.case import load_case
-from freqdyn.fourier import relative_l2, riemann_transform, tensor_grid
-from freqdyn.measure import (
+from freqdyn.inputs.case import load_case
+from freqdyn.inputs.fourier import relative_l2, riemann_transform, tensor_grid
+from freqdyn.nets.fourier import FourierFeatureMLP, FourierFeatureNetwork
+from freqdyn.nets.measure import (
     error_transform,
     gram_lambda_max,
     measurement_axis,
     nudft,
     parameter_drift,
 )
-from freqdyn.network import FourierFeatureMLP, FourierFeatureNetwork
-from freqdyn.ntk import empirical_ntk
+from freqdyn.theory.ntk import empirical_ntk
 
 GAUSS = load_case("pde/gaussian-1d.toml")
 GAUSS2 = load_case("pde/gaussian-2d.toml")

@@ -5,10 +5,10 @@ import pytest
 import torch
 from conftest import make_case_text
 
-from freqdyn.case import load_case
-from freqdyn.fourier import tensor_grid
-from freqdyn.network import FourierFeatureNetwork
-from freqdyn.ntk import analytic_ntk, empirical_ntk
+from freqdyn.inputs.case import load_case
+from freqdyn.inputs.fourier import tensor_grid
+from freqdyn.nets.fourier import FourierFeatureNetwork
+from freqdyn.theory.ntk import analytic_ntk, empirical_ntk
 
 RHO = {
     "gaussian": ('family = "gaussian"\nscale = 1.0', None),

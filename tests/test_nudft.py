@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-import freqdyn.nudft as nudft_module
+import freqdyn.grok.nudft as nudft_module
 from freqdyn.errors import CaseError
-from freqdyn.nudft import (
+from freqdyn.grok.nudft import (
     amplitude,
     nudft,
     principal_direction,

@@ -5,8 +5,8 @@ import pytest
 import xarray as xr
 from conftest import make_case_text
 
-from freqdyn.case import load_case
-from freqdyn.fourier import CONVENTION
+from freqdyn.inputs.case import load_case
+from freqdyn.inputs.fourier import CONVENTION
 from freqdyn.results import (
     frequency_dataset,
     peak_ratios,

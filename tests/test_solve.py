@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
-from freqdyn.case import load_case
 from freqdyn.cli import main
-from freqdyn.exact import uniform_box_series
-from freqdyn.fem import progress_bar
-from freqdyn.fourier import relative_l2
-from freqdyn.kernel_flow import kernel_flow
+from freqdyn.inputs.case import load_case
+from freqdyn.inputs.fourier import relative_l2
+from freqdyn.predict.exact import uniform_box_series
+from freqdyn.predict.fem import progress_bar
+from freqdyn.predict.kernel_flow import kernel_flow
+from freqdyn.predict.registry import solve
 from freqdyn.results import read_dataset, u_hat
-from freqdyn.solve import solve
 
 
 def test_cli_writes_prediction_and_figure(tmp_path, capsys, monkeypatch):

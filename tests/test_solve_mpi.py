@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from freqdyn.case import load_case
+from freqdyn.inputs.case import load_case
+from freqdyn.predict.registry import solve
 from freqdyn.results import read_dataset, u_hat
-from freqdyn.solve import solve
 
 BIN = Path(sys.executable).parent
 SMALL_2D = """

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from freqdyn.fourier import riemann_transform, tensor_grid
-from freqdyn.target import Target
+from freqdyn.inputs.fourier import riemann_transform, tensor_grid
+from freqdyn.inputs.target import Target
 
 
 def spec_windowed_cosines(xi, ell, terms, dim):

@@ -10,21 +10,18 @@ import numpy as np
 import pytest
 import torch
 
-from freqdyn.case import load_case
 from freqdyn.cli import main
 from freqdyn.errors import CaseError
-from freqdyn.fourier import relative_l2
-from freqdyn.kernel_flow import kernel_flow
-from freqdyn.measure import (
+from freqdyn.inputs.case import load_case
+from freqdyn.inputs.fourier import relative_l2
+from freqdyn.nets.measure import (
     analytic_kernel,
     empirical_kernel,
     gram_lambda_max,
     ntk_comparison,
     probe_points,
 )
-from freqdyn.ntk import empirical_ntk
-from freqdyn.results import read_dataset, u_hat
-from freqdyn.train import (
+from freqdyn.nets.train import (
     StabilityWarning,
     TrainingDiverged,
     build_model,
@@ -38,6 +35,9 @@ from freqdyn.train import (
     train_settings,
     training_samples,
 )
+from freqdyn.predict.kernel_flow import kernel_flow
+from freqdyn.results import read_dataset, u_hat
+from freqdyn.theory.ntk import empirical_ntk
 
 PDE = Path(__file__).resolve().parents[1] / "pde"
 

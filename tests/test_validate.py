@@ -6,12 +6,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from freqdyn.case import case_from_dict
 from freqdyn.cli import main
 from freqdyn.errors import CaseError
-from freqdyn.fourier import relative_l2
+from freqdyn.inputs.case import case_from_dict
+from freqdyn.inputs.fourier import relative_l2
 from freqdyn.results import read_dataset, u_hat
-from freqdyn.validate import load_study, run_check, toml_text
+from freqdyn.runs.study import load_study, run_check, toml_text
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDIES = sorted(p for p in (ROOT / "validation").glob("*.toml") if not p.stem.endswith("-case"))

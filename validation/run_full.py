@@ -7,7 +7,7 @@ The first command trains every (arm, width, seed) of each study's ``[full]`` pla
 ``OUT/<study>/runs`` and needs only PyTorch (no finite-element stack), so it can run on
 a GPU machine; the second computes the predictions and the report and reuses the
 stored runs (a run made on another device is reused: see
-``freqdyn.validate.EXECUTION_KEYS``).  Studies run in the order given; each finished
+``freqdyn.runs.study.EXECUTION_KEYS``).  Studies run in the order given; each finished
 run is kept, so an interrupted call loses at most the run in progress.
 """
 
@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent))
 
-from freqdyn.validate import load_study, train_all  # noqa: E402
+from freqdyn.runs.study import load_study, train_all  # noqa: E402
 
 ORDER = ["gaussian-1d", "uniform-1d", "width-scaling", "design-flat", "diffusion-matters",
          "gaussian-2d", "multilayer"]

@@ -10,7 +10,7 @@ Infrastructure
     :mod:`.sweep`         grids of independent runs through Dask (local pool or Slurm)
 
 Frequency view (Zhou, Zhang, Xu) and lazy to rich (Kumar et al.)
-    :mod:`.frequency_view`  sin 6x aliasing, parity, images; spectra by :mod:`freqdyn.nudft`
+    :mod:`.frequency_view`  sin 6x aliasing, parity, images; spectra by :mod:`freqdyn.grok.nudft`
     :mod:`.images`          MNIST IDX reader and the scikit-learn digits
     :mod:`.committee`       the committee machine, its exact loss decomposition and kernels
     :mod:`.lazy_rich`       toy model, α sweep, (α, ε) phase diagram, modular MLP
@@ -24,6 +24,6 @@ Algorithmic data (Power et al., Nanda et al.), loss-curve spectra, robustness
     :mod:`.landscape`       Hessian extremes, trajectory PCA, filter-normalised slices
     :mod:`.robustness`      perturbed training, abelian tests, matrix entropy measures
 
-Input-space frequencies (:mod:`freqdyn.nudft`) and frequencies over training time
+Input-space frequencies (:mod:`freqdyn.grok.nudft`) and frequencies over training time
 (:mod:`.loss_spectrum`) are different things and live apart.
 """

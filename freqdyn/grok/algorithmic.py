@@ -1,8 +1,8 @@
 """Training on operation tables with full logging, phase times t1–t4 and the t4(r) power law.
 
 :func:`train_modular` trains one model (see :mod:`freqdyn.grok.models`) on one split table
-(:mod:`freqdyn.grok.modular`) through the shared loop :func:`freqdyn.grok.loop.train_loop`
-with AdamW and a linear warm-up (:func:`freqdyn.grok.loop.adamw`).  The settings ``cfg``
+(:mod:`freqdyn.grok.modular`) through the shared loop :func:`freqdyn.nets.loop.train_loop`
+with AdamW and a linear warm-up (:func:`freqdyn.nets.loop.adamw`).  The settings ``cfg``
 (keys, defaults):
 
 =================== ====================================================================
@@ -57,9 +57,9 @@ import xarray as xr
 from scipy.optimize import curve_fit
 
 from freqdyn.errors import CaseError
-from freqdyn.grok.loop import TrainingLog, adamw, checkpoint_files, train_loop
 from freqdyn.grok.models import build_model
 from freqdyn.grok.modular import ModularData, modular_dataset
+from freqdyn.nets.loop import TrainingLog, adamw, checkpoint_files, train_loop
 
 PHASES = ("t1", "t2", "t3", "t4")
 EVALUATED = ("train_loss", "train_acc", "val_loss", "val_acc")
@@ -196,7 +196,7 @@ def train_modular(cfg: dict, seed: int, device: str = "cpu", *,
     evaluated metrics.  ``seed`` sets the split, the initialisation and the batches.
     With ``checkpoint_dir`` a checkpoint is written every 100 evaluations and at the end;
     ``resume`` continues from the newest one (``stateful`` and ``fingerprint``: see
-    :func:`freqdyn.grok.loop.train_loop`).
+    :func:`freqdyn.nets.loop.train_loop`).
     """
     data = modular_data(cfg, seed)
     model = build_model(cfg, data, seed).to(device)
@@ -412,7 +412,7 @@ def curves_figure(runs: list[ModularRun], title: str):
 def run_modular(exp, out: Path, device: str):
     """Experiment kind "modular": train ``exp``'s settings for every seed; phase times,
     delays (t4 − t2)/t2, final accuracies; curves figure."""
-    from freqdyn.grok.runner import Outcome, seed_checkpoints
+    from freqdyn.runs.runner import Outcome, seed_checkpoints
 
     cfg = dict(exp.settings)
     runs = []

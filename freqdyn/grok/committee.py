@@ -47,8 +47,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..errors import CaseError
-from ..train import progress_enabled
+from freqdyn.errors import CaseError
+from freqdyn.nets.train import progress_enabled
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The frequency view of grokking (Zhou, Zhang, Xu; arXiv 2405.17479): three experiments.
 
 Claim: when the training sample is sparse or non-uniform, its spectrum (the NUDFT of
-:mod:`freqdyn.nudft`, F[f](k) = (1/n) Σ_j f(x_j) e^{−i k x_j}, angular k) carries spurious
+:mod:`freqdyn.grok.nudft`, F[f](k) = (1/n) Σ_j f(x_j) e^{−i k x_j}, angular k) carries spurious
 aliased components that the true function lacks.  A network that follows the frequency
 principle fits the spurious low frequency first, so the training loss falls while the test
 loss rises; it generalises only later, once the true frequency is learned.
@@ -30,7 +30,7 @@ loss rises; it generalises only later, once the true frequency is learned.
 Networks use PyTorch's default ``nn.Linear`` law U(±1/√fan_in) for weights and biases,
 drawn from a generator seeded by the experiment seed, multiplied by ``init_scale``.  The
 loss is the mean squared error over samples (and output coordinates).  Every run goes
-through :func:`freqdyn.grok.loop.train_loop`.
+through :func:`freqdyn.nets.loop.train_loop`.
 
 Loss-curve events (all steps are evaluation steps, so they are resolved to ``eval_every``):
 
@@ -58,8 +58,9 @@ import torch
 import xarray as xr
 from torch import nn
 
-from ..errors import CaseError
-from ..nudft import (
+from freqdyn.errors import CaseError
+from freqdyn.grok.images import load_digits, load_mnist, subsample_train
+from freqdyn.grok.nudft import (
     amplitude,
     nudft,
     principal_direction,
@@ -68,10 +69,9 @@ from ..nudft import (
     spectral_mismatch,
     spectral_peaks,
 )
-from .experiment import Experiment
-from .images import load_digits, load_mnist, subsample_train
-from .loop import TrainingLog, train_loop
-from .runner import Outcome
+from freqdyn.nets.loop import TrainingLog, train_loop
+from freqdyn.runs.experiment import Experiment
+from freqdyn.runs.runner import Outcome
 
 CONVENTION = ("F[f](k) = (1/n) sum_j f(x_j) exp(-i k x_j), angular k (no 2 pi); along a unit "
               "direction d for vector inputs: x_j -> d.x_j")

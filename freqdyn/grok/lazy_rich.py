@@ -35,8 +35,8 @@ import torch
 import xarray as xr
 from scipy.stats import spearmanr
 
-from ..errors import CaseError
-from .committee import (
+from freqdyn.errors import CaseError
+from freqdyn.grok.committee import (
     TeacherTask,
     k0_gram,
     kernel_descent_losses,
@@ -48,10 +48,10 @@ from .committee import (
     teacher_task,
     train_committee,
 )
-from .experiment import Experiment
-from .loop import train_loop
-from .modular import modular_dataset
-from .runner import Outcome
+from freqdyn.grok.modular import modular_dataset
+from freqdyn.nets.loop import train_loop
+from freqdyn.runs.experiment import Experiment
+from freqdyn.runs.runner import Outcome
 
 # ---------------------------------------------------------------------------------------------
 # passage times and grok amount

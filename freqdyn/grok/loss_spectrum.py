@@ -2,7 +2,7 @@
 
 The "spectral signature" of arXiv 2306.13253 is a Fourier transform **over training
 time** of the training-loss curve L[t], t = 0 … T0−1 (T0 = 400 full-batch steps).  It has
-nothing to do with the input-space frequencies of :mod:`freqdyn.nudft`: here k counts
+nothing to do with the input-space frequencies of :mod:`freqdyn.grok.nudft`: here k counts
 cycles per T0 steps, and a frequency is k/T0 cycles per step.
 
 Signal processing (spec G3.3, freqdyn's reconstruction where the paper is silent)
@@ -57,10 +57,10 @@ import numpy as np
 import xarray as xr
 from scipy import signal, stats
 
-from ..errors import CaseError
-from ..train import progress_enabled
-from .runner import Outcome
-from .sweep import run_sweep, sweep_settings
+from freqdyn.errors import CaseError
+from freqdyn.nets.train import progress_enabled
+from freqdyn.runs.runner import Outcome
+from freqdyn.runs.sweep import run_sweep, sweep_settings
 
 #: Detrend variants of the loss curve; ``smooth`` is the default.
 DETRENDS = ("linear", "smooth", "fft-highpass")
@@ -346,7 +346,7 @@ def grid_cell(cell: dict, *, train: dict, signature: dict, device: str = "cpu") 
     """
     import torch
 
-    from .algorithmic import train_modular
+    from freqdyn.grok.algorithmic import train_modular
 
     torch.set_num_threads(1)
     cfg = {**train, "train_fraction": cell["r"], "lr": cell["lr"], "weight_decay": cell["wd"]}
@@ -475,7 +475,7 @@ def run_grid(exp, out, device: str = "cpu"):
     :func:`evaluate_predictor`, the summary has ``rho_learning_rate``: Spearman ρ of the
     learning rate alone with the final accuracy, the baseline the activity has to beat
     (larger steps both raise the early oscillations and speed up generalisation).  Cells
-    run through :mod:`freqdyn.grok.sweep` as configured by the file's ``[sweep]`` table and
+    run through :mod:`freqdyn.runs.sweep` as configured by the file's ``[sweep]`` table and
     are kept in ``out/cells/``.
     """
     grid, train, signature = _grid_settings(exp)

@@ -400,7 +400,7 @@ def run_progress_measures(exp, out: Path, device: str):
     (4, see :func:`key_frequencies`).  Fall steps: the first update from which a loss stays
     below ½ ln(n_classes).
     """
-    from freqdyn.grok.runner import Outcome
+    from freqdyn.runs.runner import Outcome
 
     cfg = dict(exp.settings)
     if cfg.get("operation", "+") != "+":
@@ -409,7 +409,7 @@ def run_progress_measures(exp, out: Path, device: str):
     key_factor = exp.number("key_factor", 4.0, low=1.0)
     cfg.pop("key_factor", None)
     cfg.pop("neuron_threshold", None)
-    from freqdyn.grok.runner import seed_checkpoints
+    from freqdyn.runs.runner import seed_checkpoints
 
     measures = []
     for seed in exp.seeds:

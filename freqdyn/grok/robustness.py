@@ -476,7 +476,7 @@ def run_perturbation(exp, out: Path, device: str):
     steeply, and their lag to the jump; landscape numbers of the standard runs (λ_max, λ_min at
     memorisation and at the end, the trajectory PCA's top-2 variance share).
     """
-    from freqdyn.grok.runner import Outcome
+    from freqdyn.runs.runner import Outcome
 
     cfg = dict(exp.settings)
     settings = _robust_settings(exp)
@@ -549,7 +549,7 @@ def run_abelian(exp, out: Path, device: str):
     it before the validation jump, and the penalty reaches 95 % validation accuracy
     before perturbed training.
     """
-    from freqdyn.grok.runner import Outcome
+    from freqdyn.runs.runner import Outcome
 
     cfg = dict(exp.settings)
     settings = _robust_settings(exp)

@@ -17,10 +17,10 @@ from freqdyn.grok.algorithmic import (
     stopping_budget,
     train_modular,
 )
-from freqdyn.grok.experiment import load_experiment
 from freqdyn.grok.models import build_model
 from freqdyn.grok.modular import modular_dataset
-from freqdyn.grok.runner import run_experiment
+from freqdyn.runs.experiment import load_experiment
+from freqdyn.runs.runner import run_experiment
 
 TINY = {"model": "mlp", "p": 13, "width": 32, "train_fraction": 0.6, "batch_size": "full",
         "lr": 1e-2, "weight_decay": 1.0, "steps": 40, "eval_every": 10}

@@ -10,9 +10,9 @@ import xarray as xr
 
 from freqdyn.cli import main
 from freqdyn.errors import CaseError
-from freqdyn.grok import runner
-from freqdyn.grok.claim import evaluate_rule
-from freqdyn.grok.experiment import load_experiment
+from freqdyn.runs import runner
+from freqdyn.runs.claims import evaluate_rule
+from freqdyn.runs.experiment import load_experiment
 
 TEXT = """
 [experiment]

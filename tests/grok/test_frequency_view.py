@@ -11,7 +11,6 @@ import xarray as xr
 from sklearn.decomposition import PCA
 
 from freqdyn.errors import CaseError
-from freqdyn.grok.experiment import load_experiment
 from freqdyn.grok.frequency_view import (
     aliasing_points,
     frequency_mlp,
@@ -21,8 +20,9 @@ from freqdyn.grok.frequency_view import (
     split_indices,
     train_probed,
 )
-from freqdyn.grok.runner import run_experiment
-from freqdyn.nudft import nudft, projected_nudft
+from freqdyn.grok.nudft import nudft, projected_nudft
+from freqdyn.runs.experiment import load_experiment
+from freqdyn.runs.runner import run_experiment
 
 ROOT = Path(__file__).resolve().parents[2]
 

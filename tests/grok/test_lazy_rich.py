@@ -8,9 +8,9 @@ import torch
 import xarray as xr
 
 from freqdyn.errors import CaseError
-from freqdyn.grok.experiment import load_experiment
 from freqdyn.grok.lazy_rich import first_passage, grok_amount, log_schedule
-from freqdyn.grok.runner import run_experiment
+from freqdyn.runs.experiment import load_experiment
+from freqdyn.runs.runner import run_experiment
 
 TOY = dict(dim=12, n_train=66, n_test=200, width=40, eps=0.1, eta0=5.0, steps=400,
            log_every=10)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from freqdyn.errors import CaseError
-from freqdyn.grok.loop import TrainingDiverged, adamw, checkpoint_files, train_loop
+from freqdyn.nets.loop import TrainingDiverged, adamw, checkpoint_files, train_loop
 
 
 def _problem(seed=0):

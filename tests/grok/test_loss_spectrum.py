@@ -225,8 +225,8 @@ rule = "len(spearman_rho) == 2 and all(n_runs == 4)"
 
 def test_grid_end_to_end_recomputes_and_resumes(tmp_path, monkeypatch):
     from freqdyn.grok import algorithmic
-    from freqdyn.grok.experiment import load_experiment
-    from freqdyn.grok.runner import run_experiment
+    from freqdyn.runs.experiment import load_experiment
+    from freqdyn.runs.runner import run_experiment
 
     exp = load_experiment("tiny", text=TINY_GRID)
     result = run_experiment(exp, tmp_path, device="cpu")

@@ -9,7 +9,6 @@ import torch
 import xarray as xr
 
 from freqdyn.errors import CaseError
-from freqdyn.grok.experiment import load_experiment
 from freqdyn.grok.models import build_model
 from freqdyn.grok.modular import modular_dataset
 from freqdyn.grok.progress import (
@@ -24,7 +23,8 @@ from freqdyn.grok.progress import (
     restricted_and_excluded_loss,
     sum_frequency_components,
 )
-from freqdyn.grok.runner import run_experiment
+from freqdyn.runs.experiment import load_experiment
+from freqdyn.runs.runner import run_experiment
 
 
 @pytest.mark.parametrize("p", [7, 13])

@@ -262,8 +262,8 @@ def first_step(steps, values, threshold):
 def test_perturbation_experiment_end_to_end(tmp_path):
     import xarray as xr
 
-    from freqdyn.grok.experiment import load_experiment
-    from freqdyn.grok.runner import run_experiment
+    from freqdyn.runs.experiment import load_experiment
+    from freqdyn.runs.runner import run_experiment
 
     exp = load_experiment("validation/grokking/robustness-perturbation.toml", seeds=[0],
                           overrides=TINY)
@@ -299,8 +299,8 @@ def test_perturbation_experiment_end_to_end(tmp_path):
 
 
 def test_abelian_experiment_end_to_end(tmp_path):
-    from freqdyn.grok.experiment import load_experiment
-    from freqdyn.grok.runner import run_experiment
+    from freqdyn.runs.experiment import load_experiment
+    from freqdyn.runs.runner import run_experiment
 
     exp = load_experiment("validation/grokking/abelian.toml", seeds=[0], overrides=TINY)
     summary = run_experiment(exp, tmp_path, device="cpu").summary

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from freqdyn.errors import CaseError
-from freqdyn.grok import sweep
+from freqdyn.runs import sweep
 
 
 def square(cell: dict) -> dict:

@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import CaseError
-from ..results import atomic_write
+from freqdyn.errors import CaseError
+from freqdyn.results import atomic_write
 
 PER_STEP = ("loss", "grad_norm", "param_norm", "update_cosine")
 #: Checkpoint files kept (newest last).
@@ -272,6 +272,6 @@ def train_loop(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
 
 
 def _progress_default() -> bool:
-    from ..train import progress_enabled
+    from freqdyn.nets.train import progress_enabled
 
     return progress_enabled()

@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 
-from .results import peak_ratios, peaks_of, u_hat, xi_dims  # noqa: E402
+from freqdyn.results import peak_ratios, peaks_of, u_hat, xi_dims  # noqa: E402
 
 
 def _log_magnitude(ds: xr.Dataset) -> xr.DataArray:

@@ -4,7 +4,7 @@
 
     [experiment]
     name = "aliasing-sin6x"
-    kind = "aliasing"               # which experiment code runs it (freqdyn.grok.runner.KINDS)
+    kind = "aliasing"               # which experiment code runs it (freqdyn.runs.runner.KINDS)
     description = "sin 6x from aliased samples groks; the controls do not"
     seeds = [0, 1, 2]
 
@@ -19,7 +19,7 @@
     rule = "all(grokked) and train_k1 > 5 * test_k1"
 
 The claim rule is an expression over the keys of the experiment's ``summary.json``
-(see :mod:`freqdyn.grok.claim`); its value is stored there as ``claim_holds``.
+(see :mod:`freqdyn.runs.claims`); its value is stored there as ``claim_holds``.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
-from ..case import read_toml
-from ..errors import CaseError
+from freqdyn.errors import CaseError
+from freqdyn.inputs.case import read_toml
 
 TABLES = {"experiment", "settings", "paper", "claim", "sweep"}  # [sweep]: grok.sweep
 _MISSING = object()
@@ -129,7 +129,7 @@ def load_experiment(source: str | Path, *, text: str | None = None, paper: bool 
     if not isinstance(rule, str) or not rule.strip():
         raise CaseError("claim.rule", "an expression over the summary's keys is required "
                                       "(what makes the claim hold)")
-    from .claim import check_rule
+    from freqdyn.runs.claims import check_rule
 
     check_rule(rule)
     return Experiment(name=name, kind=kind, description=str(head.get("description", "")),

@@ -39,7 +39,7 @@ import numpy as np
 import sympy as sp
 from scipy import integrate
 
-from .symbols import axis_symbols
+from freqdyn.inputs.symbols import axis_symbols
 
 
 @dataclass(frozen=True)

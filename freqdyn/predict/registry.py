@@ -29,9 +29,9 @@ def solve(case, method: str = "fem", comm=None, progress: bool = True) -> xr.Dat
     """û(ξ, t) of ``case`` by ``method`` as a schema dataset (the same on every process)."""
     from mpi4py import MPI
 
-    from .fem import fem_settings, fourier_feature_problem, solve_problem
-    from .lfp import lfp_ode, lfp_params, lfp_problem
-    from .results import frequency_dataset
+    from freqdyn.predict.fem import fem_settings, fourier_feature_problem, solve_problem
+    from freqdyn.predict.lfp import lfp_ode, lfp_params, lfp_problem
+    from freqdyn.results import frequency_dataset
 
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -81,8 +81,8 @@ def run(case_path, out, method: str = "fem", figure: bool = True) -> int:
     """The ``freqdyn solve`` command: solve, write DIR/prediction.nc and DIR/prediction.png."""
     from mpi4py import MPI
 
-    from .case import load_case
-    from .results import write_dataset
+    from freqdyn.inputs.case import load_case
+    from freqdyn.results import write_dataset
 
     comm = MPI.COMM_WORLD
     case = load_case(case_path)
@@ -93,7 +93,7 @@ def run(case_path, out, method: str = "fem", figure: bool = True) -> int:
         print(summary(ds))
         print(f"  wrote {path}")
         if figure:
-            from .plotting import dynamics_figure, save
+            from freqdyn.plots import dynamics_figure, save
 
             fig = dynamics_figure(ds, title=f"{case.name}: {method}, error transform |û(ξ, t)|")
             save(fig, out / "prediction.png")

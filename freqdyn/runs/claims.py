@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from ..errors import CaseError
+from freqdyn.errors import CaseError
 
 
 def _min(*args):

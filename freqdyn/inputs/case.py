@@ -32,10 +32,10 @@ from pathlib import Path
 import numpy as np
 from scipy import integrate
 
-from .distributions import Density, density_from_config
-from .errors import CaseError
-from .fourier import tensor_grid
-from .target import Target, spectral_peaks
+from freqdyn.errors import CaseError
+from freqdyn.inputs.densities import Density, density_from_config
+from freqdyn.inputs.fourier import tensor_grid
+from freqdyn.inputs.target import Target, spectral_peaks
 
 #: Top-level tables a case file may hold; a typo in a table name is an error, not a no-op.
 KNOWN_TABLES = {"name", "description", "network", "target", "frequency", "kernel_flow",

@@ -42,8 +42,8 @@ import sympy as sp
 import torch
 from scipy import integrate, special
 
-from .errors import CaseError
-from .symbols import axis_symbols, parse_expression
+from freqdyn.errors import CaseError
+from freqdyn.inputs.symbols import axis_symbols, parse_expression
 
 FAMILIES = ("gaussian", "uniform", "laplace", "student_t", "mixture", "expression")
 

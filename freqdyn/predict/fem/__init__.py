@@ -8,9 +8,9 @@ Convention B, ξ in cycles per unit of x, t in PDE time.  On a box Ω ⊂ ℝ^d 
     D ∇_ξ û · n = 0                                    on ∂Ω (natural, zero flux),
     û(ξ, 0) = û₀(ξ) = −ĝ(ξ)                            (f₀ = 0).
 
-For the Fourier-feature network the coefficients come from :func:`freqdyn.derive.derive`
+For the Fourier-feature network the coefficients come from :func:`freqdyn.theory.derive.derive`
 (κ²α included): c = κ²α ρ_w^sym (units 1/time) and D = κ²α σ_a² ρ_w^sym (units
-ξ²/time).  The LFP models of :mod:`freqdyn.lfp` use the same machinery with their own
+ξ²/time).  The LFP models of :mod:`freqdyn.predict.lfp` use the same machinery with their own
 c and D.  The coefficients are real, so Re û and Im û are solved separately (real PETSc).
 
 Weak form
@@ -87,9 +87,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .distributions import Density, Expression, Laplace, Mixture, Uniform
-from .errors import CaseError
-from .fourier import tensor_grid
+from freqdyn.errors import CaseError
+from freqdyn.inputs.densities import Density, Expression, Laplace, Mixture, Uniform
+from freqdyn.inputs.fourier import tensor_grid
 
 # The solver stack brings its own OpenBLAS. Two OpenBLAS thread pools (numpy's and this
 # one) spinning on the same cores made numpy/scipy LAPACK calls 50-100x slower after the
@@ -206,7 +206,7 @@ def fourier_feature_domain(case) -> tuple[np.ndarray, str]:
 
 def fourier_feature_problem(case) -> Problem:
     """The error PDE of a Fourier-feature case, coefficients from :func:`derive`."""
-    from .derive import derive
+    from freqdyn.theory.derive import derive
 
     der = derive(case)
     domain, note = fourier_feature_domain(case)

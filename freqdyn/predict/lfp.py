@@ -1,6 +1,6 @@
 """Linear Frequency Principle (LFP) dynamics of 2-layer ReLU and tanh networks.
 
-Network and training (freqdyn's normalisation, see :func:`freqdyn.derive.derive_lfp`):
+Network and training (freqdyn's normalisation, see :func:`freqdyn.theory.derive.derive_lfp`):
 f(x) = m^{-1/2} Σ_j a_j σ(w_j·x + b_j), w ∼ 𝒩(0, s_w² I_d), a ∼ 𝒩(0, s_a²),
 b ∼ 𝒩(0, σ_b²) with σ_b ≫ 1, all parameters trained by gradient flow on the loss
 ½∫(f − g)² dx (Lebesgue data), f₀ = 0, so u = f − g starts at −g.
@@ -18,7 +18,7 @@ ReLU: c = C_d k^{1−d}(E r³/(16π⁴k⁴) + s_a² E r/(4π²k²)), D = C_d k^{
 closed form.  tanh: |σ̂(η)|² = π² csch²(π²η), the r-integrals are done numerically
 (adaptive quadrature on a table of k, interpolated in log–log by a cubic spline).
 
-Weak form: the one of :mod:`freqdyn.fem` on the mesh of the case's ξ box from which the
+Weak form: the one of :mod:`freqdyn.predict.fem` on the mesh of the case's ξ box from which the
 cells meeting the ball |ξ| < ε are removed (in d = 1 exactly (−ε, ε); in d ≥ 2 a
 staircase hull of the ball).  The coefficients blow up like |ξ|^{−(d+3)} at 0, the
 LFP is not valid there (the exact kernel has a rank-(d+1) polynomial part of size σ_b²
@@ -50,10 +50,10 @@ import numpy as np
 import sympy as sp
 from scipy import integrate, interpolate, linalg
 
-from .derive import derive_lfp
-from .errors import CaseError
-from .fem import Problem, target_initial
-from .fourier import riemann_transform, tensor_grid
+from freqdyn.errors import CaseError
+from freqdyn.inputs.fourier import riemann_transform, tensor_grid
+from freqdyn.predict.fem import Problem, target_initial
+from freqdyn.theory.derive import derive_lfp
 
 LFP_KEYS = {"sigma_b", "weight_scale", "outer_std", "epsilon"}
 ACTIVATIONS = ("relu", "tanh")
@@ -278,8 +278,8 @@ def compare_with_kernel_flow(case, params: LFPParams, times=None, settings_table
     Returns the relative L²(ξ) errors over |ξ| ≥ ε at each time for ``pde`` and ``ode``,
     the three solutions (time, *xi) and the reference's settings.
     """
-    from .fem import fem_settings, solve_problem
-    from .fourier import relative_l2
+    from freqdyn.inputs.fourier import relative_l2
+    from freqdyn.predict.fem import fem_settings, solve_problem
 
     times = case.times if times is None else np.asarray(times, dtype=float)
     reference, info = relu_kernel_flow(case, params, times, R=R, spacing=spacing)

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .distributions import Uniform
-from .fourier import tensor_grid
+from freqdyn.inputs.densities import Uniform
+from freqdyn.inputs.fourier import tensor_grid
 
 
 def pure_damping(case, times=None, xi_axes=None) -> np.ndarray:

@@ -22,8 +22,8 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from .fourier import relative_l2
-from .results import u_hat
+from freqdyn.inputs.fourier import relative_l2
+from freqdyn.results import u_hat
 
 #: Learning-time threshold: |û(ω, t)| = e^{-1} |û(ω, 0)|.
 LEARNED = float(np.exp(-1.0))

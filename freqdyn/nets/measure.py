@@ -5,7 +5,7 @@
 
       û(ξ) = ∫_{[−R,R]^d} u(x) e^{−2πi ξ·x} dx ≈ h^d Σ_j u(x_j) e^{−2πi ξ·x_j}
 
-  (convention B, :func:`freqdyn.fourier.riemann_transform`) on the case's ξ grid.  The
+  (convention B, :func:`freqdyn.inputs.fourier.riemann_transform`) on the case's ξ grid.  The
   network is evaluated in float64 whatever its training precision.  By Poisson
   summation the Riemann sum returns Σ_k û(ξ + k/h): it is exact up to aliasing when
   1/h exceeds Ξ_ξ + max(Ξ_ξ, Ξ_w), with Ξ_ξ the reach of the ξ grid and Ξ_w that of
@@ -34,8 +34,8 @@ import torch
 from scipy.sparse.linalg import LinearOperator, eigsh
 from torch.func import functional_call, jvp, vjp
 
-from .fourier import riemann_transform, tensor_grid
-from .ntk import analytic_ntk, empirical_ntk
+from freqdyn.inputs.fourier import riemann_transform, tensor_grid
+from freqdyn.theory.ntk import analytic_ntk, empirical_ntk
 
 #: Largest measurement grid per axis, by input dimension (memory and time bound).
 MAX_MEASURE_POINTS = {1: 20001, 2: 801, 3: 161}

@@ -58,10 +58,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import compare
-from .case import Case, case_from_dict, read_toml
-from .errors import CaseError
-from .results import frequency_dataset, peak_ratios, read_dataset, write_dataset
+from freqdyn.analysis import compare
+from freqdyn.errors import CaseError
+from freqdyn.inputs.case import Case, case_from_dict, read_toml
+from freqdyn.results import frequency_dataset, peak_ratios, read_dataset, write_dataset
 
 PREDICTIONS = ("kernel-flow", "fem", "modal", "damping", "uniform-series", "lfp-relu",
                "lfp-tanh", "lfp-relu-ode", "lfp-tanh-ode")
@@ -213,19 +213,19 @@ def load_study(source: str | Path, *, full: bool = False, text: str | None = Non
 def predict(case: Case, method: str):
     """û(ξ, t) of ``case`` by a prediction method, as a schema dataset."""
     if method == "kernel-flow":
-        from .kernel_flow import kernel_flow
+        from freqdyn.predict.kernel_flow import kernel_flow
 
         return kernel_flow(case)
     if method == "damping":
-        from .exact import pure_damping
+        from freqdyn.predict.exact import pure_damping
 
         return frequency_dataset(case, pure_damping(case), "damping",
                                  attrs={"model": "pure damping u_hat0 exp(-rho_w t)"})
     if method == "uniform-series":
-        from .exact import uniform_box_series
+        from freqdyn.predict.exact import uniform_box_series
 
         return frequency_dataset(case, uniform_box_series(case), "uniform-series")
-    from .solve import solve
+    from freqdyn.predict.registry import solve
 
     return solve(case, method, progress=False)
 
@@ -233,7 +233,7 @@ def predict(case: Case, method: str):
 def _measure(case: Case, width: int, seed: int, train_overrides: dict, folder: Path,
              progress: bool):  # noqa: ARG001  (training progress bars stay off)
     """Train one network (or reuse ``folder/measured.nc`` from an identical run)."""
-    from .train import train, train_settings
+    from freqdyn.nets.train import train, train_settings
 
     overrides = dict(train_overrides, width=width, seed=seed)
     existing = folder / "measured.nc"
@@ -498,7 +498,7 @@ def heatmap_figure(pred, runs, title: str):
     """
     import matplotlib.pyplot as plt
 
-    from .results import u_hat
+    from freqdyn.results import u_hat
 
     meas = compare.mean_dataset(runs)
     up = compare.on_grid(pred, meas).values
@@ -628,7 +628,7 @@ def width_figure(study: Study, reports: dict):
 
 def write_figures(study: Study, data: dict, reports: dict, out: Path) -> list[Path]:
     """All figures of a study run; returns their paths."""
-    from .plotting import save
+    from freqdyn.plots import save
 
     paths = []
     have_nets = bool(study.widths)

@@ -17,9 +17,9 @@ from __future__ import annotations
 import numpy as np
 import sympy as sp
 
-from .errors import CaseError
-from .fourier import riemann_transform, tensor_grid
-from .symbols import axis_symbols, parse_expression
+from freqdyn.errors import CaseError
+from freqdyn.inputs.fourier import riemann_transform, tensor_grid
+from freqdyn.inputs.symbols import axis_symbols, parse_expression
 
 
 def _gaussian_term_transform(term: sp.Expr, x, xi) -> sp.Expr | None:

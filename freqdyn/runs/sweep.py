@@ -43,8 +43,8 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import CaseError
-from ..results import atomic_write
+from freqdyn.errors import CaseError
+from freqdyn.results import atomic_write
 
 ENGINES = ("dask",)
 EXECUTORS = ("local", "slurm", "inprocess")

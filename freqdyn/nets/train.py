@@ -67,10 +67,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import CaseError
-from .fourier import tensor_grid
-from .kernel_flow import default_settings as kernel_flow_settings
-from .measure import (
+from freqdyn.errors import CaseError
+from freqdyn.inputs.fourier import tensor_grid
+from freqdyn.nets.fourier import (
+    ACTIVATIONS,
+    PARAMETRIZATIONS,
+    FourierFeatureMLP,
+    FourierFeatureNetwork,
+    default_block_rows,
+)
+from freqdyn.nets.measure import (
     analytic_kernel,
     as_float64,
     empirical_kernel,
@@ -83,14 +89,8 @@ from .measure import (
     parameter_drift,
     probe_points,
 )
-from .network import (
-    ACTIVATIONS,
-    PARAMETRIZATIONS,
-    FourierFeatureMLP,
-    FourierFeatureNetwork,
-    default_block_rows,
-)
-from .results import atomic_write, frequency_dataset, u_hat, write_dataset
+from freqdyn.predict.kernel_flow import default_settings as kernel_flow_settings
+from freqdyn.results import atomic_write, frequency_dataset, u_hat, write_dataset
 
 MODELS = ("fourier", "fourier-mlp")
 #: Initial-output choices of the ``f0`` key (see the module docstring).
@@ -712,7 +712,7 @@ def train(case, out, *, resume: bool = False, overrides: dict | None = None,
     path = write_dataset(ds, out / "measured.nc")
     fig_path = None
     if figure:
-        from .plotting import save
+        from freqdyn.plots import save
 
         fig_path = atomic_write(out / "training.png",
                                 lambda tmp: save(training_figure(ds), tmp))

@@ -35,9 +35,9 @@ import numpy as np
 from scipy import fft as sfft
 from scipy import linalg
 
-from .errors import CaseError
-from .fourier import relative_l2, riemann_transform, tensor_grid
-from .results import frequency_dataset
+from freqdyn.errors import CaseError
+from freqdyn.inputs.fourier import relative_l2, riemann_transform, tensor_grid
+from freqdyn.results import frequency_dataset
 
 #: Largest grid (points in all) the dense eigendecomposition is used for by default.
 DENSE_LIMIT = 1500

@@ -13,7 +13,7 @@ method of Xu et al.):
 
 with d the first principal component of a reference data set or a user direction.
 
-This convention differs from :func:`freqdyn.measure.nudft`, which serves the PDE side
+This convention differs from :func:`freqdyn.nets.measure.nudft`, which serves the PDE side
 (convention B, cycles per unit, quadrature weights); the two are kept apart on purpose.
 
 Two ways to evaluate the same sum:

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 from scipy import linalg, optimize
 
-from .errors import CaseError
+from freqdyn.errors import CaseError
 
 #: Cosine terms of the log-density.
 TERMS = 6
@@ -315,9 +315,9 @@ def modal_learning_times(case) -> np.ndarray:
     """Learning times of the case's peaks from the modal (FEM) solver on 121 times."""
     from dataclasses import replace
 
-    from .compare import learning_times
-    from .results import peak_ratios
-    from .solve import solve
+    from freqdyn.analysis.compare import learning_times
+    from freqdyn.predict.registry import solve
+    from freqdyn.results import peak_ratios
 
     dense = np.linspace(0.0, float(case.times[-1]), 121)
     ds = solve(replace(case, times=dense), "modal", progress=False)
@@ -326,9 +326,9 @@ def modal_learning_times(case) -> np.ndarray:
 
 def run(args) -> int:
     """The ``freqdyn design`` command."""
-    from .case import case_from_dict
-    from .plotting import save
-    from .validate import _finite, toml_text
+    from freqdyn.inputs.case import case_from_dict
+    from freqdyn.plots import save
+    from freqdyn.runs.study import _finite, toml_text
 
     profile = parse_profile(args.profile)
     d = design(profile, args.band, sigma_a=args.sigma_a, peaks=args.peaks, level=args.time)

@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from .. import __version__
-from ..errors import CaseError
-from .claim import evaluate_rule
-from .experiment import Experiment
+from freqdyn import __version__
+from freqdyn.errors import CaseError
+from freqdyn.runs.claims import evaluate_rule
+from freqdyn.runs.experiment import Experiment
 
 #: experiment kind → "module:function" implementing it (or the function itself).
 KINDS = {
@@ -71,7 +71,7 @@ def experiment_function(kind: str):
 
 def seed_checkpoints(out: str | Path, seed: int) -> tuple[Path, bool]:
     """(``out/checkpoints/seed-N``, whether it holds checkpoints to resume from)."""
-    from .loop import checkpoint_files
+    from freqdyn.nets.loop import checkpoint_files
 
     folder = Path(out) / "checkpoints" / f"seed-{seed}"
     return folder, bool(checkpoint_files(folder))
@@ -107,8 +107,8 @@ class GrokResult:
 
 def run_experiment(exp: Experiment, out: str | Path, *, device: str = "cpu") -> GrokResult:
     """Run ``exp`` and write ``result.nc``, its figures and ``summary.json`` into ``out``."""
-    from ..plotting import save
-    from ..results import atomic_write, write_dataset
+    from freqdyn.plots import save
+    from freqdyn.results import atomic_write, write_dataset
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
