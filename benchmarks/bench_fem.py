@@ -30,7 +30,9 @@ from mpi4py import MPI
 from freqdyn.inputs.case import load_case
 from freqdyn.inputs.fourier import relative_l2
 from freqdyn.predict.exact import uniform_box_series
-from freqdyn.predict.fem import fem_settings, fourier_feature_problem, solve_problem
+from freqdyn.predict.fem.problem import fourier_feature_problem
+from freqdyn.predict.fem.settings import fem_settings
+from freqdyn.predict.fem.solver import solve_problem
 from freqdyn.predict.kernel_flow import KernelFlowSettings, default_settings, evolve
 
 COMM = MPI.COMM_WORLD

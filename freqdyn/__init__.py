@@ -13,7 +13,7 @@ try:
 except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.0.0+unknown"
 
-from freqdyn.errors import CaseError  # noqa: E402
+from freqdyn.errors import InputError  # noqa: E402
 from freqdyn.inputs.case import Case, load_case  # noqa: E402
 
-__all__ = ["Case", "CaseError", "load_case", "__version__"]
+__all__ = ["Case", "InputError", "load_case", "__version__"]

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from freqdyn import __version__
-from freqdyn.errors import CaseError
+from freqdyn.errors import InputError
 
 
 def _cmd_derive(args) -> int:
@@ -131,13 +131,13 @@ def _cmd_grok(args) -> int:
         try:
             seeds = [int(s) for s in args.seeds.split(",")]
         except ValueError:
-            raise CaseError("--seeds", f"must be comma-separated integers, got "
+            raise InputError("--seeds", f"must be comma-separated integers, got "
                                        f"{args.seeds!r}") from None
     overrides = {}
     for item in args.set or []:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise CaseError("--set", f"must be KEY=VALUE (a TOML value), got {item!r}")
+            raise InputError("--set", f"must be KEY=VALUE (a TOML value), got {item!r}")
         try:
             overrides[key.strip()] = tomllib.loads(f"v = {value}")["v"]
         except tomllib.TOMLDecodeError:
@@ -257,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except CaseError as exc:
+    except InputError as exc:
         where = (getattr(args, "case", None) or getattr(args, "study", None)
                  or getattr(args, "experiment", None) or "input")
         print(f"freqdyn: error in {where}: {exc}", file=sys.stderr)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from conftest import CASE_FILES, make_case_text
 
-from freqdyn.errors import CaseError
+from freqdyn.errors import InputError
 from freqdyn.inputs.case import load_case
 
 REQUIRED = {"gaussian-1d", "uniform-1d", "laplace-1d", "mixture-1d", "expression-1d",
@@ -35,7 +35,7 @@ def test_defaults_and_grid():
 
 
 def _error(text):
-    with pytest.raises(CaseError) as err:
+    with pytest.raises(InputError) as err:
         load_case("t", text=text)
     return err.value
 
@@ -45,9 +45,9 @@ GAUSS = 'family = "gaussian"\nscale = 1.0'
 
 @pytest.mark.parametrize("text, field, problem", [
     ("not toml [", "case", "not valid TOML"),
-    (make_case_text(GAUSS, extra="[fme]\ncells = 3"), "fme", "unknown table"),
+    (make_case_text(GAUSS, extra="[fme]\ncells = 3"), "fme", "unknown key"),
     (make_case_text(GAUSS).replace("sigma_a = 0.5", "sigma_a = -0.5"),
-     "network.sigma_a", ">= 0.0"),
+     "network.sigma_a", ">= 0"),
     (make_case_text(GAUSS).replace("dim = 1", "dim = 4"), "network.dim", "1, 2 or 3"),
     (make_case_text(GAUSS, times="[0.0, 2.0, 1.0]"), "frequency.times", "increasing"),
     (make_case_text(GAUSS, times="[-1.0, 2.0]"), "frequency.times", ">= 0"),
@@ -58,7 +58,15 @@ GAUSS = 'family = "gaussian"\nscale = 1.0'
     (make_case_text(GAUSS, g="exp(-y**2)"), "target.g", "only ['x'] are allowed"),
     (make_case_text(GAUSS, dim=2, g="exp(-x**2)", bounds="[-4.0, 4.0]"), "target.g",
      "['x0', 'x1']"),
-    (make_case_text(GAUSS).replace('g = "', 'h = "'), "target.g", "required"),
+    (make_case_text(GAUSS).replace('g = "', 'h = "'), "target.h", "unknown key"),
+    (make_case_text(GAUSS, g="I*exp(-x**2)"), "target.g", "is complex"),
+    (make_case_text(GAUSS, times="[0.5, 1.0]"), "frequency.times", "must start at 0"),
+    (make_case_text(GAUSS).replace("[frequency]", "[frequency]\npoints = 1"),
+     "frequency.points", "ξ grid points per axis"),
+    (make_case_text(GAUSS).replace("[target]", '[target]\npeaks = "x"'), "target.peaks",
+     "must be a list"),
+    (make_case_text(GAUSS).replace("[target]", "[target]\npeaks = [9.0]"), "target.peaks",
+     "outside the frequency bounds"),
 ])
 def test_bad_cases(text, field, problem):
     err = _error(text)
@@ -74,5 +82,5 @@ def test_too_small_domain_reports_the_truncated_mass():
 
 
 def test_missing_file_is_a_clear_error(tmp_path):
-    with pytest.raises(CaseError, match="not found"):
+    with pytest.raises(InputError, match="not found"):
         load_case(tmp_path / "nope.toml")

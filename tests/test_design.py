@@ -11,7 +11,7 @@ from freqdyn.analysis.design import (
     learning_times_fd,
     parse_profile,
 )
-from freqdyn.errors import CaseError
+from freqdyn.errors import InputError
 from freqdyn.inputs.case import case_from_dict
 from freqdyn.runs.study import toml_text
 
@@ -21,7 +21,7 @@ def test_profiles():
     assert parse_profile("flat")(xi).tolist() == [1.0, 1.0]
     assert parse_profile("power:2")(xi).tolist() == [0.25, 4.0]
     assert parse_profile("1 + xi**2")(xi).tolist() == [1.25, 5.0]
-    with pytest.raises(CaseError, match="profile"):
+    with pytest.raises(InputError, match="profile"):
         parse_profile("1 + w")
 
 

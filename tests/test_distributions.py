@@ -6,7 +6,7 @@ import sympy as sp
 import torch
 from scipy import integrate, stats
 
-from freqdyn.errors import CaseError
+from freqdyn.errors import InputError
 from freqdyn.inputs.densities import density_from_config
 from freqdyn.inputs.symbols import axis_symbols
 
@@ -135,7 +135,7 @@ def test_even_density_symmetrises_a_shifted_density():
     ({"family": "gaussian", "scale": -1.0}, "network.rho_w.scale", "> 0"),
     ({"family": "gaussian"}, "network.rho_w.scale", "required"),
     ({"family": "uniform", "bound": float("nan")}, "network.rho_w.bound", "finite"),
-    ({"family": "gaussian", "scale": 1.0, "bound": 2.0}, "network.rho_w", "unknown key"),
+    ({"family": "gaussian", "scale": 1.0, "bound": 2.0}, "network.rho_w.bound", "unknown key"),
     ({"family": "mixture", "components": []}, "network.rho_w.components", "non-empty"),
     ({"family": "mixture", "components": [{"family": "gaussian", "scale": 1.0,
                                             "weight": -1.0}]},
@@ -150,18 +150,18 @@ def test_even_density_symmetrises_a_shifted_density():
     ({"family": "expression", "density": "log(w)"}, "network.rho_w.density", "NaN"),
 ])
 def test_bad_densities_name_the_field_and_the_problem(cfg, field, problem):
-    with pytest.raises(CaseError) as err:
+    with pytest.raises(InputError) as err:
         density_from_config(cfg, 1)
     assert err.value.field == field
     assert problem in str(err.value)
 
 
 def test_bad_dimension_and_wrong_axis_names():
-    with pytest.raises(CaseError, match="network.dim"):
+    with pytest.raises(InputError, match="network.dim"):
         density_from_config({"family": "gaussian", "scale": 1.0}, 4)
-    with pytest.raises(CaseError, match=r"\['w0', 'w1'\] are allowed"):
+    with pytest.raises(InputError, match=r"\['w0', 'w1'\] are allowed"):
         density_from_config({"family": "expression", "density": "exp(-w**2)"}, 2)
-    with pytest.raises(CaseError, match="w2"):
+    with pytest.raises(InputError, match="w2"):
         density_from_config({"family": "expression", "density": "exp(-w0**2-w1**2-w2**2)"}, 2)
-    with pytest.raises(CaseError, match="not normalisable"):
+    with pytest.raises(InputError, match="not normalisable"):
         density_from_config({"family": "expression", "density": "1/(1 + w0**2 + w1**2)"}, 2)

@@ -11,21 +11,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from freqdyn.errors import CaseError
+from freqdyn.errors import InputError
 from freqdyn.inputs.case import load_case
 from freqdyn.inputs.fourier import relative_l2
 from freqdyn.predict.exact import pure_damping, uniform_box_series
-from freqdyn.predict.fem import (
-    Problem,
-    StepPlan,
-    axis_nodes,
-    density_breakpoints,
-    fem_settings,
-    fourier_feature_problem,
-    read_fem_table,
-    solve_problem,
-    step_plan,
-)
+from freqdyn.predict.fem.grading import axis_nodes
+from freqdyn.predict.fem.problem import Problem, density_breakpoints, fourier_feature_problem
+from freqdyn.predict.fem.settings import fem_settings, read_fem_table
+from freqdyn.predict.fem.solver import solve_problem
+from freqdyn.predict.fem.stepping import StepPlan, step_plan
 from freqdyn.predict.registry import solve
 from freqdyn.results import u_hat
 
@@ -270,14 +264,14 @@ def test_step_plan_hits_reported_times():
     ({"cell": 10}, "fem"),
 ])
 def test_bad_fem_table(table, field):
-    with pytest.raises(CaseError) as info:
+    with pytest.raises(InputError) as info:
         read_fem_table(table, dim=1)
     assert info.value.field == field
     assert str(info.value).startswith(field)
 
 
 def test_bad_value_in_case_file_names_the_field():
-    with pytest.raises(CaseError, match=r"^fem\.dt: must be > 0, got -0\.1"):
+    with pytest.raises(InputError, match=r"^fem\.dt: must be > 0, got -0\.1"):
         solve(_case(UNIFORM_1D, "dt = -0.1"), "fem", progress=False)
 
 

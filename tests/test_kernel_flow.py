@@ -89,11 +89,11 @@ def test_result_carries_case_version_and_convention():
 
 
 def test_bad_kernel_flow_settings():
-    from freqdyn.errors import CaseError
+    from freqdyn.errors import InputError
 
     case = load_case("u", text=UNIFORM + "[kernel_flow]\nmethod = 'dense'\n")
-    with pytest.raises(CaseError, match="kernel_flow.method"):
+    with pytest.raises(InputError, match="kernel_flow.method"):
         default_settings(case)
     case = load_case("u", text=UNIFORM + "[kernel_flow]\nR = -1.0\n")
-    with pytest.raises(CaseError, match="kernel_flow.R"):
+    with pytest.raises(InputError, match="kernel_flow.R"):
         default_settings(case)

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 from scipy import integrate
 
-from freqdyn.errors import CaseError
+from freqdyn.errors import InputError
 from freqdyn.inputs.case import load_case
 from freqdyn.inputs.fourier import relative_l2
-from freqdyn.predict.fem import fem_settings, solve_problem
+from freqdyn.predict.fem.settings import fem_settings
+from freqdyn.predict.fem.solver import solve_problem
 from freqdyn.predict.lfp import (
     RadialCoefficients,
     compare_with_kernel_flow,
@@ -165,6 +166,6 @@ def test_relu_kernel_flow_refuses_tanh(lfp_case):
 ])
 def test_bad_lfp_table(table, field):
     case = load_case("lfp", text=LFP_CASE.replace("sigma_b = 10.0", table))
-    with pytest.raises(CaseError) as info:
+    with pytest.raises(InputError) as info:
         lfp_params(case, "relu")
     assert info.value.field == field

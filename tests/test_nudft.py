@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import freqdyn.grok.nudft as nudft_module
-from freqdyn.errors import CaseError
+from freqdyn.errors import InputError
 from freqdyn.grok.nudft import (
     amplitude,
     nudft,
@@ -163,6 +163,6 @@ def test_peaks_relative_error_and_mismatch():
     (lambda: relative_error_at_peaks(np.ones(3), np.array([1.0, 0.0, 1.0]), [1]), "peaks"),
 ])
 def test_bad_input_names_the_field(call, field):
-    with pytest.raises(CaseError) as info:
+    with pytest.raises(InputError) as info:
         call()
     assert info.value.field == field

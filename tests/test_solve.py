@@ -12,7 +12,7 @@ from freqdyn.cli import main
 from freqdyn.inputs.case import load_case
 from freqdyn.inputs.fourier import relative_l2
 from freqdyn.predict.exact import uniform_box_series
-from freqdyn.predict.fem import progress_bar
+from freqdyn.predict.fem.stepping import progress_bar
 from freqdyn.predict.kernel_flow import kernel_flow
 from freqdyn.predict.registry import solve
 from freqdyn.results import read_dataset, u_hat

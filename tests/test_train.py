@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from freqdyn.cli import main
-from freqdyn.errors import CaseError
+from freqdyn.errors import InputError
 from freqdyn.inputs.case import load_case
 from freqdyn.inputs.fourier import relative_l2
 from freqdyn.nets.measure import (
@@ -196,7 +196,7 @@ def test_learning_rate_check_warns_and_refuses():
     assert info["top_mode_gd_factor"] == pytest.approx(0.0)
     with pytest.warns(StabilityWarning, match=r"0\.3.*0\.2"):
         check_learning_rate(0.3, lam_max=10.0)
-    with pytest.raises(CaseError, match=r"train\.lr.*refused"):
+    with pytest.raises(InputError, match=r"train\.lr.*refused"):
         check_learning_rate(0.9, lam_max=10.0)
 
 
@@ -225,7 +225,7 @@ def test_divergence_stops_and_keeps_last_good_checkpoint(tmp_path):
     assert np.all(np.isfinite(losses)) and losses.max() <= 10 * losses[0]
     assert not (tmp_path / "measured.nc").exists()
     far = _case(times=[0.0, 1.0], **opts, lr=20.0 / lam)
-    with pytest.raises(CaseError, match="refused"):
+    with pytest.raises(InputError, match="refused"):
         train(far, tmp_path / "far", progress=False, figure=False)
 
 
@@ -242,7 +242,7 @@ def test_resume_is_bit_for_bit(tmp_path, opts):
     full = train(case, tmp_path / "full", progress=False, figure=False)
     assert train(case, tmp_path / "part", progress=False, stop_after=11) is None
     assert not (tmp_path / "part" / "measured.nc").exists()
-    with pytest.raises(CaseError, match="already holds checkpoints"):
+    with pytest.raises(InputError, match="already holds checkpoints"):
         train(case, tmp_path / "part", progress=False)
     resumed = train(case, tmp_path / "part", resume=True, progress=False, figure=False)
     a, b = read_dataset(full.measured), read_dataset(resumed.measured)
@@ -261,11 +261,11 @@ def test_resume_refuses_a_changed_case(tmp_path):
     case = _case(times=[0.0, 0.05], **TINY)
     train(case, tmp_path, progress=False, stop_after=3)
     changed = _case(times=[0.0, 0.05], **{**TINY, "width": 32})
-    with pytest.raises(CaseError, match="case differs"):
+    with pytest.raises(InputError, match="case differs"):
         train(changed, tmp_path, resume=True, progress=False)
-    with pytest.raises(CaseError, match="settings differ.*width"):
+    with pytest.raises(InputError, match="settings differ.*width"):
         train(case, tmp_path, resume=True, progress=False, overrides={"width": 32})
-    with pytest.raises(CaseError, match="no checkpoint"):
+    with pytest.raises(InputError, match="no checkpoint"):
         train(case, tmp_path / "empty", resume=True, progress=False)
 
 
@@ -288,7 +288,7 @@ def test_settings_defaults_and_errors():
                        ({"momentum": 1.0}, "train.momentum"), ({"lr": -1.0}, "train.lr"),
                        ({"batch_size": 8}, "train.batch_size"), ({"f0": "none"}, "train.f0"),
                        ({"compile": True, "model": "fourier-mlp"}, "train.compile")]:
-        with pytest.raises(CaseError) as info:
+        with pytest.raises(InputError) as info:
             train_settings(case, bad)
         assert info.value.field == field, bad
     rnd = train_settings(case, {"sampling": "random", "samples": 100, "R": 3.0})

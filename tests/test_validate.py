@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from freqdyn.cli import main
-from freqdyn.errors import CaseError
+from freqdyn.errors import InputError
 from freqdyn.inputs.case import case_from_dict
 from freqdyn.inputs.fourier import relative_l2
 from freqdyn.results import read_dataset, u_hat
@@ -72,10 +72,10 @@ def test_toml_text_round_trips_a_case():
 def test_bad_study_keys_are_named(tmp_path):
     path = tmp_path / "s.toml"
     path.write_text(TINY.replace("tolerance = 5.0", "tolerence = 5.0"))
-    with pytest.raises(CaseError, match="tolerence"):
+    with pytest.raises(InputError, match="tolerence"):
         load_study(path)
     path.write_text(TINY.replace('predictions = ["damping"]', 'predictions = ["magic"]'))
-    with pytest.raises(CaseError, match="magic"):
+    with pytest.raises(InputError, match="magic"):
         load_study(path)
 
 

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 from scipy import linalg, optimize
 
-from freqdyn.errors import CaseError
+from freqdyn.errors import InputError
 
 #: Cosine terms of the log-density.
 TERMS = 6
@@ -49,7 +49,7 @@ def parse_profile(text: str):
         try:
             p = float(text.split(":", 1)[1])
         except ValueError:
-            raise CaseError("profile", f"power:<p> needs a number, got {text!r}") from None
+            raise InputError("profile", f"power:<p> needs a number, got {text!r}") from None
         return lambda xi: np.abs(np.asarray(xi, dtype=float)) ** p
     import sympy as sp
 
@@ -57,9 +57,9 @@ def parse_profile(text: str):
     try:
         expr = sp.sympify(text, locals={"xi": xi})
     except (sp.SympifyError, TypeError) as exc:
-        raise CaseError("profile", f"cannot parse {text!r}: {exc}") from None
+        raise InputError("profile", f"cannot parse {text!r}: {exc}") from None
     if expr.free_symbols - {xi}:
-        raise CaseError("profile", f"may only use xi, got {sorted(map(str, expr.free_symbols))}")
+        raise InputError("profile", f"may only use xi, got {sorted(map(str, expr.free_symbols))}")
     fn = sp.lambdify(xi, expr, modules="numpy")
     return lambda v: np.broadcast_to(np.asarray(fn(np.asarray(v, float)), float),
                                      np.shape(v)).copy()
@@ -78,7 +78,7 @@ class Probe:
     @classmethod
     def build(cls, band: float, count: int) -> Probe:
         if not band > 0 or count < 1:
-            raise CaseError("band", f"needs B > 0 and at least one peak, got {band}, {count}")
+            raise InputError("band", f"needs B > 0 and at least one peak, got {band}, {count}")
         peaks = band * (np.arange(count) + 0.5) / count
         ell = 6 * count / (2 * np.pi * band)
         q = 2 * NODES_PER_HALF_SPACING
@@ -179,7 +179,7 @@ def design(profile, band: float, sigma_a: float = 0.3, peaks: int = 5,
     probe = Probe.build(band, peaks)
     wanted_shape = np.asarray(profile(probe.peaks), dtype=float)
     if not np.all(np.isfinite(wanted_shape)) or np.any(wanted_shape <= 0):
-        raise CaseError("profile", f"must be finite and > 0 at the peaks {probe.peaks}, "
+        raise InputError("profile", f"must be finite and > 0 at the peaks {probe.peaks}, "
                                    f"got {wanted_shape}")
     xi = probe.nodes
     j = np.arange(1, TERMS + 1)

@@ -56,7 +56,7 @@ import torch
 import xarray as xr
 from scipy.optimize import curve_fit
 
-from freqdyn.errors import CaseError
+from freqdyn.errors import InputError
 from freqdyn.grok.models import build_model
 from freqdyn.grok.modular import ModularData, modular_dataset
 from freqdyn.nets.loop import TrainingLog, adamw, checkpoint_files, train_loop
@@ -93,9 +93,9 @@ def fit_power_law(r_percent, t4) -> PowerLaw:
     r = np.asarray(r_percent, dtype=float)
     t = np.asarray(t4, dtype=float)
     if r.shape != t.shape or r.ndim != 1 or len(r) < 3:
-        raise CaseError("t4", "needs at least three (r, t4) pairs of equal length")
+        raise InputError("t4", "needs at least three (r, t4) pairs of equal length")
     if np.any(r <= 0) or np.any(t <= 0) or not np.all(np.isfinite(t)):
-        raise CaseError("t4", "r and t4 must be positive and finite")
+        raise InputError("t4", "r and t4 must be positive and finite")
     b0 = 0.5 * t.min()
     slope, intercept = np.polyfit(np.log(r), np.log(t - b0), 1)
 
@@ -150,7 +150,7 @@ def _setting(cfg: dict, key: str, default, kind, *, low=None, strict=False):
             math.isfinite(value)
     if not ok or (low is not None and (value <= low if strict else value < low)):
         bound = "" if low is None else f" {'>' if strict else '≥'} {low}"
-        raise CaseError(f"settings.{key}", f"must be a{'n integer' if kind is int else ' number'}"
+        raise InputError(f"settings.{key}", f"must be a{'n integer' if kind is int else ' number'}"
                                            f"{bound}, got {value!r}")
     return value
 
@@ -168,7 +168,7 @@ def _batch_size(cfg: dict, n_train: int) -> int | None:
     if value == "full":
         return None
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise CaseError("settings.batch_size", f"must be \"full\" or a positive integer, "
+        raise InputError("settings.batch_size", f"must be \"full\" or a positive integer, "
                                                f"got {value!r}")
     return None if value >= n_train else value
 
@@ -207,14 +207,14 @@ def train_modular(cfg: dict, seed: int, device: str = "cpu", *,
     eval_every = _setting(cfg, "eval_every", 10, int, low=1)
     betas = cfg.get("betas", (0.9, 0.98))
     if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
-        raise CaseError("settings.betas", f"must be two numbers in [0, 1), got {betas!r}")
+        raise InputError("settings.betas", f"must be two numbers in [0, 1), got {betas!r}")
     clip = cfg.get("clip")
     if clip is not None:
         clip = _setting(cfg, "clip", None, float, low=0, strict=True)
     if cfg.get("power_law") is not None:
         law = cfg["power_law"]
         if len(law) != 3:
-            raise CaseError("settings.power_law", f"must be [a, gamma, b], got {law!r}")
+            raise InputError("settings.power_law", f"must be [a, gamma, b], got {law!r}")
         margin = _setting(cfg, "stop_margin", 1000, int, low=0)
         steps = min(steps, stopping_budget(data.train_fraction, PowerLaw(*law), margin))
     after_t4 = cfg.get("after_t4")

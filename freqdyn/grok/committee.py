@@ -47,7 +47,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from freqdyn.errors import CaseError
+from freqdyn.errors import InputError
 from freqdyn.nets.train import progress_enabled
 
 
@@ -85,9 +85,9 @@ def teacher_task(dim: int, n_train: int, n_test: int, generator: torch.Generator
     """Draw β ~ N(0, I_D), then the training and test inputs x ~ N(0, I_D / D), in that order."""
     for name, val in (("dim", dim), ("n_train", n_train), ("n_test", n_test)):
         if int(val) != val or val < 1:
-            raise CaseError(f"settings.{name}", f"must be a positive integer, got {val!r}")
+            raise InputError(f"settings.{name}", f"must be a positive integer, got {val!r}")
     if not target_scale > 0:
-        raise CaseError("settings.target_scale", f"must be positive, got {target_scale!r}")
+        raise InputError("settings.target_scale", f"must be positive, got {target_scale!r}")
     beta = torch.randn(dim, generator=generator, dtype=dtype)
     x_train = torch.randn(n_train, dim, generator=generator, dtype=dtype) / dim**0.5
     x_test = torch.randn(n_test, dim, generator=generator, dtype=dtype) / dim**0.5
@@ -99,7 +99,7 @@ def stack_tasks(tasks: Sequence[TeacherTask]) -> TeacherTask:
     """Stack equally sized tasks along a new leading batch dimension."""
     scales = {t.target_scale for t in tasks}
     if len(scales) != 1:
-        raise CaseError("settings.target_scale", "stacked tasks must share one target scale")
+        raise InputError("settings.target_scale", "stacked tasks must share one target scale")
     return TeacherTask(*(torch.stack([getattr(t, k) for t in tasks])
                          for k in ("beta", "x_train", "y_train", "x_test", "y_test")),
                        scales.pop())
@@ -256,7 +256,7 @@ def kernel_descent_losses(gram_train: torch.Tensor, gram_test_train: torch.Tenso
     lam = lam.clamp_min(0.0)
     s = torch.as_tensor(step_size, dtype=lam.dtype, device=lam.device)[..., None]
     if bool((s * lam[..., -1:] >= 2).any()):
-        raise CaseError("settings.eta0", "kernel gradient descent diverges: step × λ_max ≥ 2")
+        raise InputError("settings.eta0", "kernel gradient descent diverges: step × λ_max ≥ 2")
     t = torch.as_tensor(np.asarray(steps), dtype=lam.dtype, device=lam.device)[:, None]
     proj = (vec.transpose(-1, -2) @ y_train.unsqueeze(-1)).squeeze(-1)          # (..., P)
     cross = gram_test_train @ vec                                                # (..., Pt, P)
@@ -328,7 +328,7 @@ def train_committee(task: TeacherTask, initial_weights: torch.Tensor, *, alpha, 
                         for v in (alpha, eps, eta0))
     log_steps = np.unique(np.asarray(log_steps, dtype=int))
     if log_steps.size == 0 or log_steps[0] < 0 or log_steps[-1] > steps:
-        raise CaseError("settings.log_steps", f"must lie in [0, {steps}]")
+        raise InputError("settings.log_steps", f"must lie in [0, {steps}]")
     x, y = task.x_train, task.y_train
     c = (2 * eta0 / (alpha * task.n_train))[..., None, None]
     weights = initial_weights.clone()
@@ -393,6 +393,6 @@ def train_committee(task: TeacherTask, initial_weights: torch.Tensor, *, alpha, 
     if bar is not None:
         bar.close()
     if not all(np.isfinite(v).all() for v in curves.values()):
-        raise CaseError("settings.eta0", "gradient descent diverged (non-finite loss); "
+        raise InputError("settings.eta0", "gradient descent diverged (non-finite loss); "
                         "lower eta0")
     return CommitteeRun(log_steps, curves, weights)

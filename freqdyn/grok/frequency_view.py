@@ -58,7 +58,7 @@ import torch
 import xarray as xr
 from torch import nn
 
-from freqdyn.errors import CaseError
+from freqdyn.errors import InputError
 from freqdyn.grok.images import load_digits, load_mnist, subsample_train
 from freqdyn.grok.nudft import (
     amplitude,
@@ -98,7 +98,7 @@ def frequency_mlp(in_dim: int, width: int, depth: int, out_dim: int, activation:
     generator seeded by ``seed``, then multiplied by ``init_scale`` (the α of Omnigrok).
     """
     if activation not in ACTIVATIONS:
-        raise CaseError("settings.activation", f"expected one of {sorted(ACTIVATIONS)}, "
+        raise InputError("settings.activation", f"expected one of {sorted(ACTIVATIONS)}, "
                                                f"got {activation!r}")
     gen = torch.Generator().manual_seed(seed)
     layers: list[nn.Module] = []
@@ -124,9 +124,9 @@ def aliasing_points(n: int, layout: str, *, extras: str = "even", seed: int = 0)
     if layout == "uniform":
         return np.linspace(-np.pi, np.pi, n)
     if layout != "non-uniform":
-        raise CaseError("layout", f"expected 'non-uniform' or 'uniform', got {layout!r}")
+        raise InputError("layout", f"expected 'non-uniform' or 'uniform', got {layout!r}")
     if n <= 30:
-        raise CaseError("settings.n", f"a non-uniform set needs n > 30, got {n}")
+        raise InputError("settings.n", f"a non-uniform set needs n > 30, got {n}")
     grid = np.linspace(-np.pi, np.pi, GRID_POINTS)
     near_sin1 = np.argsort(np.abs(np.sin(grid) - np.sin(6 * grid)), kind="stable")[:20]
     near_sin3 = np.argsort(np.abs(np.sin(3 * grid) - np.sin(6 * grid)), kind="stable")[:10]
@@ -135,7 +135,7 @@ def aliasing_points(n: int, layout: str, *, extras: str = "even", seed: int = 0)
     elif extras == "random":
         rest = np.random.default_rng(seed).choice(grid, n - 30, replace=False)
     else:
-        raise CaseError("settings.extras", f"expected 'even' or 'random', got {extras!r}")
+        raise InputError("settings.extras", f"expected 'even' or 'random', got {extras!r}")
     return np.concatenate([grid[near_sin1], grid[near_sin3], rest])
 
 
@@ -156,7 +156,7 @@ def parity_spectrum_exact(k: np.ndarray, bits: int) -> np.ndarray:
 def split_indices(total: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """A seeded random split: round(fraction·total) training indices, the rest for testing."""
     if not 0 < fraction < 1:
-        raise CaseError("settings.fractions", f"fractions must lie in (0, 1), got {fraction}")
+        raise InputError("settings.fractions", f"fractions must lie in (0, 1), got {fraction}")
     order = np.random.default_rng(seed).permutation(total)
     n_train = int(round(fraction * total))
     return np.sort(order[:n_train]), np.sort(order[n_train:])
@@ -281,7 +281,7 @@ def _optimizer(name: str, model: nn.Module, lr: float, field_name: str):
         return torch.optim.Adam(model.parameters(), lr=lr)
     if name == "sgd":
         return torch.optim.SGD(model.parameters(), lr=lr)
-    raise CaseError(field_name, f"expected 'adam' or 'sgd', got {name!r}")
+    raise InputError(field_name, f"expected 'adam' or 'sgd', got {name!r}")
 
 
 def _steps(exp: Experiment) -> tuple[int, int]:
@@ -479,7 +479,7 @@ def run_parity(exp: Experiment, out: Path, device: str) -> Outcome:
     labels = np.prod(cube, axis=1)
     choice = exp.get("direction", "ones")
     if choice not in ("ones", "pca"):
-        raise CaseError("settings.direction", f"expected 'ones' or 'pca', got {choice!r}")
+        raise InputError("settings.direction", f"expected 'ones' or 'pca', got {choice!r}")
     low = k <= low_band
     full_target = projected_nudft(cube, labels, k, np.ones(bits))
 
@@ -626,7 +626,7 @@ def _parity_data_figure(ds: xr.Dataset) -> plt.Figure:
 
 def _parity_output_figure(ds: xr.Dataset, focus: float) -> plt.Figure:
     if focus not in ds.fraction.values:
-        raise CaseError("settings.focus_fraction", f"{focus} is not one of the fractions")
+        raise InputError("settings.focus_fraction", f"{focus} is not one of the fractions")
     sel = ds.output_full_amplitude.sel(fraction=focus).isel(seed=0)
     steps = ds.step.values
     halves = (steps[: max(2, steps.size // 3)], steps[steps.size // 3:])
@@ -656,7 +656,7 @@ def _image_data(exp: Experiment, seed: int):
         return load_digits(n_train, seed)
     if name == "mnist":
         return subsample_train(load_mnist(exp.require("mnist_dir")), n_train, seed)
-    raise CaseError("settings.dataset", f"expected 'digits' or 'mnist', got {name!r}")
+    raise InputError("settings.dataset", f"expected 'digits' or 'mnist', got {name!r}")
 
 
 def run_image(exp: Experiment, out: Path, device: str) -> Outcome:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from freqdyn.errors import CaseError
+from freqdyn.errors import InputError
 
 #: IDX type codes (third byte of the magic number) → big-endian numpy dtypes.
 IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -58,16 +58,16 @@ def read_idx(path: str | Path) -> np.ndarray:
         with opener(path, "rb") as handle:
             raw = handle.read()
     except OSError as exc:
-        raise CaseError("settings.mnist_dir", f"cannot read {path.name}: {exc}") from None
+        raise InputError("settings.mnist_dir", f"cannot read {path.name}: {exc}") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in IDX_DTYPES:
-        raise CaseError("settings.mnist_dir", f"{path.name} is not an IDX file (bad magic "
+        raise InputError("settings.mnist_dir", f"{path.name} is not an IDX file (bad magic "
                                               f"number {raw[:4].hex()})")
     dtype, ndim = np.dtype(IDX_DTYPES[raw[2]]), raw[3]
     header = 4 + 4 * ndim
     shape = tuple(int(s) for s in np.frombuffer(raw[4:header], dtype=">u4"))
     expected = header + int(np.prod(shape)) * dtype.itemsize
     if len(raw) != expected:
-        raise CaseError("settings.mnist_dir", f"{path.name} holds {len(raw)} bytes, its "
+        raise InputError("settings.mnist_dir", f"{path.name} holds {len(raw)} bytes, its "
                                               f"header promises {expected}")
     return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).astype(
         dtype.newbyteorder("="))
@@ -77,7 +77,7 @@ def _find(folder: Path, stem: str) -> Path:
     for candidate in (folder / stem, folder / f"{stem}.gz"):
         if candidate.is_file():
             return candidate
-    raise CaseError("settings.mnist_dir", f"{folder} has neither {stem} nor {stem}.gz")
+    raise InputError("settings.mnist_dir", f"{folder} has neither {stem} nor {stem}.gz")
 
 
 def _rows(images: np.ndarray) -> np.ndarray:
@@ -89,12 +89,12 @@ def load_mnist(folder: str | Path) -> ImageData:
     """MNIST (or any IDX set with the same file names) from ``folder``; pixels / 255."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise CaseError("settings.mnist_dir", f"{folder} is not a folder")
+        raise InputError("settings.mnist_dir", f"{folder} is not a folder")
     arrays = {key: read_idx(_find(folder, stem)) for key, stem in MNIST_FILES.items()}
     for split in ("train", "test"):
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
         if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
-            raise CaseError("settings.mnist_dir", f"{split} images {images.shape} and labels "
+            raise InputError("settings.mnist_dir", f"{split} images {images.shape} and labels "
                                                   f"{labels.shape} do not match")
     return ImageData(name="mnist", x_train=_rows(arrays["train_images"]),
                      y_train=arrays["train_labels"].astype(np.int64),
@@ -113,7 +113,7 @@ def load_digits(n_train: int, seed: int) -> ImageData:
     bunch = sklearn_digits()
     total = bunch.data.shape[0]
     if not 0 < n_train < total:
-        raise CaseError("settings.n_train", f"must be in 1…{total - 1} for digits, "
+        raise InputError("settings.n_train", f"must be in 1…{total - 1} for digits, "
                                             f"got {n_train}")
     order = np.random.default_rng(seed).permutation(total)
     x, y = bunch.data.astype(np.float64) / 16.0, bunch.target.astype(np.int64)
@@ -125,7 +125,7 @@ def load_digits(n_train: int, seed: int) -> ImageData:
 def subsample_train(data: ImageData, n_train: int, seed: int) -> ImageData:
     """The first ``n_train`` of a seeded permutation of the training images (e.g. MNIST-1000)."""
     if not 0 < n_train <= data.x_train.shape[0]:
-        raise CaseError("settings.n_train", f"must be in 1…{data.x_train.shape[0]}, "
+        raise InputError("settings.n_train", f"must be in 1…{data.x_train.shape[0]}, "
                                             f"got {n_train}")
     keep = np.random.default_rng(seed).permutation(data.x_train.shape[0])[:n_train]
     return ImageData(name=data.name, x_train=data.x_train[keep], y_train=data.y_train[keep],

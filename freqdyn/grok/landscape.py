@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from scipy.sparse.linalg import LinearOperator, eigsh
 
-from freqdyn.errors import CaseError
+from freqdyn.errors import InputError
 
 DIRECTION_KINDS = ("init-final", "toward-final", "step", "from-init", "random")
 
@@ -102,7 +102,7 @@ def hessian_extremes(loss_fn: Callable[[], torch.Tensor], params: Sequence[torch
     operator = hessian_operator(loss_fn, params)
     size = operator.shape[0]
     if size < 2:
-        raise CaseError("params", f"need at least 2 parameters for Lanczos, got {size}")
+        raise InputError("params", f"need at least 2 parameters for Lanczos, got {size}")
     start = np.random.default_rng(seed).standard_normal(size)
     values = {"SA": float("nan")}
     for which in ("LA", "SA") if smallest else ("LA",):
@@ -134,14 +134,14 @@ def trajectory_pca(snapshots: Sequence[np.ndarray] | np.ndarray,
     """
     theta = np.asarray(snapshots, dtype=np.float64)
     if theta.ndim != 2 or theta.shape[0] < 3:
-        raise CaseError("snapshots", f"need >= 3 flattened snapshots, got shape {theta.shape}")
+        raise InputError("snapshots", f"need >= 3 flattened snapshots, got shape {theta.shape}")
     moves = theta[:-1] - theta[-1]
     centred = moves - moves.mean(axis=0)
     _, singular, vt = np.linalg.svd(centred, full_matrices=False)
     energy = singular**2
     total = energy.sum()
     if total == 0.0:
-        raise CaseError("snapshots", "the trajectory does not move")
+        raise InputError("snapshots", "the trajectory does not move")
     keep = min(n_components, vt.shape[0])
     return TrajectoryPCA(variance_share=energy / total, components=vt[:keep],
                          projections=moves @ vt[:keep].T)
@@ -160,7 +160,7 @@ def filter_normalize(direction: Sequence[torch.Tensor],
         delta = delta.detach()
         theta = theta.detach()
         if delta.shape != theta.shape:
-            raise CaseError("direction", f"shape {tuple(delta.shape)} != {tuple(theta.shape)}")
+            raise InputError("direction", f"shape {tuple(delta.shape)} != {tuple(theta.shape)}")
         rows = (-1, 1) if delta.dim() <= 1 else (delta.shape[0], -1)
         rows_delta, rows_theta = delta.reshape(rows), theta.reshape(rows)
         norm_delta = rows_delta.norm(dim=1, keepdim=True)
@@ -183,7 +183,7 @@ def slice_direction(kind: str, current: Sequence[torch.Tensor], *,
     """
     def need(name, value):
         if value is None:
-            raise CaseError(name, f"direction kind {kind!r} needs it")
+            raise InputError(name, f"direction kind {kind!r} needs it")
         return [v.detach() for v in value]
 
     current = [c.detach() for c in current]
@@ -199,7 +199,7 @@ def slice_direction(kind: str, current: Sequence[torch.Tensor], *,
         generator = torch.Generator().manual_seed(seed)
         return [torch.randn(c.shape, generator=generator, dtype=c.dtype).to(c.device)
                 for c in current]
-    raise CaseError("direction", f"unknown kind {kind!r}; choose from {DIRECTION_KINDS}")
+    raise InputError("direction", f"unknown kind {kind!r}; choose from {DIRECTION_KINDS}")
 
 
 def loss_slice(metrics: Callable[[], dict[str, float]], params: Sequence[torch.Tensor],

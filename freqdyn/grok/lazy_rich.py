@@ -35,7 +35,7 @@ import torch
 import xarray as xr
 from scipy.stats import spearmanr
 
-from freqdyn.errors import CaseError
+from freqdyn.errors import InputError
 from freqdyn.grok.committee import (
     TeacherTask,
     k0_gram,
@@ -82,7 +82,7 @@ def grok_amount(steps: np.ndarray, train: np.ndarray, test: np.ndarray, threshol
 def log_schedule(steps: int, log_every: int, n_geometric: int = 60) -> np.ndarray:
     """Logged steps: 0, every ``log_every`` steps, the last one, and a geometric grid (log axes)."""
     if log_every < 1:
-        raise CaseError("settings.log_every", f"must be ≥ 1, got {log_every}")
+        raise InputError("settings.log_every", f"must be ≥ 1, got {log_every}")
     grid = np.geomspace(1, max(steps, 1), n_geometric).astype(int)
     return np.unique(np.r_[0, grid, np.arange(0, steps + 1, log_every), steps])
 
@@ -93,7 +93,7 @@ def log_schedule(steps: int, log_every: int, n_geometric: int = 60) -> np.ndarra
 
 def _torch_device(device: str) -> torch.device:
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise CaseError("device", f"{device!r} requested but CUDA is not available")
+        raise InputError("device", f"{device!r} requested but CUDA is not available")
     return torch.device(device)
 
 
@@ -112,7 +112,7 @@ def _committee_settings(exp: Experiment) -> dict:
     for key in ("centered", "relative_threshold"):
         value = exp.get(key, key == "centered")
         if not isinstance(value, bool):
-            raise CaseError(f"settings.{key}", f"must be true or false, got {value!r}")
+            raise InputError(f"settings.{key}", f"must be true or false, got {value!r}")
         s[key] = value
     return s
 
@@ -345,7 +345,7 @@ def run_alpha_sweep(exp: Experiment, out: Path, device: str) -> Outcome:
     alphas = exp.get("alphas", [0.5, 1.0, 2.0, 4.0])
     if (not isinstance(alphas, list) or len(alphas) < 2
             or not all(isinstance(a, (int, float)) and a > 0 for a in alphas)):
-        raise CaseError("settings.alphas", f"must be a list of ≥ 2 positive numbers, got "
+        raise InputError("settings.alphas", f"must be a list of ≥ 2 positive numbers, got "
                                            f"{alphas!r}")
     eps = exp.number("eps", 0.25, low=0.0)
     lazy_alpha = exp.number("lazy_alpha", 10_000.0, low=1e-12)
@@ -472,7 +472,7 @@ def run_phase_diagram(exp: Experiment, out: Path, device: str) -> Outcome:
         values = exp.require(key)
         if (not isinstance(values, list) or len(values) < 2
                 or not all(isinstance(v, (int, float)) and v > 0 for v in values)):
-            raise CaseError(f"settings.{key}", f"must be a list of ≥ 2 positive numbers, got "
+            raise InputError(f"settings.{key}", f"must be a list of ≥ 2 positive numbers, got "
                                                f"{values!r}")
         grids[key] = [float(v) for v in values]
     alphas, epsilons = grids["alphas"], grids["epsilons"]

@@ -57,7 +57,7 @@ import numpy as np
 import xarray as xr
 from scipy import signal, stats
 
-from freqdyn.errors import CaseError
+from freqdyn.errors import InputError
 from freqdyn.nets.train import progress_enabled
 from freqdyn.runs.runner import Outcome
 from freqdyn.runs.sweep import run_sweep, sweep_settings
@@ -81,27 +81,27 @@ def detrend(curve, method: str = DEFAULT_DETREND, *, window: int = 51, polyorder
     """
     x = np.asarray(curve, dtype=float)
     if x.ndim != 1 or x.size < 4:
-        raise CaseError("curve", f"must be 1-D with at least 4 steps, got shape {x.shape}")
+        raise InputError("curve", f"must be 1-D with at least 4 steps, got shape {x.shape}")
     if not np.all(np.isfinite(x)):
-        raise CaseError("curve", "contains NaN or infinite values")
+        raise InputError("curve", "contains NaN or infinite values")
     if method == "linear":
         return signal.detrend(x, type="linear")
     if method == "smooth":
         if window % 2 == 0 or window < 3 or window > x.size:
-            raise CaseError("settings.detrend_window",
+            raise InputError("settings.detrend_window",
                             f"must be odd, ≥ 3 and ≤ the curve length {x.size}, got {window}")
         if not 0 <= polyorder < window:
-            raise CaseError("settings.detrend_polyorder",
+            raise InputError("settings.detrend_polyorder",
                             f"must be in [0, window), got {polyorder}")
         return x - signal.savgol_filter(x, window, polyorder, mode="interp")
     if method == "fft-highpass":
         spectrum = np.fft.rfft(x)
         if not 0 <= cutoff < spectrum.size - 1:
-            raise CaseError("settings.highpass_cutoff",
+            raise InputError("settings.highpass_cutoff",
                             f"must be in [0, {spectrum.size - 1}), got {cutoff}")
         spectrum[: cutoff + 1] = 0.0
         return np.fft.irfft(spectrum, n=x.size)
-    raise CaseError("settings.detrend", f"unknown detrend {method!r}; known: {DETRENDS}")
+    raise InputError("settings.detrend", f"unknown detrend {method!r}; known: {DETRENDS}")
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,7 @@ def hjorth(x) -> Hjorth:
     """Activity mean(x²), mobility √(var Δx/var x), complexity (Hjorth's and the paper's)."""
     x = np.asarray(x, dtype=float)
     if x.ndim != 1 or x.size < 3:
-        raise CaseError("curve", f"needs at least 3 steps, got shape {x.shape}")
+        raise InputError("curve", f"needs at least 3 steps, got shape {x.shape}")
     d1 = np.diff(x)
     d2 = np.diff(x, n=2)
     var0, var1, var2 = np.var(x), np.var(d1), np.var(d2)
@@ -169,11 +169,11 @@ def spectral_signature(loss, *, t0: int = T0, window: int = 51, polyorder: int =
     """
     loss = np.asarray(loss, dtype=float)
     if loss.ndim != 1 or loss.size < t0:
-        raise CaseError("settings.t0", f"the loss curve has {loss.size} steps, fewer than "
+        raise InputError("settings.t0", f"the loss curve has {loss.size} steps, fewer than "
                                        f"t0 = {t0}")
     head = loss[:t0]
     if np.any(head <= 0):
-        raise CaseError("curve", "the training loss must be positive for the log variants")
+        raise InputError("curve", "the training loss must be positive for the log variants")
     out = {}
     for name in variant_names():
         base = np.log(head) if name.startswith("log-") else head
@@ -224,7 +224,7 @@ def spearman_interval(x, y, *, n_boot: int = 2000, level: float = 0.95,
     """
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     if x.shape != y.shape or x.ndim != 1 or x.size < 3:
-        raise CaseError("predictor", f"needs two equal 1-D samples of ≥ 3 runs, got "
+        raise InputError("predictor", f"needs two equal 1-D samples of ≥ 3 runs, got "
                                      f"{x.shape} and {y.shape}")
     rng = np.random.default_rng(0) if rng is None else rng
     rho = _rank_correlation_rows(stats.rankdata(x), stats.rankdata(y))[()]
@@ -293,10 +293,10 @@ def cv_threshold_accuracy(score, label, groups=None) -> dict:
     label = np.asarray(label, dtype=bool)
     groups = np.arange(score.size) if groups is None else np.asarray(groups)
     if groups.shape != score.shape or label.shape != score.shape:
-        raise CaseError("predictor", "score, label and groups must have one entry per run")
+        raise InputError("predictor", "score, label and groups must have one entry per run")
     distinct = np.unique(groups)
     if distinct.size < 2:
-        raise CaseError("predictor", "cross-validation needs at least two groups")
+        raise InputError("predictor", "cross-validation needs at least two groups")
     correct = np.zeros(score.size, dtype=bool)
     for g in distinct:
         held = groups == g
@@ -372,25 +372,25 @@ def _grid_settings(exp) -> tuple[dict, dict, dict]:
         if (not isinstance(values, list) or not values
                 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0
                            for v in values)):
-            raise CaseError(f"settings.{key}", f"must be a non-empty list of numbers ≥ 0, "
+            raise InputError(f"settings.{key}", f"must be a non-empty list of numbers ≥ 0, "
                                                f"got {values!r}")
         if len(set(values)) != len(values):
-            raise CaseError(f"settings.{key}", f"repeats a value: {values}")
+            raise InputError(f"settings.{key}", f"repeats a value: {values}")
         grid[key] = [float(v) for v in values]
     if not all(0 < r < 1 for r in grid["train_fractions"]):
-        raise CaseError("settings.train_fractions", "every r must lie in (0, 1)")
+        raise InputError("settings.train_fractions", "every r must lie in (0, 1)")
     if not all(v > 0 for v in grid["learning_rates"]):
-        raise CaseError("settings.learning_rates", "every learning rate must be > 0")
+        raise InputError("settings.learning_rates", "every learning rate must be > 0")
     t0 = exp.number("t0", T0, low=8, integer=True)
     bands = exp.get("bands", [[3, 10], [11, 50], [51, 200]])
     if (not isinstance(bands, list) or not all(isinstance(b, list) and len(b) == 2
                                                and all(isinstance(k, int) for k in b)
                                                and 0 <= b[0] <= b[1] for b in bands)):
-        raise CaseError("settings.bands", f"must be a list of [k1, k2] integer pairs, "
+        raise InputError("settings.bands", f"must be a list of [k1, k2] integer pairs, "
                                           f"got {bands!r}")
     detrend_default = exp.get("detrend", DEFAULT_DETREND)
     if detrend_default not in variant_names():
-        raise CaseError("settings.detrend", f"must be one of {variant_names()}, "
+        raise InputError("settings.detrend", f"must be one of {variant_names()}, "
                                             f"got {detrend_default!r}")
     signature = {
         "t0": t0, "detrend": detrend_default,

@@ -24,7 +24,7 @@ import math
 import torch
 from torch import nn
 
-from freqdyn.errors import CaseError
+from freqdyn.errors import InputError
 from freqdyn.grok.modular import ModularData
 
 
@@ -278,7 +278,7 @@ MODELS = ("nanda", "power", "mlp")
 def _positive_int(cfg: dict, key: str, default: int) -> int:
     value = cfg.get(key, default)
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise CaseError(f"settings.{key}", f"must be a positive integer, got {value!r}")
+        raise InputError(f"settings.{key}", f"must be a positive integer, got {value!r}")
     return value
 
 
@@ -293,13 +293,13 @@ def build_model(cfg: dict, data: ModularData, seed: int) -> nn.Module:
     """
     kind = cfg.get("model", "mlp")
     if kind not in MODELS:
-        raise CaseError("settings.model", f"unknown model {kind!r}; choose one of {MODELS}")
+        raise InputError("settings.model", f"unknown model {kind!r}; choose one of {MODELS}")
     init_scale = cfg.get("init_scale", 1.0)
     if not isinstance(init_scale, int | float) or not init_scale > 0:
-        raise CaseError("settings.init_scale", f"must be a positive number, got {init_scale!r}")
+        raise InputError("settings.init_scale", f"must be a positive number, got {init_scale!r}")
     activation = cfg.get("activation", "relu")
     if activation not in _ACTIVATIONS:
-        raise CaseError("settings.activation",
+        raise InputError("settings.activation",
                         f"unknown activation {activation!r}; choose one of {tuple(_ACTIVATIONS)}")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -312,7 +312,7 @@ def build_model(cfg: dict, data: ModularData, seed: int) -> nn.Module:
         elif kind == "power":
             d_model, n_heads = _positive_int(cfg, "d_model", 128), _positive_int(cfg, "n_heads", 4)
             if d_model % n_heads:
-                raise CaseError("settings.n_heads", f"must divide d_model = {d_model}")
+                raise InputError("settings.n_heads", f"must divide d_model = {d_model}")
             model = PowerDecoder(data.n_tokens, data.n_classes, data.op_token, data.eq_token,
                                  d_model=d_model, n_heads=n_heads,
                                  n_layers=_positive_int(cfg, "n_layers", 2))

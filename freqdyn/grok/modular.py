@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from freqdyn.errors import CaseError
+from freqdyn.errors import InputError
 
 S5_ORDER = 120
 
@@ -163,22 +163,22 @@ def modular_dataset(p: int | None, operation: str = "+", train_fraction: float =
     operations need p ≥ 2, and p prime for division.
     """
     if operation not in OPERATIONS:
-        raise CaseError("operation", f"unknown operation {operation!r}; choose one of "
+        raise InputError("operation", f"unknown operation {operation!r}; choose one of "
                         f"{', '.join(OPERATIONS)}")
     op = OPERATIONS[operation]
     if op.group == "s5":
         if p not in (None, S5_ORDER):
-            raise CaseError("p", f"S5 operations act on {S5_ORDER} elements, got p = {p}")
+            raise InputError("p", f"S5 operations act on {S5_ORDER} elements, got p = {p}")
         p = S5_ORDER
     elif not isinstance(p, int | np.integer) or p < 2:
-        raise CaseError("p", f"the modulus must be an integer ≥ 2, got {p!r}")
+        raise InputError("p", f"the modulus must be an integer ≥ 2, got {p!r}")
     elif op.nonzero_y and not _is_prime(int(p)):
-        raise CaseError("p", f"division mod p needs a prime modulus, got {p}")
+        raise InputError("p", f"division mod p needs a prime modulus, got {p}")
     p = int(p)
     if not 0.0 < train_fraction < 1.0:
-        raise CaseError("train_fraction", f"must lie in (0, 1), got {train_fraction}")
+        raise InputError("train_fraction", f"must lie in (0, 1), got {train_fraction}")
     if dedupe_symmetric and not op.symmetric:
-        raise CaseError("dedupe_symmetric", f"operation {operation!r} is not symmetric")
+        raise InputError("dedupe_symmetric", f"operation {operation!r} is not symmetric")
 
     pairs, labels = operation_table(p, operation)
     if dedupe_symmetric:
@@ -186,7 +186,7 @@ def modular_dataset(p: int | None, operation: str = "+", train_fraction: float =
         pairs, labels = pairs[keep], labels[keep]
     n_train = round(train_fraction * len(pairs))
     if not 0 < n_train < len(pairs):
-        raise CaseError("train_fraction", f"{train_fraction} of {len(pairs)} equations leaves "
+        raise InputError("train_fraction", f"{train_fraction} of {len(pairs)} equations leaves "
                         "an empty training or validation set")
     order = np.random.default_rng(seed).permutation(len(pairs))
     train, val = order[:n_train], order[n_train:]

@@ -44,7 +44,7 @@ import finufft
 import numpy as np
 from scipy.signal import find_peaks
 
-from freqdyn.errors import CaseError
+from freqdyn.errors import InputError
 
 CHUNK_ELEMENTS = 2**22
 """Largest number of complex entries of exp(−i k x) held at once by the direct sum (64 MiB)."""
@@ -58,19 +58,19 @@ METHODS = ("auto", "direct", "fast")
 def _as_points(x, field: str) -> np.ndarray:
     points = np.asarray(x, dtype=float)
     if points.ndim != 1 or points.size == 0:
-        raise CaseError(field, f"expected a non-empty 1-D array of points, got shape "
+        raise InputError(field, f"expected a non-empty 1-D array of points, got shape "
                                f"{points.shape}")
     if not np.all(np.isfinite(points)):
-        raise CaseError(field, "points must be finite")
+        raise InputError(field, "points must be finite")
     return points
 
 
 def _as_values(values, n: int) -> np.ndarray:
     vals = np.asarray(values)
     if vals.ndim not in (1, 2) or vals.shape[0] != n:
-        raise CaseError("values", f"expected shape ({n},) or ({n}, outputs), got {vals.shape}")
+        raise InputError("values", f"expected shape ({n},) or ({n}, outputs), got {vals.shape}")
     if not np.all(np.isfinite(vals)):
-        raise CaseError("values", "values must be finite")
+        raise InputError("values", "values must be finite")
     return vals.astype(complex)
 
 
@@ -126,9 +126,9 @@ def nudft(x, values, k, *, method: str = "auto", eps: float = 1e-12,
     ``threads`` caps FINUFFT's threads (None: the library's default).
     """
     if method not in METHODS:
-        raise CaseError("method", f"expected one of {METHODS}, got {method!r}")
+        raise InputError("method", f"expected one of {METHODS}, got {method!r}")
     if not (0 < eps < 1):
-        raise CaseError("eps", f"expected a tolerance in (0, 1), got {eps}")
+        raise InputError("eps", f"expected a tolerance in (0, 1), got {eps}")
     points = _as_points(x, "x")
     freqs = _as_points(k, "k")
     vals = _as_values(values, points.size)
@@ -150,11 +150,11 @@ def principal_direction(data) -> np.ndarray:
     """
     arr = np.asarray(data, dtype=float)
     if arr.ndim != 2 or arr.shape[0] < 2:
-        raise CaseError("data", f"expected an (n ≥ 2, d) array, got shape {arr.shape}")
+        raise InputError("data", f"expected an (n ≥ 2, d) array, got shape {arr.shape}")
     centred = arr - arr.mean(axis=0)
     _, singular, vt = np.linalg.svd(centred, full_matrices=False)
     if singular[0] == 0:
-        raise CaseError("data", "all rows are equal: no principal direction")
+        raise InputError("data", "all rows are equal: no principal direction")
     direction = vt[0]
     if direction[np.argmax(np.abs(direction))] < 0:
         direction = -direction
@@ -162,13 +162,13 @@ def principal_direction(data) -> np.ndarray:
 
 
 def unit_direction(direction, dim: int) -> np.ndarray:
-    """``direction`` as a unit vector of length ``dim`` (CaseError naming ``direction``)."""
+    """``direction`` as a unit vector of length ``dim`` (InputError naming ``direction``)."""
     d = np.asarray(direction, dtype=float)
     if d.shape != (dim,):
-        raise CaseError("direction", f"expected {dim} entries, got shape {d.shape}")
+        raise InputError("direction", f"expected {dim} entries, got shape {d.shape}")
     norm = np.linalg.norm(d)
     if not np.isfinite(norm) or norm == 0:
-        raise CaseError("direction", "must be a finite non-zero vector")
+        raise InputError("direction", "must be a finite non-zero vector")
     return d / norm
 
 
@@ -180,7 +180,7 @@ def projected_nudft(x, values, k, direction, **options) -> np.ndarray:
     """
     points = np.asarray(x, dtype=float)
     if points.ndim != 2:
-        raise CaseError("x", f"expected an (n, dim) array of points, got shape {points.shape}")
+        raise InputError("x", f"expected an (n, dim) array of points, got shape {points.shape}")
     d = unit_direction(direction, points.shape[1])
     return nudft(points @ d, values, k, **options)
 
@@ -199,7 +199,7 @@ def spectral_peaks(spectrum, *, rel_height: float = 0.1) -> np.ndarray:
     """
     amp = amplitude(spectrum)
     if amp.ndim != 1 or amp.size == 0:
-        raise CaseError("spectrum", f"expected a non-empty 1-D spectrum, got shape {amp.shape}")
+        raise InputError("spectrum", f"expected a non-empty 1-D spectrum, got shape {amp.shape}")
     top = amp.max()
     if top == 0:
         return np.array([], dtype=int)
@@ -217,12 +217,12 @@ def relative_error_at_peaks(output_spectrum, target_spectrum, peaks) -> np.ndarr
     out = np.asarray(output_spectrum)
     target = np.asarray(target_spectrum)
     if out.shape != target.shape:
-        raise CaseError("output_spectrum", f"shape {out.shape} differs from the target's "
+        raise InputError("output_spectrum", f"shape {out.shape} differs from the target's "
                                            f"{target.shape}")
     idx = np.asarray(peaks, dtype=int)
     denom = np.abs(target[idx])
     if np.any(denom == 0):
-        raise CaseError("peaks", "the target spectrum vanishes at a listed peak")
+        raise InputError("peaks", "the target spectrum vanishes at a listed peak")
     return np.abs(out[idx] - target[idx]) / denom
 
 
@@ -237,7 +237,7 @@ def spectral_mismatch(train_spectrum, test_spectrum, *, rel_height: float = 0.1)
     train = amplitude(train_spectrum)
     test = amplitude(test_spectrum)
     if train.shape != test.shape or train.ndim != 1:
-        raise CaseError("train_spectrum", f"expected a 1-D spectrum of the test spectrum's "
+        raise InputError("train_spectrum", f"expected a 1-D spectrum of the test spectrum's "
                                           f"shape {test.shape}, got {train.shape}")
     power = train**2
     total = power.sum()

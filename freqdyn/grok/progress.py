@@ -46,7 +46,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from freqdyn.errors import CaseError
+from freqdyn.errors import InputError
 from freqdyn.grok.algorithmic import (
     ModularRun,
     curves_figure,
@@ -61,7 +61,7 @@ from freqdyn.grok.modular import ModularData
 def fourier_basis(p: int) -> np.ndarray:
     """The (p, p) orthonormal Fourier basis of Z_p (rows: constant, cos k, sin k, …; p odd)."""
     if p < 3 or p % 2 == 0:
-        raise CaseError("p", f"the Fourier measures need an odd modulus ≥ 3, got {p}")
+        raise InputError("p", f"the Fourier measures need an odd modulus ≥ 3, got {p}")
     x = np.arange(p)
     rows = [np.full(p, 1 / math.sqrt(p))]
     for k in range(1, (p - 1) // 2 + 1):
@@ -87,7 +87,7 @@ def input_maps(model: torch.nn.Module, p: int) -> list[np.ndarray]:
     elif isinstance(model, PairMLP):
         maps = [model.W_E[:p], model.W_E[p: 2 * p]]
     else:
-        raise CaseError("settings.model", f"no Fourier maps for {type(model).__name__}")
+        raise InputError("settings.model", f"no Fourier maps for {type(model).__name__}")
     return [m.detach().cpu().double().numpy() for m in maps]
 
 
@@ -100,7 +100,7 @@ def output_map(model: torch.nn.Module) -> np.ndarray:
     elif isinstance(model, PairMLP):
         weights = model.output.weight
     else:
-        raise CaseError("settings.model", f"no Fourier maps for {type(model).__name__}")
+        raise InputError("settings.model", f"no Fourier maps for {type(model).__name__}")
     return weights.detach().cpu().double().numpy()
 
 
@@ -112,7 +112,7 @@ def embedding_fourier_norms(model: torch.nn.Module, p: int) -> np.ndarray:
 def key_frequencies(norms: np.ndarray, key_factor: float = 4.0) -> list[int]:
     """Frequencies k ≥ 1 with n_k² ≥ ``key_factor`` × median_{j ≥ 1} n_j², strongest first."""
     if not key_factor > 1:
-        raise CaseError("settings.key_factor", f"must be > 1 (a multiple of the median), "
+        raise InputError("settings.key_factor", f"must be > 1 (a multiple of the median), "
                                                f"got {key_factor}")
     energy = np.asarray(norms, dtype=float) ** 2
     if not energy[1:].sum() > 0:
@@ -133,7 +133,7 @@ def gini(values) -> float:
     """Gini coefficient Σ_i Σ_j |x_i − x_j| / (2 n Σ_i x_i) of non-negative values (0: equal)."""
     x = np.asarray(values, dtype=float)
     if np.any(x < 0) or x.sum() == 0:
-        raise CaseError("values", "the Gini coefficient needs non-negative values, not all 0")
+        raise InputError("values", "the Gini coefficient needs non-negative values, not all 0")
     return float(np.abs(x[:, None] - x[None, :]).sum() / (2 * len(x) * x.sum()))
 
 
@@ -176,7 +176,7 @@ def restricted_and_excluded_loss(model: torch.nn.Module, data: ModularData,
                                  keys) -> tuple[float, float]:
     """(restricted loss over the whole table, excluded loss on the training pairs), nats."""
     if data.operation != "+":
-        raise CaseError("settings.operation", "the progress measures are defined for '+'")
+        raise InputError("settings.operation", "the progress measures are defined for '+'")
     logits = logits_table(model, data)
     constant, key_part = sum_frequency_components(logits, keys)
     p = data.p
@@ -230,7 +230,7 @@ def neuron_frequency_fractions(model: torch.nn.Module, data: ModularData) -> np.
     fraction 0 everywhere.
     """
     if not hasattr(model, "mlp_activations"):
-        raise CaseError("settings.model", f"no MLP neurons to cluster in {type(model).__name__}")
+        raise InputError("settings.model", f"no MLP neurons to cluster in {type(model).__name__}")
     p = data.p
     a, b = torch.meshgrid(torch.arange(p), torch.arange(p), indexing="ij")
     pairs = torch.stack([a.reshape(-1), b.reshape(-1)], dim=1)
@@ -288,7 +288,7 @@ def progress_measures(cfg: dict, seed: int, device: str = "cpu", *,
     eval_every = cfg.get("eval_every", 10)
     measure_every = measure_every or eval_every
     if measure_every % eval_every:
-        raise CaseError("settings.measure_every",
+        raise InputError("settings.measure_every",
                         f"must be a multiple of eval_every = {eval_every}, got {measure_every}")
     recorder = ProgressRecorder(measure_every)
     run = train_modular(cfg, seed, device, evaluate_extra=recorder, label=label,
@@ -404,7 +404,7 @@ def run_progress_measures(exp, out: Path, device: str):
 
     cfg = dict(exp.settings)
     if cfg.get("operation", "+") != "+":
-        raise CaseError("settings.operation", "the progress measures are defined for '+'")
+        raise InputError("settings.operation", "the progress measures are defined for '+'")
     measure_every = cfg.pop("measure_every", None)
     key_factor = exp.number("key_factor", 4.0, low=1.0)
     cfg.pop("key_factor", None)

@@ -47,7 +47,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from freqdyn.errors import CaseError
+from freqdyn.errors import InputError
 from freqdyn.grok.algorithmic import ModularRun, evaluate_split, runs_dataset, train_modular
 from freqdyn.grok.landscape import (
     HessianExtremes,
@@ -61,16 +61,16 @@ from freqdyn.grok.landscape import (
 def perturbation_sigma(train_accuracy: float, lambda1: float, lambda2: float) -> float:
     """σ = max(λ1 (1 − train acc), λ2), with the accuracy as a fraction in [0, 1]."""
     if not 0.0 <= train_accuracy <= 1.0:
-        raise CaseError("train_accuracy", f"must be a fraction in [0, 1], got {train_accuracy}")
+        raise InputError("train_accuracy", f"must be a fraction in [0, 1], got {train_accuracy}")
     if lambda1 < 0 or lambda2 < 0:
-        raise CaseError("settings.noise_lambda", f"must be >= 0, got ({lambda1}, {lambda2})")
+        raise InputError("settings.noise_lambda", f"must be >= 0, got ({lambda1}, {lambda2})")
     return max(lambda1 * (1.0 - train_accuracy), lambda2)
 
 
 def normalized_gram(features: torch.Tensor) -> torch.Tensor:
     """R = Z Zᵀ of the ℓ2-normalised rows of ``features`` (n, width), in float64."""
     if features.dim() != 2:
-        raise CaseError("features", f"need a (n, width) matrix, got shape {tuple(features.shape)}")
+        raise InputError("features", f"need a (n, width) matrix, got shape {tuple(features.shape)}")
     z = features.detach().to(torch.float64)
     z = z / z.norm(dim=1, keepdim=True).clamp_min(torch.finfo(torch.float64).tiny)
     return z @ z.T
@@ -84,11 +84,11 @@ def matrix_renyi_entropy(gram: torch.Tensor, alpha: float = 1.0) -> float:
     level n·ε·μ_max (as in a numerical rank) count as zero, which matters for α < 1.
     """
     if alpha <= 0:
-        raise CaseError("settings.renyi_alpha", f"must be > 0, got {alpha}")
+        raise InputError("settings.renyi_alpha", f"must be > 0, got {alpha}")
     gram = gram.detach().to(torch.float64)
     trace = torch.trace(gram)
     if not trace > 0:
-        raise CaseError("gram", "trace must be positive")
+        raise InputError("gram", "trace must be positive")
     mu = torch.linalg.eigvalsh(gram / trace)
     cutoff = mu.numel() * torch.finfo(torch.float64).eps * mu.max()
     mu = torch.where(mu > cutoff, mu, torch.zeros_like(mu))
@@ -102,7 +102,7 @@ def matrix_mutual_information(gram1: torch.Tensor, gram2: torch.Tensor,
                               alpha: float = 1.0) -> float:
     """I_α(R1; R2) = H_α(R1) + H_α(R2) − H_α(R1 ⊙ R2) (nats)."""
     if gram1.shape != gram2.shape:
-        raise CaseError("gram", f"shapes differ: {tuple(gram1.shape)} vs {tuple(gram2.shape)}")
+        raise InputError("gram", f"shapes differ: {tuple(gram1.shape)} vs {tuple(gram2.shape)}")
     joint = gram1.detach().to(torch.float64) * gram2.detach().to(torch.float64)
     return (matrix_renyi_entropy(gram1, alpha) + matrix_renyi_entropy(gram2, alpha)
             - matrix_renyi_entropy(joint, alpha))
@@ -141,7 +141,7 @@ def noise_in_embedding_space(model: torch.nn.Module, emb: torch.Tensor, sigma: f
     2p one-hot entries.  Models without a token matrix get embedding noise.
     """
     if target not in NOISE_TARGETS:
-        raise CaseError("settings.noise_on", f"unknown target {target!r}; choose {NOISE_TARGETS}")
+        raise InputError("settings.noise_on", f"unknown target {target!r}; choose {NOISE_TARGETS}")
     token_matrix = token_embedding_matrix(model)
     if target == "embedding" or token_matrix is None:
         return sigma * torch.randn(emb.shape, generator=generator, dtype=emb.dtype,
@@ -189,7 +189,7 @@ def abelian_penalty(model: torch.nn.Module, pairs: torch.Tensor, coefficient: fl
     (summed over the C classes, the spec's reconstruction), C times larger.
     """
     if reduction not in PENALTY_REDUCTIONS:
-        raise CaseError("settings.penalty_reduction",
+        raise InputError("settings.penalty_reduction",
                         f"unknown reduction {reduction!r}; choose {PENALTY_REDUCTIONS}")
     logits = model(pairs)
     distance = logit_distance(logits, model(swapped_pairs(pairs)))
@@ -296,17 +296,18 @@ def _robust_settings(exp) -> dict:
     """The robustness settings of ``exp``, checked (keys and defaults in the docs page)."""
     lambdas = exp.get("noise_lambda", [0.5, 0.4])
     if len(lambdas) != 2 or not all(isinstance(v, int | float) and v >= 0 for v in lambdas):
-        raise CaseError("settings.noise_lambda", f"must be [lambda1, lambda2] >= 0, got {lambdas}")
+        raise InputError("settings.noise_lambda", f"must be [lambda1, lambda2] >= 0, got {lambdas}")
     noise_on = exp.get("noise_on", "embedding")
     if noise_on not in NOISE_TARGETS:
-        raise CaseError("settings.noise_on", f"unknown target {noise_on!r}; choose {NOISE_TARGETS}")
+        raise InputError("settings.noise_on",
+                         f"unknown target {noise_on!r}; choose {NOISE_TARGETS}")
     eval_every = exp.number("eval_every", 10, low=1, integer=True)
     measured = {}
     for key, default in (("info_every", 10 * eval_every), ("snapshot_every", 10 * eval_every),
                          ("sharpness_every", 0)):
         value = exp.number(key, default, low=0, integer=True)
         if value % eval_every:
-            raise CaseError(f"settings.{key}", f"must be a multiple of eval_every = {eval_every}")
+            raise InputError(f"settings.{key}", f"must be a multiple of eval_every = {eval_every}")
         measured[key] = value
     return {"lambdas": (float(lambdas[0]), float(lambdas[1])), "noise_on": noise_on,
             "metric_sigma": exp.number("metric_sigma", 0.4, low=0),
@@ -342,7 +343,7 @@ def train_robust(cfg: dict, settings: dict, seed: int, device: str, mode: str, *
     and λ_max, λ_min at memorisation (first train accuracy = 1) and at the end.
     """
     if mode not in MODES:
-        raise CaseError("mode", f"unknown mode {mode!r}; choose {MODES}")
+        raise InputError("mode", f"unknown mode {mode!r}; choose {MODES}")
     noise_generator = torch.Generator().manual_seed(seed + NOISE_SEED_OFFSET)
     metric_generator = torch.Generator().manual_seed(seed + METRIC_SEED_OFFSET)
     lambda1, lambda2 = settings["lambdas"]

@@ -24,7 +24,6 @@ keeps them in ``sections`` for the tool that reads them.
 
 from __future__ import annotations
 
-import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +31,8 @@ from pathlib import Path
 import numpy as np
 from scipy import integrate
 
-from freqdyn.errors import CaseError
+from freqdyn.config import Table
+from freqdyn.errors import InputError
 from freqdyn.inputs.densities import Density, density_from_config
 from freqdyn.inputs.fourier import tensor_grid
 from freqdyn.inputs.target import Target, spectral_peaks
@@ -88,51 +88,62 @@ class Case:
         return dict(self.sections.get(name, {}))
 
 
-def _number(table: dict, key: str, field: str, default=None, minimum=None, strict=False):
-    if key not in table:
-        if default is None:
-            raise CaseError(f"{field}.{key}", "is required")
-        return default
-    val = table[key]
-    if isinstance(val, bool) or not isinstance(val, int | float) or not math.isfinite(val):
-        raise CaseError(f"{field}.{key}", f"must be a finite number, got {val!r}")
-    if minimum is not None and (val <= minimum if strict else val < minimum):
-        rel = ">" if strict else ">="
-        raise CaseError(f"{field}.{key}", f"must be {rel} {minimum}, got {val!r}")
-    return float(val)
-
-
-def _bounds(freq: dict, dim: int) -> np.ndarray:
-    if "bounds" not in freq:
-        raise CaseError("frequency.bounds", "is required ([lo, hi] or one pair per axis)")
-    raw = freq["bounds"]
+def _bounds(freq: Table, dim: int) -> np.ndarray:
+    raw = freq.get("bounds")
+    if raw is None:
+        raise InputError("frequency.bounds", "is required ([lo, hi] or one pair per axis)")
     try:
         arr = np.asarray(raw, dtype=float)
     except (TypeError, ValueError):
-        raise CaseError("frequency.bounds", f"must be numbers, got {raw!r}") from None
+        raise InputError("frequency.bounds", f"must be numbers, got {raw!r}") from None
     if arr.shape == (2,):
         arr = np.tile(arr, (dim, 1))
     if arr.shape != (dim, 2):
-        raise CaseError("frequency.bounds", f"must be [lo, hi] or {dim} pairs for d = {dim}, "
-                                            f"got {raw!r}")
+        raise InputError("frequency.bounds", f"must be [lo, hi] or {dim} pairs for d = {dim}, "
+                                             f"got {raw!r}")
     if not np.all(np.isfinite(arr)) or not np.all(arr[:, 0] < arr[:, 1]):
-        raise CaseError("frequency.bounds", f"needs finite lo < hi on every axis, got {raw!r}")
+        raise InputError("frequency.bounds", f"needs finite lo < hi on every axis, got {raw!r}")
     return arr
 
 
-def _times(freq: dict) -> np.ndarray:
-    raw = freq.get("times")
-    if not isinstance(raw, list) or not raw:
-        raise CaseError("frequency.times", "must be a non-empty list of times >= 0")
-    try:
-        t = np.asarray(raw, dtype=float)
-    except (TypeError, ValueError):
-        raise CaseError("frequency.times", f"must be numbers, got {raw!r}") from None
-    if not np.all(np.isfinite(t)) or np.any(t < 0):
-        raise CaseError("frequency.times", f"must be finite and >= 0, got {raw!r}")
+def _times(freq: Table) -> np.ndarray:
+    t = np.asarray(freq.numbers("times", low=0.0))
     if np.any(np.diff(t) <= 0):
-        raise CaseError("frequency.times", f"must be strictly increasing, got {raw!r}")
+        raise InputError("frequency.times", f"must be strictly increasing, got {t.tolist()}")
+    if t[0] != 0:
+        raise InputError("frequency.times", f"must start at 0 (ratios and errors are measured "
+                                            f"against t = 0), got {t.tolist()}; add 0.0")
     return t
+
+
+def _points(freq: Table, dim: int) -> tuple[int, ...]:
+    raw = freq.get("points", DEFAULT_POINTS[dim])
+    points = tuple(raw) if isinstance(raw, list) else (raw,) * dim
+    if len(points) != dim or any(isinstance(p, bool) or not isinstance(p, int) or p < 3
+                                 for p in points):
+        raise InputError("frequency.points", f"must be an integer >= 3 (ξ grid points per axis; "
+                                             f"or {dim} of them), got {raw!r}")
+    return points
+
+
+def _peaks(tgt: Table, target: Target, bounds: np.ndarray, dim: int) -> np.ndarray:
+    if "peaks" not in tgt:
+        return spectral_peaks(target, bounds)
+    raw = tgt.get("peaks")
+    try:
+        peaks = np.asarray(raw, dtype=float).reshape(-1, dim)
+    except (TypeError, ValueError):
+        raise InputError("target.peaks", f"must be a list of frequencies ({dim} per peak), "
+                                         f"got {raw!r}") from None
+    if peaks.size == 0 or not np.all(np.isfinite(peaks)):
+        raise InputError("target.peaks", f"must be a non-empty list of finite frequencies, "
+                                         f"got {raw!r}")
+    outside = ~np.all((peaks >= bounds[:, 0]) & (peaks <= bounds[:, 1]), axis=1)
+    if outside.any():
+        raise InputError("target.peaks", f"peak {peaks[outside][0].tolist()} lies outside the "
+                                         f"frequency bounds {bounds.tolist()}; move it inside "
+                                         "or widen frequency.bounds")
+    return peaks
 
 
 def _rho_mass_inside(rho: Density, bounds: np.ndarray) -> float:
@@ -173,12 +184,12 @@ def read_toml(source: str | Path, text: str | None, kind: str) -> tuple[dict, st
     if text is None:
         path = Path(source)
         if not path.is_file():
-            raise CaseError(kind, f"file {str(path)!r} not found")
+            raise InputError(kind, f"file {str(path)!r} not found")
         text = path.read_text()
     try:
         return tomllib.loads(text), text
     except tomllib.TOMLDecodeError as exc:
-        raise CaseError(kind, f"is not valid TOML: {exc}") from None
+        raise InputError(kind, f"is not valid TOML: {exc}") from None
 
 
 def load_case(source: str | Path, *, text: str | None = None) -> Case:
@@ -192,52 +203,38 @@ def load_case(source: str | Path, *, text: str | None = None) -> Case:
 def case_from_dict(data: dict, *, text: str, path: Path | None = None,
                    default_name: str = "case") -> Case:
     """Validate a parsed case table; ``text`` is stored verbatim in every result."""
-    unknown = set(data) - KNOWN_TABLES
-    if unknown:
-        raise CaseError(sorted(unknown)[0], f"unknown table or key; known: {sorted(KNOWN_TABLES)}")
-    name = data.get("name", default_name)
-    if not isinstance(name, str) or not name:
-        raise CaseError("name", f"must be a non-empty string, got {name!r}")
-
-    net = data.get("network")
-    if not isinstance(net, dict):
-        raise CaseError("network", "table is required")
+    top = Table(data, "", KNOWN_TABLES)
+    name = top.string("name", default_name)
+    net = top.table("network", {"dim", "sigma_a", "kappa", "loss_scale", "rho_w"},
+                    required=True)
     dim = net.get("dim")
     if isinstance(dim, bool) or dim not in (1, 2, 3):
-        raise CaseError("network.dim", f"must be 1, 2 or 3, got {dim!r}")
-    extra = set(net) - {"dim", "sigma_a", "kappa", "loss_scale", "rho_w"}
-    if extra:
-        raise CaseError("network", f"unknown key(s) {sorted(extra)}")
-    sigma_a = _number(net, "sigma_a", "network", minimum=0.0)
-    kappa = _number(net, "kappa", "network", default=1.0, minimum=0.0, strict=True)
-    loss_scale = _number(net, "loss_scale", "network", default=1.0, minimum=0.0, strict=True)
+        raise InputError("network.dim", f"must be 1, 2 or 3, got {dim!r}")
+    sigma_a = net.number("sigma_a", low=0.0)
+    kappa = net.number("kappa", 1.0, low=0.0, low_open=True)
+    loss_scale = net.number("loss_scale", 1.0, low=0.0, low_open=True)
     if "rho_w" not in net:
-        raise CaseError("network.rho_w", "table is required")
-    rho_w = density_from_config(net["rho_w"], dim)
+        raise InputError("network.rho_w", "table is required")
+    rho_w = density_from_config(net.get("rho_w"), dim)
 
-    tgt = data.get("target")
-    if not isinstance(tgt, dict) or not isinstance(tgt.get("g"), str):
-        raise CaseError("target.g", "is required: sympy text in "
-                                    + ("x" if dim == 1 else ", ".join(f"x{i}" for i in range(dim))))
-    target = Target(tgt["g"], dim)
+    tgt = top.table("target", {"g", "peaks"})
+    if not isinstance(tgt.get("g"), str):
+        names = "x" if dim == 1 else ", ".join(f"x{i}" for i in range(dim))
+        raise InputError("target.g", f"is required: sympy text in {names}")
+    target = Target(tgt.get("g"), dim)
 
-    freq = data.get("frequency")
-    if not isinstance(freq, dict):
-        raise CaseError("frequency", "table is required (bounds, times)")
+    if "frequency" not in top:
+        raise InputError("frequency", "table is required (bounds, times)")
+    freq = top.table("frequency", {"bounds", "times", "points"})
     bounds = _bounds(freq, dim)
     times = _times(freq)
-    raw_points = freq.get("points", DEFAULT_POINTS[dim])
-    points = tuple(raw_points) if isinstance(raw_points, list) else (raw_points,) * dim
-    if len(points) != dim or any(isinstance(p, bool) or not isinstance(p, int) or p < 3
-                                 for p in points):
-        raise CaseError("frequency.points", f"must be an integer >= 3 (or {dim} of them), "
-                                            f"got {raw_points!r}")
+    points = _points(freq, dim)
 
     energy_total = target.l2_norm_squared()
     energy_in = _target_energy_inside(target, bounds)
     truncated_energy = max(0.0, 1.0 - energy_in / energy_total)
     if truncated_energy > MAX_TRUNCATED_TARGET_ENERGY:
-        raise CaseError(
+        raise InputError(
             "frequency.bounds",
             f"too small: the domain {bounds.tolist()} leaves out a fraction "
             f"{truncated_energy:.2e} of the target's spectral energy ∫|ĝ|² dξ "
@@ -245,10 +242,7 @@ def case_from_dict(data: dict, *, text: str, path: Path | None = None,
         )
     rho_truncated = max(0.0, 1.0 - _rho_mass_inside(rho_w, bounds))
 
-    if "peaks" in tgt:
-        peaks = np.asarray(tgt["peaks"], dtype=float).reshape(-1, dim)
-    else:
-        peaks = spectral_peaks(target, bounds)
+    peaks = _peaks(tgt, target, bounds, dim)
 
     sections = {k: v for k, v in data.items() if k not in {"name", "description", "network",
                                                            "target", "frequency"}}

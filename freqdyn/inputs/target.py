@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import sympy as sp
 
-from freqdyn.errors import CaseError
+from freqdyn.errors import InputError
 from freqdyn.inputs.fourier import riemann_transform, tensor_grid
 from freqdyn.inputs.symbols import axis_symbols, parse_expression
 
@@ -77,7 +77,7 @@ class Target:
         try:
             self.expr = parse_expression(text, "x", dim)
         except ValueError as exc:
-            raise CaseError(field, str(exc)) from None
+            raise InputError(field, str(exc)) from None
         x = axis_symbols("x", dim)
         self._fn = sp.lambdify(x, self.expr, modules="numpy")
         self.radius = self._window_radius()
@@ -92,7 +92,13 @@ class Target:
         if self.dim == 1 and (x.ndim == 0 or x.shape[-1] != 1):
             x = x[..., None]
         with np.errstate(all="ignore"):
-            vals = self._fn(*np.moveaxis(x, -1, 0))
+            vals = np.asarray(self._fn(*np.moveaxis(x, -1, 0)))
+        if np.iscomplexobj(vals):
+            imag = np.abs(vals.imag)
+            if np.any(imag > 0):
+                raise InputError(self.field, f"is complex (|Im g| up to {np.nanmax(imag):.3g}); "
+                                             "the target must be real: drop the I")
+            vals = vals.real
         return np.broadcast_to(np.asarray(vals, dtype=float), x.shape[:-1]).copy()
 
     def _window_radius(self, rtol: float = 1e-13) -> float:
@@ -106,14 +112,14 @@ class Target:
         bad = ~np.isfinite(vals)
         if bad.any():
             at = pts.reshape(-1, self.dim)[np.argmax(bad.ravel())]
-            raise CaseError(self.field, f"is NaN or infinite at x = {at.tolist()}")
+            raise InputError(self.field, f"is NaN or infinite at x = {at.tolist()}")
         peak = np.abs(vals).max()
         if peak == 0:
-            raise CaseError(self.field, "is identically zero: nothing to learn")
+            raise InputError(self.field, "is identically zero: nothing to learn")
         radius = np.max(np.abs(pts), axis=-1)
         edge = float(np.abs(vals[radius >= 59.0]).max())
         if edge > 1e-6 * peak:
-            raise CaseError(
+            raise InputError(
                 self.field,
                 f"does not decay: |g| = {edge:.3g} near |x| = 60 (max {peak:.3g}); the error "
                 "PDE needs g in L2(R^d): multiply by a window such as exp(-x**2/2)",

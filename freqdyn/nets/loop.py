@@ -30,17 +30,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from freqdyn.errors import CaseError
+from freqdyn.errors import InputError, TrainingDiverged
 from freqdyn.results import atomic_write
 
 PER_STEP = ("loss", "grad_norm", "param_norm", "update_cosine")
 #: Checkpoint files kept (newest last).
 KEEP_CHECKPOINTS = 2
 CHECKPOINT_VERSION = 1
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; the message names the step and the last good state."""
 
 
 @dataclass
@@ -107,11 +103,11 @@ def adamw(model_or_params, lr: float, weight_decay: float, betas=(0.9, 0.98),
     (the loop does).
     """
     if not lr > 0 or not math.isfinite(lr):
-        raise CaseError("settings.lr", f"must be a finite number > 0, got {lr}")
+        raise InputError("settings.lr", f"must be a finite number > 0, got {lr}")
     if weight_decay < 0:
-        raise CaseError("settings.weight_decay", f"must be ≥ 0, got {weight_decay}")
+        raise InputError("settings.weight_decay", f"must be ≥ 0, got {weight_decay}")
     if warmup < 0:
-        raise CaseError("settings.warmup", f"must be ≥ 0, got {warmup}")
+        raise InputError("settings.warmup", f"must be ≥ 0, got {warmup}")
     params = model_or_params.parameters() if isinstance(model_or_params, torch.nn.Module) \
         else model_or_params
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay,
@@ -164,9 +160,9 @@ def train_loop(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
     holds the last good state.
     """
     if steps < 0:
-        raise CaseError("settings.steps", f"must be ≥ 0, got {steps}")
+        raise InputError("settings.steps", f"must be ≥ 0, got {steps}")
     if eval_every < 1:
-        raise CaseError("settings.eval_every", f"must be ≥ 1, got {eval_every}")
+        raise InputError("settings.eval_every", f"must be ≥ 1, got {eval_every}")
     generators = list(generators)
     stateful = list(stateful)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -175,10 +171,10 @@ def train_loop(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
     if resume:
         files = checkpoint_files(folder) if folder else []
         if not files:
-            raise CaseError("resume", f"no checkpoint in {folder}")
+            raise InputError("resume", f"no checkpoint in {folder}")
         state = torch.load(files[-1], map_location="cpu", weights_only=False)
         if state.get("fingerprint") != fingerprint:
-            raise CaseError("resume", f"the checkpoints in {folder} belong to another run "
+            raise InputError("resume", f"the checkpoints in {folder} belong to another run "
                                       "(settings differ); choose another --out")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])

@@ -67,7 +67,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from freqdyn.errors import CaseError
+from freqdyn.errors import InputError, TrainingDiverged
 from freqdyn.inputs.fourier import tensor_grid
 from freqdyn.nets.fourier import (
     ACTIVATIONS,
@@ -105,10 +105,6 @@ MAX_STEPS = 50_000_000
 #: Checkpoint files kept (newest first).
 KEEP_CHECKPOINTS = 3
 CHECKPOINT_VERSION = 1
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN/inf or grew past the divergence threshold."""
 
 
 class StabilityWarning(UserWarning):
@@ -151,7 +147,7 @@ def time_quantum(times) -> Fraction:
     for t in np.asarray(times, dtype=float):
         frac = Fraction(repr(float(t)))
         if frac.denominator > 10**9:
-            raise CaseError("frequency.times", f"time {t!r} has too many digits to be hit "
+            raise InputError("frequency.times", f"time {t!r} has too many digits to be hit "
                                                "exactly by whole steps")
         fracs.append(frac)
     positive = [f for f in fracs if f > 0]
@@ -177,7 +173,7 @@ def report_schedule(times, lr_max: float, box_volume: float, momentum: float = 0
     q = max(1, math.ceil(float(g) / dtau_max))
     steps = [int(Fraction(repr(float(t))) / g * q) for t in np.asarray(times, dtype=float)]
     if steps[-1] > MAX_STEPS:
-        raise CaseError("train.lr", f"reaching t = {times[-1]:g} needs {steps[-1]} steps at "
+        raise InputError("train.lr", f"reaching t = {times[-1]:g} needs {steps[-1]} steps at "
                                     f"η = {lr_max:.3g} (limit {MAX_STEPS}); raise lr or "
                                     "shorten the times")
     dtau = float(g) / q
@@ -240,7 +236,7 @@ def _int(table, key, default, minimum=1):
     if val is None:
         return None
     if isinstance(val, bool) or not isinstance(val, int) or val < minimum:
-        raise CaseError(f"train.{key}", f"must be an integer >= {minimum}, got {val!r}")
+        raise InputError(f"train.{key}", f"must be an integer >= {minimum}, got {val!r}")
     return val
 
 
@@ -249,17 +245,17 @@ def _float(table, key, default, low=0.0, high=math.inf, strict_low=True):
     if val is None:
         return None
     if isinstance(val, bool) or not isinstance(val, int | float) or not math.isfinite(val):
-        raise CaseError(f"train.{key}", f"must be a finite number, got {val!r}")
+        raise InputError(f"train.{key}", f"must be a finite number, got {val!r}")
     if (val <= low if strict_low else val < low) or val >= high:
         lo = "(" if strict_low else "["
-        raise CaseError(f"train.{key}", f"must be in {lo}{low:g}, {high:g}), got {val!r}")
+        raise InputError(f"train.{key}", f"must be in {lo}{low:g}, {high:g}), got {val!r}")
     return float(val)
 
 
 def _choice(table, key, default, options):
     val = table.get(key, default)
     if val not in options:
-        raise CaseError(f"train.{key}", f"must be one of {list(options)}, got {val!r}")
+        raise InputError(f"train.{key}", f"must be one of {list(options)}, got {val!r}")
     return val
 
 
@@ -270,12 +266,12 @@ def resolve_device(name: str) -> str:
     try:
         dev = torch.device(name)
     except (RuntimeError, TypeError):
-        raise CaseError("train.device", f"must be auto, cpu, cuda or cuda:N, got {name!r}")\
+        raise InputError("train.device", f"must be auto, cpu, cuda or cuda:N, got {name!r}")\
             from None
     if dev.type not in ("cpu", "cuda"):
-        raise CaseError("train.device", f"must be auto, cpu, cuda or cuda:N, got {name!r}")
+        raise InputError("train.device", f"must be auto, cpu, cuda or cuda:N, got {name!r}")
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise CaseError("train.device", f"{name!r} requested but no CUDA device is present")
+        raise InputError("train.device", f"{name!r} requested but no CUDA device is present")
     return name
 
 
@@ -285,22 +281,22 @@ def train_settings(case, overrides: dict | None = None) -> TrainSettings:
     table.update(overrides or {})
     unknown = set(table) - _KEYS
     if unknown:
-        raise CaseError("train", f"unknown key(s) {sorted(unknown)}; known: {sorted(_KEYS)}")
+        raise InputError("train", f"unknown key(s) {sorted(unknown)}; known: {sorted(_KEYS)}")
     d = case.dim
     kf = kernel_flow_settings(case)
     model = _choice(table, "model", "fourier", MODELS)
     width = _int(table, "width", DEFAULT_WIDTH[d])
     f0 = _choice(table, "f0", "zero", F0_CHOICES)
     if model == "fourier" and f0 == "zero" and width % 2:
-        raise CaseError("train.width", f"must be even with f0 = 'zero', got {width}")
+        raise InputError("train.width", f"must be even with f0 = 'zero', got {width}")
     train_w = table.get("train_w", True)
     if not isinstance(train_w, bool):
-        raise CaseError("train.train_w", f"must be true or false, got {train_w!r}")
+        raise InputError("train.train_w", f"must be true or false, got {train_w!r}")
     compile_ = table.get("compile", False)
     if not isinstance(compile_, bool):
-        raise CaseError("train.compile", f"must be true or false, got {compile_!r}")
+        raise InputError("train.compile", f"must be true or false, got {compile_!r}")
     if compile_ and model != "fourier":
-        raise CaseError("train.compile", f"applies to model 'fourier' only, not {model!r}")
+        raise InputError("train.compile", f"applies to model 'fourier' only, not {model!r}")
     R = _float(table, "R", kf.R)
     sampling = _choice(table, "sampling", "grid", ("grid", "random"))
     default_samples = math.ceil(2 * R / kf.spacing) if sampling == "grid" else \
@@ -310,16 +306,16 @@ def train_settings(case, overrides: dict | None = None) -> TrainSettings:
     optimizer = _choice(table, "optimizer", "gd", OPTIMIZERS)
     steps = _int(table, "steps", None)
     if optimizer in ("adam", "adamw") and steps is None:
-        raise CaseError("train.steps", f"is required with optimizer {optimizer!r}: adaptive "
+        raise InputError("train.steps", f"is required with optimizer {optimizer!r}: adaptive "
                                        "steps have no PDE-time mapping")
     momentum = _float(table, "momentum", 0.0, 0.0, 1.0, strict_low=False)
     if momentum and optimizer not in ("gd", "sgd"):
-        raise CaseError("train.momentum", f"applies to gd and sgd, not {optimizer!r}")
+        raise InputError("train.momentum", f"applies to gd and sgd, not {optimizer!r}")
     batch_size = _int(table, "batch_size", max(1, n_total // 8) if optimizer == "sgd" else None)
     if batch_size is not None and optimizer != "sgd":
-        raise CaseError("train.batch_size", f"applies to sgd only, not {optimizer!r}")
+        raise InputError("train.batch_size", f"applies to sgd only, not {optimizer!r}")
     if batch_size is not None and batch_size > n_total:
-        raise CaseError("train.batch_size", f"must be <= the {n_total} samples, got {batch_size}")
+        raise InputError("train.batch_size", f"must be <= the {n_total} samples, got {batch_size}")
     device = resolve_device(table.get("device", "auto"))
     dtype = _choice(table, "dtype", "float64", ("float64", "float32"))
     rows_default = default_block_rows(width if model == "fourier" else 4 * width, device)
@@ -434,7 +430,7 @@ def check_learning_rate(lr: float, lam_max: float, momentum: float = 0.0) -> dic
             "top_mode_gd_factor": 1.0 - lr * lam_max,
             "top_mode_flow_factor": math.exp(-lr * lam_max)}
     if lr > REFUSE_FACTOR * bound:
-        raise CaseError("train.lr", f"η = {lr:.4g} is {lr / bound:.1f}× the stability bound "
+        raise InputError("train.lr", f"η = {lr:.4g} is {lr / bound:.1f}× the stability bound "
                                     f"2(1+μ)/λ_max = {bound:.4g} (λ_max = {lam_max:.4g} of the "
                                     f"NTK Gram (α/N)JJᵀ on the training samples); refused "
                                     f"beyond {REFUSE_FACTOR:g}×")
@@ -538,19 +534,19 @@ def train(case, out, *, resume: bool = False, overrides: dict | None = None,
     if resume:
         files = checkpoint_files(ckpt_dir)
         if not files:
-            raise CaseError("resume", f"no checkpoint in {ckpt_dir}")
+            raise InputError("resume", f"no checkpoint in {ckpt_dir}")
         state = torch.load(files[-1], map_location=device, weights_only=False)
         if state["case_toml"] != case.text:
-            raise CaseError("resume", f"the case differs from the one of the run in {out}")
+            raise InputError("resume", f"the case differs from the one of the run in {out}")
         if state["settings"] != _settings_record(settings):
             diff = {k: (v, _settings_record(settings)[k]) for k, v in state["settings"].items()
                     if _settings_record(settings).get(k) != v}
-            raise CaseError("resume", f"[train] settings differ from the run's: {diff}")
+            raise InputError("resume", f"[train] settings differ from the run's: {diff}")
         model.load_state_dict(state["model"])
         lr, report_steps, info = state["lr"], state["report_steps"], state["stability"]
     else:
         if checkpoint_files(ckpt_dir):
-            raise CaseError("out", f"{out} already holds checkpoints; resume the run or "
+            raise InputError("out", f"{out} already holds checkpoints; resume the run or "
                                    "choose another folder")
         lam = gram_lambda_max(model, x, alpha, max(settings.block_rows, 256))
         lr, report_steps = _schedule(case, settings, lam, volume)

@@ -35,7 +35,7 @@ import numpy as np
 from scipy import fft as sfft
 from scipy import linalg
 
-from freqdyn.errors import CaseError
+from freqdyn.errors import InputError
 from freqdyn.inputs.fourier import relative_l2, riemann_transform, tensor_grid
 from freqdyn.results import frequency_dataset
 
@@ -94,9 +94,9 @@ def default_settings(case) -> KernelFlowSettings:
     method = table.get("method", _method_for(n_total))
     for key, val in (("R", R), ("spacing", spacing)):
         if not isinstance(val, int | float) or isinstance(val, bool) or not val > 0:
-            raise CaseError(f"kernel_flow.{key}", f"must be a number > 0, got {val!r}")
+            raise InputError(f"kernel_flow.{key}", f"must be a number > 0, got {val!r}")
     if method not in ("eig", "lanczos"):
-        raise CaseError("kernel_flow.method", f"must be 'eig' or 'lanczos', got {method!r}")
+        raise InputError("kernel_flow.method", f"must be 'eig' or 'lanczos', got {method!r}")
     estimate = table.get("estimate_error", True)
     return KernelFlowSettings(R=float(R), spacing=float(spacing), method=method,
                               estimate_error=bool(estimate))

@@ -50,9 +50,9 @@ import numpy as np
 import sympy as sp
 from scipy import integrate, interpolate, linalg
 
-from freqdyn.errors import CaseError
+from freqdyn.errors import InputError
 from freqdyn.inputs.fourier import riemann_transform, tensor_grid
-from freqdyn.predict.fem import Problem, target_initial
+from freqdyn.predict.fem.problem import Problem, target_initial
 from freqdyn.theory.derive import derive_lfp
 
 LFP_KEYS = {"sigma_b", "weight_scale", "outer_std", "epsilon"}
@@ -83,7 +83,7 @@ def lfp_params(case, activation: str) -> LFPParams:
     table = case.section("lfp")
     unknown = set(table) - LFP_KEYS
     if unknown:
-        raise CaseError("lfp", f"unknown key(s) {sorted(unknown)}; known: {sorted(LFP_KEYS)}")
+        raise InputError("lfp", f"unknown key(s) {sorted(unknown)}; known: {sorted(LFP_KEYS)}")
     vals = {}
     for key, default in (("sigma_b", DEFAULT_SIGMA_B), ("weight_scale", 1.0),
                          ("outer_std", 1.0), ("epsilon", None)):
@@ -93,15 +93,15 @@ def lfp_params(case, activation: str) -> LFPParams:
             continue
         if isinstance(val, bool) or not isinstance(val, int | float) or not math.isfinite(val) \
                 or val <= 0:
-            raise CaseError(f"lfp.{key}", f"must be a finite number > 0, got {val!r}")
+            raise InputError(f"lfp.{key}", f"must be a finite number > 0, got {val!r}")
         vals[key] = float(val)
     if vals["sigma_b"] < 1:
-        raise CaseError("lfp.sigma_b", f"must be >= 1 (the LFP needs sigma_b >> 1), "
+        raise InputError("lfp.sigma_b", f"must be >= 1 (the LFP needs sigma_b >> 1), "
                                        f"got {vals['sigma_b']!r}")
     reach = float(np.min(np.max(np.abs(case.bounds), axis=1)))
     eps = vals["epsilon"]
     if eps is not None and eps >= reach:
-        raise CaseError("lfp.epsilon", f"must be smaller than the frequency box ({reach:g}), "
+        raise InputError("lfp.epsilon", f"must be smaller than the frequency box ({reach:g}), "
                                        f"got {eps!r}")
     return LFPParams(activation=activation, **vals)
 
@@ -279,7 +279,8 @@ def compare_with_kernel_flow(case, params: LFPParams, times=None, settings_table
     the three solutions (time, *xi) and the reference's settings.
     """
     from freqdyn.inputs.fourier import relative_l2
-    from freqdyn.predict.fem import fem_settings, solve_problem
+    from freqdyn.predict.fem.settings import fem_settings
+    from freqdyn.predict.fem.solver import solve_problem
 
     times = case.times if times is None else np.asarray(times, dtype=float)
     reference, info = relu_kernel_flow(case, params, times, R=R, spacing=spacing)

@@ -29,7 +29,9 @@ def solve(case, method: str = "fem", comm=None, progress: bool = True) -> xr.Dat
     """û(ξ, t) of ``case`` by ``method`` as a schema dataset (the same on every process)."""
     from mpi4py import MPI
 
-    from freqdyn.predict.fem import fem_settings, fourier_feature_problem, solve_problem
+    from freqdyn.predict.fem.problem import fourier_feature_problem
+    from freqdyn.predict.fem.settings import fem_settings
+    from freqdyn.predict.fem.solver import solve_problem
     from freqdyn.predict.lfp import lfp_ode, lfp_params, lfp_problem
     from freqdyn.results import frequency_dataset
 

@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from freqdyn.errors import CaseError
+from freqdyn.errors import InputError
 
 
 def _min(*args):
@@ -48,18 +48,18 @@ def check_rule(rule: str) -> ast.Expression:
     try:
         tree = ast.parse(rule.strip(), mode="eval")
     except SyntaxError as exc:
-        raise CaseError("claim.rule", f"is not a valid expression: {exc.msg}") from None
+        raise InputError("claim.rule", f"is not a valid expression: {exc.msg}") from None
     for node in ast.walk(tree):
         if not isinstance(node, _ALLOWED):
-            raise CaseError("claim.rule", f"{type(node).__name__} is not allowed in a rule")
+            raise InputError("claim.rule", f"{type(node).__name__} is not allowed in a rule")
         if isinstance(node, ast.Call):
             if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
-                raise CaseError("claim.rule", f"only the functions {sorted(FUNCTIONS)} "
+                raise InputError("claim.rule", f"only the functions {sorted(FUNCTIONS)} "
                                               "may be called")
             if node.keywords:
-                raise CaseError("claim.rule", "keyword arguments are not allowed")
+                raise InputError("claim.rule", "keyword arguments are not allowed")
         if isinstance(node, ast.Name) and node.id.startswith("_"):
-            raise CaseError("claim.rule", f"name {node.id!r} is not allowed")
+            raise InputError("claim.rule", f"name {node.id!r} is not allowed")
     return tree
 
 
@@ -79,7 +79,7 @@ def _as_value(value):
 def evaluate_rule(rule: str, summary: dict) -> bool:
     """The truth value of ``rule`` with the summary's keys as variables.
 
-    Missing names raise a :class:`CaseError` that lists the summary keys.  ``None``
+    Missing names raise a :class:`InputError` that lists the summary keys.  ``None``
     inside numeric lists (an event that never happened) becomes NaN, which fails
     every comparison.
     """
@@ -90,7 +90,7 @@ def evaluate_rule(rule: str, summary: dict) -> bool:
              and isinstance(node.ctx, ast.Store)}
     missing = sorted(names - bound - set(summary) - set(FUNCTIONS) - set(CONSTANTS))
     if missing:
-        raise CaseError("claim.rule", f"unknown name(s) {missing}; the summary has "
+        raise InputError("claim.rule", f"unknown name(s) {missing}; the summary has "
                                       f"{sorted(summary)}")
     namespace = {**CONSTANTS, **FUNCTIONS,
                  **{k: _as_value(v) for k, v in summary.items() if k.isidentifier()}}
@@ -99,9 +99,9 @@ def evaluate_rule(rule: str, summary: dict) -> bool:
             value = eval(compile(tree, "<claim.rule>", "eval"),  # noqa: S307 (checked grammar)
                          {"__builtins__": {}}, namespace)
     except (IndexError, KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
-        raise CaseError("claim.rule", f"could not be evaluated on this summary: "
+        raise InputError("claim.rule", f"could not be evaluated on this summary: "
                                       f"{type(exc).__name__}: {exc}") from None
     try:
         return bool(np.all(value))
     except (TypeError, ValueError) as exc:
-        raise CaseError("claim.rule", f"does not evaluate to a truth value: {exc}") from None
+        raise InputError("claim.rule", f"does not evaluate to a truth value: {exc}") from None

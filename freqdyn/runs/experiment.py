@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
-from freqdyn.errors import CaseError
+from freqdyn.errors import InputError
 from freqdyn.inputs.case import read_toml
 
 TABLES = {"experiment", "settings", "paper", "claim", "sweep"}  # [sweep]: grok.sweep
@@ -62,26 +62,26 @@ class Experiment:
         return self.settings.get(key, default)
 
     def require(self, key: str):
-        """The setting ``key``; a :class:`CaseError` naming ``settings.<key>`` if absent."""
+        """The setting ``key``; a :class:`InputError` naming ``settings.<key>`` if absent."""
         value = self.settings.get(key, _MISSING)
         if value is _MISSING:
-            raise CaseError(f"settings.{key}", f"required by experiment kind {self.kind!r}")
+            raise InputError(f"settings.{key}", f"required by experiment kind {self.kind!r}")
         return value
 
     def number(self, key: str, default=_MISSING, *, low: float | None = None,
                high: float | None = None, integer: bool = False):
-        """A numeric setting, checked: a CaseError names ``settings.<key>`` and the problem."""
+        """A numeric setting, checked: a InputError names ``settings.<key>`` and the problem."""
         value = self.require(key) if default is _MISSING else self.settings.get(key, default)
         ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
         if isinstance(value, bool) or not ok_type:
             kind = "an integer" if integer else "a number"
-            raise CaseError(f"settings.{key}", f"must be {kind}, got {value!r}")
+            raise InputError(f"settings.{key}", f"must be {kind}, got {value!r}")
         if value != value or value in (float("inf"), float("-inf")):
-            raise CaseError(f"settings.{key}", f"must be finite, got {value!r}")
+            raise InputError(f"settings.{key}", f"must be finite, got {value!r}")
         if low is not None and value < low:
-            raise CaseError(f"settings.{key}", f"must be ≥ {low:g}, got {value!r}")
+            raise InputError(f"settings.{key}", f"must be ≥ {low:g}, got {value!r}")
         if high is not None and value > high:
-            raise CaseError(f"settings.{key}", f"must be ≤ {high:g}, got {value!r}")
+            raise InputError(f"settings.{key}", f"must be ≤ {high:g}, got {value!r}")
         return value
 
 
@@ -96,21 +96,21 @@ def load_experiment(source: str | Path, *, text: str | None = None, paper: bool 
     data, text = read_toml(source, text, "experiment")
     unknown = set(data) - TABLES
     if unknown:
-        raise CaseError(sorted(unknown)[0], f"unknown table; known: {sorted(TABLES)}")
+        raise InputError(sorted(unknown)[0], f"unknown table; known: {sorted(TABLES)}")
     head = data.get("experiment")
     if not isinstance(head, dict):
-        raise CaseError("experiment", "the [experiment] table is required")
+        raise InputError("experiment", "the [experiment] table is required")
     kind = head.get("kind")
     if not isinstance(kind, str) or not kind:
-        raise CaseError("experiment.kind", f"must name an experiment kind, got {kind!r}")
+        raise InputError("experiment.kind", f"must name an experiment kind, got {kind!r}")
     name = head.get("name", path.stem if path else str(source))
     if not isinstance(name, str) or not name:
-        raise CaseError("experiment.name", f"must be a non-empty string, got {name!r}")
+        raise InputError("experiment.name", f"must be a non-empty string, got {name!r}")
     settings = data.get("settings", {})
     paper_table = data.get("paper", {})
     for table, value in (("settings", settings), ("paper", paper_table)):
         if not isinstance(value, dict):
-            raise CaseError(table, "must be a table")
+            raise InputError(table, "must be a table")
     merged = dict(settings)
     if paper:
         merged.update(paper_table)
@@ -120,14 +120,14 @@ def load_experiment(source: str | Path, *, text: str | None = None, paper: bool 
     if (not isinstance(seeds, (list, tuple)) or not seeds
             or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
                        for s in seeds)):
-        raise CaseError("experiment.seeds", f"must be a non-empty list of integers ≥ 0, "
+        raise InputError("experiment.seeds", f"must be a non-empty list of integers ≥ 0, "
                                             f"got {seeds!r}")
     if len(set(seeds)) != len(seeds):
-        raise CaseError("experiment.seeds", f"repeats a seed: {list(seeds)}")
+        raise InputError("experiment.seeds", f"repeats a seed: {list(seeds)}")
     claim = data.get("claim", {})
     rule = claim.get("rule") if isinstance(claim, dict) else None
     if not isinstance(rule, str) or not rule.strip():
-        raise CaseError("claim.rule", "an expression over the summary's keys is required "
+        raise InputError("claim.rule", "an expression over the summary's keys is required "
                                       "(what makes the claim hold)")
     from freqdyn.runs.claims import check_rule
 

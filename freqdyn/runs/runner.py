@@ -25,7 +25,7 @@ import numpy as np
 import xarray as xr
 
 from freqdyn import __version__
-from freqdyn.errors import CaseError
+from freqdyn.errors import InputError
 from freqdyn.runs.claims import evaluate_rule
 from freqdyn.runs.experiment import Experiment
 
@@ -61,7 +61,7 @@ class Outcome:
 def experiment_function(kind: str):
     """The function that runs experiments of ``kind``."""
     if kind not in KINDS:
-        raise CaseError("experiment.kind", f"unknown kind {kind!r}; known: {sorted(KINDS)}")
+        raise InputError("experiment.kind", f"unknown kind {kind!r}; known: {sorted(KINDS)}")
     target = KINDS[kind]
     if callable(target):
         return target

@@ -59,7 +59,7 @@ from pathlib import Path
 import numpy as np
 
 from freqdyn.analysis import compare
-from freqdyn.errors import CaseError
+from freqdyn.errors import InputError
 from freqdyn.inputs.case import Case, case_from_dict, read_toml
 from freqdyn.results import frequency_dataset, peak_ratios, read_dataset, write_dataset
 
@@ -147,11 +147,11 @@ def _case_data(raw: dict, base: Path) -> dict:
     if isinstance(spec, str):
         path = (base / spec).resolve()
         if not path.is_file():
-            raise CaseError("case", f"file {spec!r} not found (relative to {base})")
+            raise InputError("case", f"file {spec!r} not found (relative to {base})")
         return tomllib.loads(path.read_text())
     if isinstance(spec, dict):
         return dict(spec)
-    raise CaseError("case", "give a case file path or an inline [case] table")
+    raise InputError("case", "give a case file path or an inline [case] table")
 
 
 def load_study(source: str | Path, *, full: bool = False, text: str | None = None) -> Study:
@@ -160,12 +160,12 @@ def load_study(source: str | Path, *, full: bool = False, text: str | None = Non
     raw, text = read_toml(source, text, "study")
     unknown = set(raw) - STUDY_KEYS
     if unknown:
-        raise CaseError(sorted(unknown)[0], f"unknown study key; known: {sorted(STUDY_KEYS)}")
+        raise InputError(sorted(unknown)[0], f"unknown study key; known: {sorted(STUDY_KEYS)}")
     plan = dict(raw.get("measure", {}))
     if full:
         plan.update(raw.get("full", {}))
     for key in set(plan) - MEASURE_KEYS:
-        raise CaseError(f"measure.{key}", f"unknown key; known: {sorted(MEASURE_KEYS)}")
+        raise InputError(f"measure.{key}", f"unknown key; known: {sorted(MEASURE_KEYS)}")
     base = path.parent if path.suffix else path
     data = _case_data(raw, base)
     if "times" in plan:
@@ -186,18 +186,18 @@ def load_study(source: str | Path, *, full: bool = False, text: str | None = Non
     predictions = list(raw.get("predictions", []))
     for p in predictions:
         if p not in PREDICTIONS:
-            raise CaseError("predictions", f"unknown method {p!r}; known: {PREDICTIONS}")
+            raise InputError("predictions", f"unknown method {p!r}; known: {PREDICTIONS}")
     pde = raw.get("pde", predictions[0] if predictions else None)
     if pde is not None and pde not in predictions:
-        raise CaseError("pde", f"{pde!r} must be one of the predictions {predictions}")
+        raise InputError("pde", f"{pde!r} must be one of the predictions {predictions}")
     widths = [int(w) for w in plan.get("widths", [])]
     seeds = [int(s) for s in plan.get("seeds", [0])]
     if any(w < 2 or w % 2 for w in widths):
-        raise CaseError("measure.widths", f"must be even integers >= 2, got {widths}")
+        raise InputError("measure.widths", f"must be even integers >= 2, got {widths}")
     checks = list(raw.get("check", []))
     for i, chk in enumerate(checks):
         if chk.get("kind") not in CHECKS:
-            raise CaseError(f"check[{i}].kind", f"must be one of {sorted(CHECKS)}")
+            raise InputError(f"check[{i}].kind", f"must be one of {sorted(CHECKS)}")
     tol = plan.get("tolerance", raw.get("tolerance"))
     return Study(name=raw.get("name", path.stem), claim=raw.get("claim", ""), arms=arms,
                  predictions=predictions, pde=pde, widths=widths, seeds=seeds,
@@ -244,7 +244,7 @@ def _measure(case: Case, width: int, seed: int, train_overrides: dict, folder: P
         same = all(have.get(k) == v for k, v in wanted.items() if k not in EXECUTION_KEYS)
         if ds.attrs.get("case_toml") == case.text and same:
             return ds
-        raise CaseError("out", f"{folder} holds a different run; choose another --out")
+        raise InputError("out", f"{folder} holds a different run; choose another --out")
     return train(case, folder, overrides=overrides, progress=False, figure=False).dataset
 
 
@@ -332,7 +332,7 @@ def train_all(study: Study, out: str | Path, extra: dict | None = None,
     ``run_study`` with the same ``out`` reuses these runs.
     """
     for key in set(extra or {}) - EXECUTION_KEYS:
-        raise CaseError(f"train.{key}", f"only {sorted(EXECUTION_KEYS)} may be added here")
+        raise InputError(f"train.{key}", f"only {sorted(EXECUTION_KEYS)} may be added here")
     overrides = dict(study.train, **(extra or {}))
     for arm in study.arms:
         for width in study.widths:

@@ -43,7 +43,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from freqdyn.errors import CaseError
+from freqdyn.errors import InputError
 from freqdyn.results import atomic_write
 
 ENGINES = ("dask",)
@@ -77,24 +77,24 @@ def sweep_settings(text: str = "", *, environ: Mapping | None = None) -> SweepSe
     environ = os.environ if environ is None else environ
     table = tomllib.loads(text).get("sweep", {}) if text else {}
     if not isinstance(table, dict):
-        raise CaseError("sweep", "must be a table")
+        raise InputError("sweep", "must be a table")
     known = {"engine", "executor", "workers", "slurm"}
     unknown = sorted(set(table) - known)
     if unknown:
-        raise CaseError(f"sweep.{unknown[0]}", f"unknown key; known: {sorted(known)}")
+        raise InputError(f"sweep.{unknown[0]}", f"unknown key; known: {sorted(known)}")
     engine = table.get("engine", "dask")
     if engine not in ENGINES:
-        raise CaseError("sweep.engine", f"must be one of {ENGINES}, got {engine!r}")
+        raise InputError("sweep.engine", f"must be one of {ENGINES}, got {engine!r}")
     executor = environ.get(EXECUTOR_VARIABLE) or table.get("executor", "local")
     if executor not in EXECUTORS:
         field_name = EXECUTOR_VARIABLE if environ.get(EXECUTOR_VARIABLE) else "sweep.executor"
-        raise CaseError(field_name, f"must be one of {EXECUTORS}, got {executor!r}")
+        raise InputError(field_name, f"must be one of {EXECUTORS}, got {executor!r}")
     workers = table.get("workers", 2)
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise CaseError("sweep.workers", f"must be an integer ≥ 1, got {workers!r}")
+        raise InputError("sweep.workers", f"must be an integer ≥ 1, got {workers!r}")
     slurm = table.get("slurm", {})
     if not isinstance(slurm, dict):
-        raise CaseError("sweep.slurm", "must be a table of SLURMCluster options")
+        raise InputError("sweep.slurm", "must be a table of SLURMCluster options")
     return SweepSettings(executor=executor, workers=workers, slurm=dict(slurm))
 
 
@@ -106,7 +106,7 @@ def cell_id(cell: Mapping) -> str:
         parts.append(f"{key}{text}")
     name = "_".join(parts).replace("/", "-").replace(" ", "")
     if not name:
-        raise CaseError("sweep", "a cell needs at least one setting")
+        raise InputError("sweep", "a cell needs at least one setting")
     return name
 
 
@@ -178,12 +178,12 @@ def slurm_cluster(settings: SweepSettings):
     try:
         from dask_jobqueue import SLURMCluster
     except ImportError as err:  # pragma: no cover - a declared dependency
-        raise CaseError("sweep.executor", "slurm needs the dask-jobqueue package") from err
+        raise InputError("sweep.executor", "slurm needs the dask-jobqueue package") from err
     options = {**SLURM_DEFAULTS, **settings.slurm}
     try:
         return SLURMCluster(**options)
     except (TypeError, ValueError) as err:  # dask-jobqueue re-raises a bad keyword as ValueError
-        raise CaseError("sweep.slurm", f"not a SLURMCluster option: {err}") from err
+        raise InputError("sweep.slurm", f"not a SLURMCluster option: {err}") from err
 
 
 def run_sweep(task: Callable[[dict], dict], cells: Sequence[Mapping], out: str | Path,
@@ -200,7 +200,7 @@ def run_sweep(task: Callable[[dict], dict], cells: Sequence[Mapping], out: str |
     cells = [dict(cell) for cell in cells]
     ids = [cell_id(cell) for cell in cells]
     if len(set(ids)) != len(ids):
-        raise CaseError("sweep", "two cells have the same settings")
+        raise InputError("sweep", "two cells have the same settings")
     missing = [cell for cell in cells if load_cell(out, cell) is None]
     failures: dict[str, str] = {}
     if missing:

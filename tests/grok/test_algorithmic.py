@@ -8,7 +8,7 @@ import pytest
 import torch
 import xarray as xr
 
-from freqdyn.errors import CaseError
+from freqdyn.errors import InputError
 from freqdyn.grok.algorithmic import (
     NOTSAWO_ADDITION,
     PowerLaw,
@@ -53,7 +53,7 @@ def test_power_law_units_and_stopping_rule():
     assert 5.3e3 < NOTSAWO_ADDITION(30) < 5.9e3
     assert 9.0e4 < NOTSAWO_ADDITION(20) < 1.0e5
     assert stopping_budget(0.5, NOTSAWO_ADDITION) == math.ceil(NOTSAWO_ADDITION(50)) + 1000
-    with pytest.raises(CaseError):
+    with pytest.raises(InputError):
         fit_power_law([20, 30], [5.0, 3.0])
 
 
@@ -122,7 +122,7 @@ def test_budget_rules_and_default_batch():
     train_modular(cfg, seed=0, extra_loss=lambda m, x, y, t: sizes.append(len(x)) or 0.0,
                   progress=False)
     assert sizes == [min(512, round(0.6 * 169) // 2)]
-    with pytest.raises(CaseError) as err:
+    with pytest.raises(InputError) as err:
         train_modular({**TINY, "batch_size": "half"}, seed=0)
     assert err.value.field == "settings.batch_size"
 

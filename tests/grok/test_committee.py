@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch.func import jvp
 
-from freqdyn.errors import CaseError
+from freqdyn.errors import InputError
 from freqdyn.grok.committee import (
     committee_output,
     k0_gram,
@@ -211,11 +211,11 @@ def test_lazy_network_tracks_its_twin_and_k0_descent():
 
 def test_bad_input_names_the_field():
     gen = torch.Generator().manual_seed(0)
-    with pytest.raises(CaseError, match="settings.n_train"):
+    with pytest.raises(InputError, match="settings.n_train"):
         teacher_task(5, 0, 10, gen)
     task, w0, _ = _setup()
-    with pytest.raises(CaseError, match="settings.log_steps"):
+    with pytest.raises(InputError, match="settings.log_steps"):
         train_committee(task, w0, alpha=1, eps=0.1, eta0=1, steps=3, log_steps=[5])
-    with pytest.raises(CaseError, match="settings.eta0"):
+    with pytest.raises(InputError, match="settings.eta0"):
         train_committee(task, w0, alpha=0.05, eps=0.5, eta0=50, steps=200, log_steps=[200],
                         alignment=False, twin=False)

@@ -9,7 +9,7 @@ import pytest
 import xarray as xr
 
 from freqdyn.cli import main
-from freqdyn.errors import CaseError
+from freqdyn.errors import InputError
 from freqdyn.runs import runner
 from freqdyn.runs.claims import evaluate_rule
 from freqdyn.runs.experiment import load_experiment
@@ -74,18 +74,18 @@ def test_paper_size_seeds_and_overrides_merge():
     (("[paper]", "[extra]"), "extra"),
 ])
 def test_bad_files_name_the_field(edit, field):
-    with pytest.raises(CaseError) as info:
+    with pytest.raises(InputError) as info:
         load_experiment("toy", text=TEXT.replace(*edit))
     assert info.value.field == field
 
 
 def test_settings_are_checked_with_the_field_named():
     exp = load_experiment("toy", text=TEXT, overrides={"points": 1.5, "slope": float("nan")})
-    with pytest.raises(CaseError, match=r"settings.points: must be an integer"):
+    with pytest.raises(InputError, match=r"settings.points: must be an integer"):
         exp.number("points", integer=True)
-    with pytest.raises(CaseError, match=r"settings.slope: must be finite"):
+    with pytest.raises(InputError, match=r"settings.slope: must be finite"):
         exp.number("slope")
-    with pytest.raises(CaseError, match=r"settings.width: required"):
+    with pytest.raises(InputError, match=r"settings.width: required"):
         exp.require("width")
 
 
@@ -97,12 +97,12 @@ def test_claim_rules_compare_seed_by_seed():
     assert evaluate_rule("sum(grokked) >= 2 and not all(grokked)", summary) is True
     assert evaluate_rule("all(t4 > 0)", summary) is False          # None → NaN fails
     assert evaluate_rule("all(d > 5 * t for d, t in zip(delay, t2[:2]))", summary) is True
-    with pytest.raises(CaseError, match="unknown name"):
+    with pytest.raises(InputError, match="unknown name"):
         evaluate_rule("all(missing)", summary)
-    with pytest.raises(CaseError, match="could not be evaluated.*IndexError"):
+    with pytest.raises(InputError, match="could not be evaluated.*IndexError"):
         evaluate_rule("delay[5] > 0", summary)
     for rule in ("__import__('os')", "open('x')", "(lambda: 1)()", "delay.sum()"):
-        with pytest.raises(CaseError, match="claim.rule"):
+        with pytest.raises(InputError, match="claim.rule"):
             evaluate_rule(rule, summary)
 
 

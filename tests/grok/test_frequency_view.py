@@ -10,7 +10,7 @@ import torch
 import xarray as xr
 from sklearn.decomposition import PCA
 
-from freqdyn.errors import CaseError
+from freqdyn.errors import InputError
 from freqdyn.grok.frequency_view import (
     aliasing_points,
     frequency_mlp,
@@ -54,7 +54,7 @@ def test_aliasing_set_plants_the_k1_alias_of_the_spec_table():
     rand = aliasing_points(65, "non-uniform", extras="random", seed=4)
     assert np.array_equal(rand, aliasing_points(65, "non-uniform", extras="random", seed=4))
     assert np.isin(rand[30:], grid).all()
-    with pytest.raises(CaseError) as info:
+    with pytest.raises(InputError) as info:
         aliasing_points(65, "non-uniform", extras="sobol")
     assert info.value.field == "settings.extras"
 
@@ -238,6 +238,6 @@ def test_mnist_experiment_file_runs_on_idx_files(tmp_path):
     assert ds.train_acc.shape == (2, 1, 3)  # arms, seeds, evaluation steps 0, 1, 2
     ds.close()
     missing = load_experiment("mnist", text=text, overrides={"mnist_dir": str(tmp_path / "no")})
-    with pytest.raises(CaseError) as info:
+    with pytest.raises(InputError) as info:
         _image_data(missing, seed=0)
     assert info.value.field == "settings.mnist_dir"

@@ -6,7 +6,7 @@ import struct
 import numpy as np
 import pytest
 
-from freqdyn.errors import CaseError
+from freqdyn.errors import InputError
 from freqdyn.grok.images import load_digits, load_mnist, read_idx, subsample_train
 
 
@@ -54,14 +54,14 @@ def test_idx_type_codes(tmp_path, code, fmt, dtype):
 
 def test_bad_idx_files_name_the_setting(tmp_path):
     (tmp_path / "bad").write_bytes(b"\x01\x02\x03\x04")
-    with pytest.raises(CaseError, match="not an IDX file") as info:
+    with pytest.raises(InputError, match="not an IDX file") as info:
         read_idx(tmp_path / "bad")
     assert info.value.field == "settings.mnist_dir"
     short = idx_bytes(np.zeros((2, 2), np.uint8), 0x08, "B")[:-1]
     (tmp_path / "short").write_bytes(short)
-    with pytest.raises(CaseError, match="promises"):
+    with pytest.raises(InputError, match="promises"):
         read_idx(tmp_path / "short")
-    with pytest.raises(CaseError, match="neither"):
+    with pytest.raises(InputError, match="neither"):
         load_mnist(tmp_path)
 
 
@@ -74,6 +74,6 @@ def test_digits_split_and_subsample_are_seeded_and_disjoint():
     assert not any(row.tobytes() in train_rows for row in a.x_test)  # digits has no duplicates
     small = subsample_train(a, 100, seed=1)
     assert small.x_train.shape == (100, 64) and small.x_test is a.x_test
-    with pytest.raises(CaseError) as info:
+    with pytest.raises(InputError) as info:
         load_digits(1797, seed=0)
     assert info.value.field == "settings.n_train"

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from freqdyn.errors import CaseError
+from freqdyn.errors import InputError
 from freqdyn.grok.landscape import (
     filter_normalize,
     flat_parameters,
@@ -82,7 +82,7 @@ def test_trajectory_pca_recovers_known_variance_shares():
 
 
 def test_trajectory_pca_rejects_short_input():
-    with pytest.raises(CaseError, match="snapshots"):
+    with pytest.raises(InputError, match="snapshots"):
         trajectory_pca(np.zeros((2, 5)))
 
 
@@ -132,7 +132,7 @@ def test_direction_kinds_follow_their_definitions():
     assert slice_direction("toward-final", current, final=final)[0].tolist() == [2.0, 3.0]
     assert slice_direction("step", current, following=following)[0].tolist() == [0.5, 0.5]
     assert slice_direction("from-init", current, initial=initial)[0].tolist() == [-1.0, -2.0]
-    with pytest.raises(CaseError, match="final"):
+    with pytest.raises(InputError, match="final"):
         slice_direction("toward-final", current)
-    with pytest.raises(CaseError, match="direction"):
+    with pytest.raises(InputError, match="direction"):
         slice_direction("sideways", current)

@@ -7,7 +7,7 @@ import pytest
 import torch
 import xarray as xr
 
-from freqdyn.errors import CaseError
+from freqdyn.errors import InputError
 from freqdyn.grok.lazy_rich import first_passage, grok_amount, log_schedule
 from freqdyn.runs.experiment import load_experiment
 from freqdyn.runs.runner import run_experiment
@@ -43,7 +43,7 @@ def test_log_schedule():
     assert grid[0] == 0 and grid[-1] == 1000
     assert {300, 600, 900, 1, 5, 31, 177}.issubset(set(grid.tolist()))
     assert np.all(np.diff(grid) > 0)
-    with pytest.raises(CaseError, match="settings.log_every"):
+    with pytest.raises(InputError, match="settings.log_every"):
         log_schedule(10, 0)
 
 
@@ -138,10 +138,10 @@ def test_modular_mlp_end_to_end(tmp_path):
 
 
 def test_bad_settings_name_the_field(tmp_path):
-    with pytest.raises(CaseError, match="settings.alphas"):
+    with pytest.raises(InputError, match="settings.alphas"):
         run_experiment(_experiment("lazy-rich-alpha-sweep", dict(TOY, alphas=[1.0])),
                        tmp_path)
-    with pytest.raises(CaseError, match="settings.epsilons"):
+    with pytest.raises(InputError, match="settings.epsilons"):
         run_experiment(_experiment("lazy-rich-phase", dict(TOY, alphas=[1.0, 2.0])), tmp_path)
-    with pytest.raises(CaseError, match="settings.centered"):
+    with pytest.raises(InputError, match="settings.centered"):
         run_experiment(_experiment("lazy-rich-toy", dict(TOY, centered="yes")), tmp_path)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from freqdyn.errors import CaseError
+from freqdyn.errors import InputError
 from freqdyn.nets.loop import TrainingDiverged, adamw, checkpoint_files, train_loop
 
 
@@ -102,7 +102,7 @@ def test_warmup_is_linear_over_the_first_updates():
     assert rates[:10] == pytest.approx([1e-4 * (t + 1) for t in range(10)])
     assert rates[10:] == pytest.approx([1e-3, 1e-3])
     assert opt.param_groups[0]["betas"] == (0.9, 0.98)
-    with pytest.raises(CaseError, match="settings.lr"):
+    with pytest.raises(InputError, match="settings.lr"):
         adamw(model, lr=0.0, weight_decay=1.0)
 
 

@@ -11,7 +11,7 @@ import pytest
 import xarray as xr
 from scipy import signal, stats
 
-from freqdyn.errors import CaseError
+from freqdyn.errors import InputError
 from freqdyn.grok import loss_spectrum as ls
 
 
@@ -119,11 +119,11 @@ def test_smooth_activity_ignores_a_quadratic_trend_and_sees_a_fast_oscillation()
 
 
 def test_bad_inputs_name_the_field():
-    with pytest.raises(CaseError, match="settings.detrend_window"):
+    with pytest.raises(InputError, match="settings.detrend_window"):
         ls.detrend(np.ones(100), "smooth", window=50)
-    with pytest.raises(CaseError, match="settings.detrend"):
+    with pytest.raises(InputError, match="settings.detrend"):
         ls.detrend(np.ones(100), "wavelet")
-    with pytest.raises(CaseError, match="settings.t0"):
+    with pytest.raises(InputError, match="settings.t0"):
         ls.spectral_signature(np.ones(100), t0=400)
 
 

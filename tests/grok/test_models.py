@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from freqdyn.errors import CaseError
+from freqdyn.errors import InputError
 from freqdyn.grok.models import NandaTransformer, PairMLP, PowerDecoder, _Attention, build_model
 from freqdyn.grok.modular import modular_dataset
 
@@ -145,6 +145,6 @@ def test_seeding_is_local_and_init_scale_multiplies_every_parameter():
     ({"model": "nanda", "init_scale": -1.0}, "settings.init_scale"),
 ])
 def test_bad_settings_name_the_field(cfg, field):
-    with pytest.raises(CaseError) as err:
+    with pytest.raises(InputError) as err:
         build_model(cfg, DATA, seed=0)
     assert err.value.field == field

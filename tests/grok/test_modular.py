@@ -5,7 +5,7 @@ import itertools
 import pytest
 import torch
 
-from freqdyn.errors import CaseError
+from freqdyn.errors import InputError
 from freqdyn.grok.modular import OPERATIONS, S5, modular_dataset
 
 P = 11
@@ -95,6 +95,6 @@ def test_symmetric_dedupe_keeps_one_of_each_unordered_pair():
     (dict(p=7, operation="-", dedupe_symmetric=True), "dedupe_symmetric"),
 ])
 def test_bad_input_names_the_field(kwargs, field):
-    with pytest.raises(CaseError) as err:
+    with pytest.raises(InputError) as err:
         modular_dataset(**kwargs)
     assert err.value.field == field

@@ -8,7 +8,7 @@ import pytest
 import torch
 import xarray as xr
 
-from freqdyn.errors import CaseError
+from freqdyn.errors import InputError
 from freqdyn.grok.models import build_model
 from freqdyn.grok.modular import modular_dataset
 from freqdyn.grok.progress import (
@@ -31,7 +31,7 @@ from freqdyn.runs.runner import run_experiment
 def test_fourier_basis_is_orthonormal(p):
     basis = fourier_basis(p)
     np.testing.assert_allclose(basis @ basis.T, np.eye(p), atol=1e-12)
-    with pytest.raises(CaseError):
+    with pytest.raises(InputError):
         fourier_basis(8)
 
 
@@ -62,7 +62,7 @@ def test_key_frequencies_stand_out_of_the_floor():
         norms = fourier_norms(planted + 0.1 * rng.normal(size=(p, 64)))
         assert key_frequencies(norms) == [4, 9]
         assert key_share(norms, [4, 9]) > 0.95
-    with pytest.raises(CaseError, match="key_factor"):
+    with pytest.raises(InputError, match="key_factor"):
         key_frequencies(norms, 1.0)
 
 
@@ -225,5 +225,5 @@ def test_progress_run_resumes_with_its_weight_copies(tmp_path, monkeypatch):
                 "neuron_clustered_share", "excluded_rise_factor"):
         assert resumed[key] == whole[key]
     other = load_experiment("tiny", text=text.replace("lr = 1e-2", "lr = 2e-2"))
-    with pytest.raises(CaseError, match="another run"):
+    with pytest.raises(InputError, match="another run"):
         run_progress_measures(other, tmp_path / "cut", "cpu")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from freqdyn.errors import CaseError
+from freqdyn.errors import InputError
 from freqdyn.grok.robustness import (
     abelian_penalty,
     abelian_tests,
@@ -27,7 +27,7 @@ def test_sigma_schedule_follows_the_max_rule():
     assert perturbation_sigma(0.1, 0.5, 0.4) == pytest.approx(0.45)
     assert perturbation_sigma(0.5, 0.5, 0.4) == 0.4
     assert perturbation_sigma(1.0, 0.06, 0.03) == 0.03
-    with pytest.raises(CaseError, match="train_accuracy"):
+    with pytest.raises(InputError, match="train_accuracy"):
         perturbation_sigma(1.5, 0.5, 0.4)
 
 
@@ -112,7 +112,7 @@ def test_information_metrics_of_an_unperturbed_batch():
 
 
 def test_entropy_rejects_bad_order():
-    with pytest.raises(CaseError, match="renyi_alpha"):
+    with pytest.raises(InputError, match="renyi_alpha"):
         matrix_renyi_entropy(torch.eye(3), 0.0)
 
 
@@ -231,7 +231,7 @@ def test_one_hot_noise_reaches_the_embeddings_through_the_token_matrix():
     plain = noise_in_embedding_space(model, emb, 0.5, "embedding", generator)
     np.testing.assert_allclose((plain.T @ plain / len(plain)).numpy(),
                                0.25 * np.eye(2), atol=0.02)
-    with pytest.raises(CaseError, match="noise_on"):
+    with pytest.raises(InputError, match="noise_on"):
         noise_in_embedding_space(model, emb, 0.5, "weights", generator)
 
 

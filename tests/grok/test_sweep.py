@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from freqdyn.errors import CaseError
+from freqdyn.errors import InputError
 from freqdyn.runs import sweep
 
 
@@ -53,7 +53,7 @@ queue = "short"
     ("[sweep]\npool = 2", "sweep.pool"),
 ])
 def test_bad_sweep_settings_name_the_field(text, field):
-    with pytest.raises(CaseError, match=field):
+    with pytest.raises(InputError, match=field):
         sweep.sweep_settings(text, environ={})
 
 
@@ -130,5 +130,5 @@ scheduler_options = {dashboard_address = ":0"}
     assert "#SBATCH -t 02:30:00" in script
     assert "#SBATCH --gres=gpu:1" in script
     assert "--nthreads 1" in script or "--nworkers 1" in script
-    with pytest.raises(CaseError, match="sweep.slurm"):
+    with pytest.raises(InputError, match="sweep.slurm"):
         sweep.slurm_cluster(sweep.SweepSettings("slurm", 1, {"no_such_option": 1}))

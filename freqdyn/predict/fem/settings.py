@@ -1,0 +1,177 @@
+"""The ``[fem]`` table: degree, scheme, cells, tolerances; defaults chosen from the case."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from freqdyn.errors import InputError
+from freqdyn.predict.fem.grading import AxisGrading, mesh_grading
+from freqdyn.predict.fem.mesh import build_mesh
+from freqdyn.predict.fem.problem import Problem
+from freqdyn.predict.fem.stack import MPI, basix, fem, ufl
+from freqdyn.predict.fem.stepping import default_dt_ratio
+
+SCHEMES = ("be", "cn", "modal")
+FEM_KEYS = {"cells", "degree", "scheme", "dt", "tol", "startup", "modal_tol", "mesh"}
+MESH_KINDS = ("graded", "uniform")
+#: Default accuracy target (relative) of the space and of the time discretisation each,
+#: per dimension (in d ≥ 2 a looser target keeps the default mesh affordable).
+DEFAULT_TOL = {1: 1e-4, 2: 3e-4, 3: 3e-4}
+#: Largest number of cells per axis the automatic mesh choice may use, per dimension.
+MAX_CELLS = {1: 200_000, 2: 1200, 3: 120}
+
+
+@dataclass(frozen=True)
+class FemSettings:
+    cells: tuple[int, ...]
+    degree: int
+    scheme: str
+    dt: float | None  # uniform step (given in [fem]); None: graded default
+    dt_ratio: float | None  # graded default: steps Δt_j = dt_ratio · t_j
+    tol: float
+    startup: int
+    modal_tol: float
+    grading: tuple[AxisGrading, ...] | None = None  # None: uniform cells
+
+
+def _read_number(table, key, lo, hi, default, integer=False):
+    if key not in table:
+        return default
+    val = table[key]
+    kind = int if integer else int | float
+    if isinstance(val, bool) or not isinstance(val, kind) or not math.isfinite(val):
+        raise InputError(f"fem.{key}", f"must be {'an integer' if integer else 'a number'}, "
+                                      f"got {val!r}")
+    if not lo < val <= hi if not integer else not lo <= val <= hi:
+        rel = f"in [{lo}, {hi}]" if integer else f"> {lo:g}" + (f" and <= {hi:g}"
+                                                                if hi < math.inf else "")
+        raise InputError(f"fem.{key}", f"must be {rel}, got {val!r}")
+    return val
+
+
+def read_fem_table(table: dict, dim: int) -> dict:
+    """Validate a ``[fem]`` table; returns the keys given (checked), nothing filled in."""
+    unknown = set(table) - FEM_KEYS
+    if unknown:
+        raise InputError("fem", f"unknown key(s) {sorted(unknown)}; known: {sorted(FEM_KEYS)}")
+    out = {}
+    if "cells" in table:
+        raw = table["cells"]
+        cells = raw if isinstance(raw, list) else [raw] * dim
+        if len(cells) != dim or any(isinstance(c, bool) or not isinstance(c, int) or c < 1
+                                    for c in cells):
+            raise InputError("fem.cells", f"must be an integer >= 1 (or {dim} of them), "
+                                         f"got {raw!r}")
+        out["cells"] = tuple(cells)
+    if "degree" in table:
+        out["degree"] = _read_number(table, "degree", 1, 3, None, integer=True)
+    if "scheme" in table:
+        if table["scheme"] not in SCHEMES:
+            raise InputError("fem.scheme", f"must be one of {', '.join(SCHEMES)}, "
+                                          f"got {table['scheme']!r}")
+        out["scheme"] = table["scheme"]
+    if "mesh" in table:
+        if table["mesh"] not in MESH_KINDS:
+            raise InputError("fem.mesh", f"must be one of {', '.join(MESH_KINDS)}, "
+                                        f"got {table['mesh']!r}")
+        out["mesh"] = table["mesh"]
+    if "dt" in table:
+        out["dt"] = float(_read_number(table, "dt", 0.0, math.inf, None))
+    if "tol" in table:
+        out["tol"] = float(_read_number(table, "tol", 0.0, 0.1, None))
+    if "modal_tol" in table:
+        out["modal_tol"] = float(_read_number(table, "modal_tol", 0.0, 0.1, None))
+    if "startup" in table:
+        out["startup"] = _read_number(table, "startup", 0, 100, None, integer=True)
+    return out
+
+
+def relative_interpolation_error(problem: Problem, cells, degree: int, t_end: float,
+                                 grading=None, comm=MPI.COMM_SELF) -> float:
+    """Largest relative L² error of the P_k interpolant of û₀ and of û₀ e^{−c t_end}.
+
+    The second function carries the structure the damping imprints on the solution.
+    Both are compared with their exact values at the quadrature points.  The interpolant
+    is taken cell by cell (discontinuous P_k, nodes nudged 1e-9 of the way to the cell
+    centre), so a jump of c at a mesh line, which the PDE solution smooths into a kink,
+    is measured from each side rather than as an O(1) interpolation error.
+    """
+    disc_mesh = build_mesh(comm, problem, cells, grading)
+    V = fem.functionspace(disc_mesh, ("Discontinuous Lagrange", degree))
+    q = 2 * degree + 4
+    dx = ufl.dx(domain=disc_mesh, metadata={"quadrature_degree": q})
+    Q = fem.functionspace(disc_mesh, basix.ufl.quadrature_element(disc_mesh.basix_cell(),
+                                                                  degree=q))
+    xq = Q.tabulate_dof_coordinates()[:, :problem.dim]
+    xv = V.tabulate_dof_coordinates()[:, :problem.dim]
+    cell_dofs = V.dofmap.list
+    centre = np.empty_like(xv)
+    centre[cell_dofs.ravel()] = np.repeat(xv[cell_dofs].mean(axis=1), cell_dofs.shape[1], axis=0)
+    xv = xv + 1e-9 * (centre - xv)
+    u_q, u_v = problem.initial(xq), problem.initial(xv)
+    decay_q, decay_v = np.exp(-problem.damping(xq) * t_end), np.exp(-problem.damping(xv) * t_end)
+    worst = 0.0
+    for exact_q, interp_v in ((u_q, u_v), (u_q * decay_q, u_v * decay_v)):
+        num = den = 0.0
+        for part in (np.real, np.imag):
+            fq, fv = fem.Function(Q), fem.Function(V)
+            fq.x.array[:] = part(exact_q)
+            fv.x.array[:] = part(interp_v)
+            num += fem.assemble_scalar(fem.form((fv - fq) ** 2 * dx))
+            den += fem.assemble_scalar(fem.form(fq**2 * dx))
+        num, den = comm.allreduce(num), comm.allreduce(den)
+        worst = max(worst, math.sqrt(num / den) if den > 0 else 0.0)
+    return worst
+
+
+def default_cells(problem: Problem, degree: int, tol: float, t_end: float,
+                  grading=None) -> tuple[int, ...]:
+    """Cells per axis (in proportion to the axis lengths) whose interpolation error is ≤ tol.
+
+    Starts from 16 cells on the longest axis and uses the P_k rate h^{k+1} to predict the
+    count, re-measuring until the error is below ``tol`` (a resolution of the spectral
+    peaks of û₀: for a Gaussian window of width ℓ they have std 1/(2πℓ) in ξ).
+    """
+    lengths = problem.domain[:, 1] - problem.domain[:, 0]
+    cap = MAX_CELLS[problem.dim]
+
+    def cells_for(n_long):
+        return tuple(max(2, int(math.ceil(n_long * L / lengths.max()))) for L in lengths)
+
+    n = 16
+    for _ in range(12):
+        err = relative_interpolation_error(problem, cells_for(n), degree, t_end, grading)
+        if err <= tol:
+            return cells_for(n)
+        if n >= cap:
+            raise InputError("fem.cells", f"the automatic mesh needs more than {cap} cells per "
+                                         f"axis for fem.tol = {tol:g}; set fem.cells or raise "
+                                         "fem.tol")
+        factor = (err / tol) ** (1.0 / (degree + 1))
+        n = min(cap, int(math.ceil(n * min(max(1.15 * factor, 1.25), 8.0))))
+    return cells_for(n)
+
+
+def fem_settings(problem: Problem, table: dict, times: np.ndarray,
+                 scheme: str | None = None) -> FemSettings:
+    """Settings from a ``[fem]`` table, defaults filled in (``scheme`` overrides the table)."""
+    given = read_fem_table(table, problem.dim)
+    degree = given.get("degree", 2)
+    scheme = scheme or given.get("scheme", "cn")
+    tol = given.get("tol", DEFAULT_TOL[problem.dim])
+    startup = given.get("startup", 2 if scheme == "cn" else 0)
+    t_end = float(times[-1])
+    grading = None
+    if given.get("mesh", "graded") == "graded":
+        grading = mesh_grading(problem, degree, t_end)
+    cells = given.get("cells") or default_cells(problem, degree, tol, t_end, grading)
+    dt = given.get("dt") if scheme != "modal" else None
+    ratio = None
+    if scheme != "modal" and dt is None:
+        ratio = default_dt_ratio(times, scheme, startup, tol)
+    return FemSettings(cells=tuple(cells), degree=degree, scheme=scheme, dt=dt, dt_ratio=ratio,
+                       tol=tol, startup=startup, modal_tol=given.get("modal_tol", 1e-8),
+                       grading=grading)

@@ -1,0 +1,113 @@
+"""The driver: discretise, march or expand in modes, evaluate on the case's ξ grid."""
+
+from __future__ import annotations
+
+import time as _time
+from dataclasses import dataclass
+
+import numpy as np
+
+from freqdyn.inputs.fourier import tensor_grid
+from freqdyn.predict.fem.discretisation import Discretisation, PointEvaluator
+from freqdyn.predict.fem.modal import modal_solution
+from freqdyn.predict.fem.problem import Problem
+from freqdyn.predict.fem.settings import FemSettings
+from freqdyn.predict.fem.stack import MPI, fem
+from freqdyn.predict.fem.stepping import step_plan
+from freqdyn.predict.fem.theta import integrate_theta
+
+
+def _snap(grid_axes, problem: Problem, tol) -> list[np.ndarray]:
+    """Grid coordinates within ``tol`` of a mesh line (box edge, breakpoint, ball radius)
+    moved onto it, so a point on a jump of ρ_w is located the same way on every mesh."""
+    out = []
+    for i, axis in enumerate(grid_axes):
+        lines = np.concatenate([problem.domain[i], problem.breakpoints[i],
+                                [-problem.hole, problem.hole] if problem.hole > 0 else []])
+        axis = np.array(axis, dtype=float)
+        near = np.abs(axis[:, None] - lines[None, :])
+        hit = near.min(axis=1) <= tol[i]
+        axis[hit] = lines[near.argmin(axis=1)[hit]]
+        out.append(axis)
+    return out
+
+
+@dataclass
+class FemResult:
+    """û on the requested grid, shape (time, *xi), with metadata for the result file."""
+
+    u_hat: np.ndarray
+    attrs: dict
+    variables: dict
+
+
+def solve_problem(problem: Problem, times, grid_axes: list[np.ndarray],
+                  settings: FemSettings, comm=MPI.COMM_WORLD, progress: bool = True
+                  ) -> FemResult:
+    """Solve ``problem`` and evaluate û_h at the tensor grid ``grid_axes`` at ``times``."""
+    start = _time.perf_counter()
+    times = np.asarray(times, dtype=float)
+    disc = Discretisation(problem, settings.cells, settings.degree, comm, settings.grading)
+    box = problem.domain
+    span = box[:, 1] - box[:, 0]
+    grid = tensor_grid(_snap(grid_axes, problem, 1e-9 * span)).reshape(-1, problem.dim)
+    in_box = np.all((grid >= box[:, 0] - 1e-12 * span) & (grid <= box[:, 1] + 1e-12 * span),
+                    axis=1)
+    evaluator = PointEvaluator(disc.mesh, np.clip(grid, box[:, 0], box[:, 1]))
+    on_mesh = in_box & evaluator.found
+    fill = np.full(grid.shape[0], np.nan, dtype=complex)
+    if problem.outside == "initial" and not np.all(on_mesh):
+        off = grid[~on_mesh]
+        inside = in_box[~on_mesh]
+        if np.any(problem.damping(off[inside]) + problem.diffusion(off[inside]) > 0):
+            raise RuntimeError("grid points where the PDE is active were not located")
+        fill[~on_mesh] = problem.initial(off)
+    shape = tuple(a.size for a in grid_axes)
+    out = np.empty((times.size, *shape), dtype=complex)
+    f = fem.Function(disc.V)
+
+    def observe(j, re, im):
+        vals = fill.copy()
+        parts = []
+        for vec in (re, im):
+            vec.copy(f.x.petsc_vec)
+            f.x.scatter_forward()
+            parts.append(evaluator(f))
+        vals[on_mesh] = parts[0][on_mesh] + 1j * parts[1][on_mesh]
+        out[j] = vals.reshape(shape)
+
+    setup = _time.perf_counter() - start
+    attrs = {"cells": list(settings.cells), "degree": settings.degree, "dofs": int(disc.dofs),
+             "mesh": "uniform" if settings.grading is None else
+             "graded (per-axis equidistribution of the interpolation error)",
+             "domain": problem.domain.tolist(), "mpi_processes": comm.size,
+             "scheme": settings.scheme, "tol": settings.tol}
+    attrs.update({k: v for k, v in problem.notes.items()})
+    if not np.all(on_mesh):
+        attrs["outside_domain"] = (
+            f"u_hat keeps its initial value at {int((~on_mesh).sum())} grid points where "
+            "the coefficients vanish (outside the meshed support of rho_w: never learned); "
+            "those values are exact, not computed" if problem.outside == "initial" else
+            f"u_hat is NaN at {int((~on_mesh).sum())} grid points off the mesh (not modelled)")
+    variables = {}
+    if settings.scheme == "modal":
+        lam, weight, trunc, info = modal_solution(disc, times, settings.modal_tol, observe)
+        attrs.update(modes=info["modes"], eigensolver=info["eigensolver"],
+                     modal_tol=settings.modal_tol)
+        variables["modal_rate"] = (("mode",), lam)
+        variables["modal_weight"] = (("mode",), weight)
+        variables["modal_truncation_error"] = (("time",), trunc)
+    else:
+        limit = settings.dt if settings.dt is not None else settings.dt_ratio * times
+        plan = step_plan(times, limit, settings.scheme, settings.startup)
+        info = integrate_theta(disc, plan, observe, progress)
+        steps = [h for h, n in plan.intervals if n]
+        attrs.update(dt=max(steps, default=0.0), dt_per_interval=[h for h, _ in plan.intervals],
+                     dt_rule="uniform (fem.dt)" if settings.dt is not None else
+                     f"graded: dt_j <= {settings.dt_ratio:.4g} t_j (a-priori bound <= tol)",
+                     steps=plan.steps, startup=settings.startup,
+                     factorisations=info["factorisations"])
+        variables["time_error_bound"] = (("time",), plan.error_bound())
+    attrs["seconds_setup"] = setup
+    attrs["seconds"] = _time.perf_counter() - start
+    return FemResult(u_hat=out, attrs=attrs, variables=variables)
