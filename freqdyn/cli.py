@@ -18,7 +18,6 @@ import argparse
 import platform
 import sys
 import tomllib
-from dataclasses import replace
 from importlib import metadata
 from pathlib import Path
 
@@ -26,6 +25,7 @@ import numpy as np
 
 from freqdyn import __version__
 from freqdyn.errors import InputError
+from freqdyn.predict.registry import PREDICTORS, methods
 
 
 def _cmd_derive(args) -> int:
@@ -47,37 +47,22 @@ def _cmd_derive(args) -> int:
     return 0
 
 
-def _cmd_kernel_flow(args) -> int:
+def _cmd_solve(args) -> int:
     from freqdyn.inputs.case import load_case
-    from freqdyn.plots import dynamics_figure, save
-    from freqdyn.predict.kernel_flow import default_settings, kernel_flow
-    from freqdyn.results import write_dataset
+    from freqdyn.runs.predictions import solve_to
 
-    case = load_case(args.case)
-    out = Path(args.out)
-    settings = default_settings(case)
-    ds = kernel_flow(case, settings)
-    path = write_dataset(ds, out / "prediction.nc")
-    err = ds["truncation_error"].values if "truncation_error" in ds else np.array([np.nan])
-    print(f"kernel flow on {case.name}: {settings.method}, "
-          f"{settings.axis().size ** case.dim} grid points "
-          f"(R = {settings.R:.3g}, h = {settings.spacing:.3g}), "
-          f"estimated truncation error <= {np.nanmax(err):.1e}")
-    print(f"  wrote {path}")
-    if not args.no_figure:
-        dense = np.union1d(case.times, np.linspace(0.0, case.times[-1], 81))
-        fig_ds = kernel_flow(case, replace(settings, estimate_error=False), times=dense)
-        fig = dynamics_figure(fig_ds, title=f"{case.name}: kernel-flow reference, "
-                                            f"error transform |û(ξ, t)|")
-        save(fig, out / "prediction.png")
-        print(f"  wrote {out / 'prediction.png'}")
+    written = solve_to(load_case(args.case), args.out, args.method,
+                       figure=not args.no_figure)
+    if written is not None:
+        print(written.summary)
+        for path in written.paths:
+            print(f"  wrote {path}")
     return 0
 
 
-def _cmd_solve(args) -> int:
-    from freqdyn.predict.registry import run
-
-    return run(args.case, args.out, args.method, figure=not args.no_figure)
+def _cmd_kernel_flow(args) -> int:
+    args.method = "kernel-flow"
+    return _cmd_solve(args)
 
 
 def _cmd_train(args) -> int:
@@ -190,7 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print a JSON object")
     p.set_defaults(func=_cmd_derive)
 
-    p = sub.add_parser("kernel-flow", help="kernel-flow reference prediction")
+    p = sub.add_parser("kernel-flow", help="kernel-flow reference prediction (= solve "
+                                           "--method kernel-flow)")
     p.add_argument("case", help="case file (TOML)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--no-figure", action="store_true", help="skip prediction.png")
@@ -199,8 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("solve", help="finite-element / modal / LFP prediction (MPI-aware)")
     p.add_argument("case", help="case file (TOML)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--method", default="fem", choices=["fem", "modal", "lfp-relu", "lfp-tanh",
-                                                       "lfp-relu-ode", "lfp-tanh-ode"])
+    p.add_argument("--method", default="fem", choices=list(methods()),
+                   help="prediction method (default: %(default)s): " + ", ".join(
+                       f"{m.name}: {m.description}" for m in PREDICTORS.values()))
     p.add_argument("--no-figure", action="store_true", help="skip prediction.png")
     p.set_defaults(func=_cmd_solve)
 
@@ -254,6 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")  # the command line draws to files only
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -11,8 +11,9 @@ from scipy import integrate
 
 from freqdyn.inputs.case import load_case
 from freqdyn.inputs.symbols import axis_symbols
-from freqdyn.theory.derive import activation_transform_squared, derive, derive_lfp, unit_ntk
-from freqdyn.theory.ntk import analytic_ntk
+from freqdyn.theory.derive import derive, unit_ntk
+from freqdyn.theory.lfp import activation_transform_squared, derive_lfp
+from freqdyn.theory.ntk import fourier_feature_ntk as analytic_ntk
 
 RHO = {
     "gaussian": 'family = "gaussian"\nscale = 1.2',

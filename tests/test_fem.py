@@ -20,7 +20,7 @@ from freqdyn.predict.fem.problem import Problem, density_breakpoints, fourier_fe
 from freqdyn.predict.fem.settings import fem_settings, read_fem_table
 from freqdyn.predict.fem.solver import solve_problem
 from freqdyn.predict.fem.stepping import StepPlan, step_plan
-from freqdyn.predict.registry import solve
+from freqdyn.predict.registry import predict
 from freqdyn.results import u_hat
 
 UNIFORM_1D = """
@@ -147,7 +147,7 @@ bounds = [-4.0, 4.0]
 times = [0.0, 0.5, 2.0, 5.0]
 points = 401
 """, "cells = 360\ndegree = 3")
-    ds = solve(case, "modal", progress=False)
+    ds = predict(case, "modal")
     err = relative_l2(u_hat(ds).values, pure_damping(case), axes=(1,))
     assert np.all(err < 1e-8), err
 
@@ -156,7 +156,7 @@ def test_modal_spectrum_is_the_cosine_spectrum():
     """Uniform ρ_w on [−B, B]: λ_n = κ²α (2B)^{-1} (1 + σ_a² (nπ/2B)²), n = 0, 1, 2, …"""
     case = _case(UNIFORM_1D.replace("sigma_a = 0.5", "sigma_a = 0.5\nkappa = 1.5"),
                  "cells = 200\nmesh = 'uniform'")
-    ds = solve(case, "modal", progress=False)
+    ds = predict(case, "modal")
     lam = ds["modal_rate"].values
     n = np.arange(8)
     exact = 1.5**2 / 4.0 * (1 + 0.25 * (n * np.pi / 4.0) ** 2)
@@ -199,7 +199,7 @@ def test_stepping_error_within_a_priori_bound(uniform_1d):
 
 def test_compact_support_is_frozen_outside():
     case = _case(UNIFORM_1D)
-    ds = solve(case, "fem", progress=False)
+    ds = predict(case, "fem")
     xi = case.xi_axes()[0]
     outside = np.abs(xi) > 2.0
     u0 = case.initial_error()
@@ -219,11 +219,11 @@ components = [
   { family = "uniform", bound = 0.8, weight = 0.5 },
   { family = "uniform", bound = 0.4, center = 1.6, weight = 0.5 },
 ]"""))
-    ds = solve(case, "fem", progress=False)
+    ds = predict(case, "fem")
     xi = case.xi_axes()[0]
     gap = (np.abs(xi) > 0.8 + 1e-9) & (np.abs(xi) < 1.2 - 1e-9)
     assert np.array_equal(u_hat(ds).values[-1, gap], case.initial_error()[gap])
-    fine = solve(_case(case.text, "cells = 800\nmesh = 'uniform'"), "modal", progress=False)
+    fine = predict(_case(case.text, "cells = 800\nmesh = 'uniform'"), "modal")
     err = relative_l2(u_hat(ds).values, u_hat(fine).values, axes=(1,))
     assert np.all(err < 1e-3), err
 
@@ -272,7 +272,7 @@ def test_bad_fem_table(table, field):
 
 def test_bad_value_in_case_file_names_the_field():
     with pytest.raises(InputError, match=r"^fem\.dt: must be > 0, got -0\.1"):
-        solve(_case(UNIFORM_1D, "dt = -0.1"), "fem", progress=False)
+        predict(_case(UNIFORM_1D, "dt = -0.1"), "fem")
 
 
 def test_default_settings_resolve_the_peaks():

@@ -15,7 +15,7 @@ from freqdyn.inputs.case import load_case
 from freqdyn.inputs.fourier import relative_l2
 from freqdyn.predict.exact import uniform_box_series
 from freqdyn.predict.kernel_flow import kernel_flow
-from freqdyn.predict.registry import solve
+from freqdyn.predict.registry import predict
 from freqdyn.results import u_hat
 
 CASES = sorted((Path(__file__).resolve().parents[1] / "pde").glob("*.toml"))
@@ -36,7 +36,7 @@ def test_case_agrees_with_kernel_flow(path):
     axes = tuple(range(1, case.dim + 1))
     methods = ("fem", "modal") if case.dim == 1 else ("fem",)
     for method in methods:
-        ds = solve(case, method, progress=False)
+        ds = predict(case, method)
         err = relative_l2(u_hat(ds).values, u_hat(reference).values, axes=axes)
         assert np.all(err <= TOLERANCE), f"{method}: relative L2 error per time {err}"
         if case.rho_w.family == "uniform" and not np.any(case.rho_w.center):

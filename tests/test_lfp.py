@@ -15,15 +15,9 @@ from freqdyn.inputs.case import load_case
 from freqdyn.inputs.fourier import relative_l2
 from freqdyn.predict.fem.settings import fem_settings
 from freqdyn.predict.fem.solver import solve_problem
-from freqdyn.predict.lfp import (
-    RadialCoefficients,
-    compare_with_kernel_flow,
-    lfp_ode,
-    lfp_params,
-    lfp_problem,
-    relu_kernel_flow,
-    relu_ntk,
-)
+from freqdyn.predict.lfp import compare_with_kernel_flow, lfp_ode, lfp_problem, relu_kernel_flow
+from freqdyn.theory.lfp import RadialCoefficients, lfp_params
+from freqdyn.theory.ntk import relu_ntk
 
 LFP_CASE = """
 name = "lfp-test"

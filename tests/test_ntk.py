@@ -8,7 +8,8 @@ from conftest import make_case_text
 from freqdyn.inputs.case import load_case
 from freqdyn.inputs.fourier import tensor_grid
 from freqdyn.nets.fourier import FourierFeatureNetwork
-from freqdyn.theory.ntk import analytic_ntk, empirical_ntk
+from freqdyn.theory.ntk import empirical_ntk
+from freqdyn.theory.ntk import fourier_feature_ntk as analytic_ntk
 
 RHO = {
     "gaussian": ('family = "gaussian"\nscale = 1.0', None),

@@ -14,7 +14,7 @@ from freqdyn.inputs.fourier import relative_l2
 from freqdyn.predict.exact import uniform_box_series
 from freqdyn.predict.fem.stepping import progress_bar
 from freqdyn.predict.kernel_flow import kernel_flow
-from freqdyn.predict.registry import solve
+from freqdyn.predict.registry import predict
 from freqdyn.results import read_dataset, u_hat
 
 
@@ -137,7 +137,7 @@ points = 41
 @pytest.mark.parametrize("name", sorted(HIDDEN))
 def test_case_of_any_family_solves(name):
     case = load_case(name, text=HIDDEN[name])
-    ds = solve(case, "fem", progress=False)
+    ds = predict(case, "fem")
     u = u_hat(ds).values
     assert u.shape == (case.times.size, *case.points) and np.all(np.isfinite(u))
     axes = tuple(range(1, case.dim + 1))
@@ -148,7 +148,7 @@ def test_case_of_any_family_solves(name):
         err = relative_l2(u, u_hat(kernel_flow(case)).values, axes=axes)
     elif name == "expression-support-1d":  # against a much finer uniform mesh, exact in time
         fine = load_case(name, text=HIDDEN[name] + "[fem]\ncells = 2000\nmesh = 'uniform'\n")
-        err = relative_l2(u, u_hat(solve(fine, "modal", progress=False)).values, axes=axes)
+        err = relative_l2(u, u_hat(predict(fine, "modal")).values, axes=axes)
     else:
         err = np.zeros(1)
     assert np.all(err < 1e-3), err

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from freqdyn.inputs.case import load_case
-from freqdyn.predict.registry import solve
+from freqdyn.predict.registry import predict
 from freqdyn.results import read_dataset, u_hat
 
 BIN = Path(sys.executable).parent
@@ -57,7 +57,7 @@ def test_two_processes_match_one(tmp_path, source, method):
     assert stdout.count("wrote") == 1 and "2 process(es)" in stdout  # rank 0 alone reports
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["prediction.nc"]
     parallel = read_dataset(tmp_path / "out" / "prediction.nc")
-    serial = solve(load_case(path), method, progress=False)
+    serial = predict(load_case(path), method)
     assert parallel.attrs["mpi_processes"] == "2" and serial.attrs["mpi_processes"] == "1"
     assert parallel.attrs["dofs"] == serial.attrs["dofs"]
     if method == "modal":  # the distributed Krylov–Schur path, not the dense one

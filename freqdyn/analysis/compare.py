@@ -128,3 +128,9 @@ def mean_dataset(datasets: list[xr.Dataset]) -> xr.Dataset:
         out[name] = sum(d[name] for d in datasets) / len(datasets)
     out.attrs = dict(first.attrs)
     return out
+
+
+def largest_width(arm_report: dict) -> dict | None:
+    """The entry of the largest width in a study's per-arm report (None without networks)."""
+    widths = arm_report["widths"]
+    return widths[max(widths, key=int)] if widths else None

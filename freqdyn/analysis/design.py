@@ -31,9 +31,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy import linalg, optimize
+from scipy import optimize
 
 from freqdyn.errors import InputError
+from freqdyn.predict.fd import FDModes, learning_time
 
 #: Cosine terms of the log-density.
 TERMS = 6
@@ -118,43 +119,15 @@ def learning_times_fd(rho: np.ndarray, probe: Probe, sigma_a: float,
                       rate_factor: float = 1.0) -> np.ndarray:
     """Learning times of the probe peaks under ∂_t û = κ²α[σ_a²(ρû′)′ − ρû] on [−B, B].
 
-    Conservative differences: faces carry ρ_{i+½} = (ρ_i + ρ_{i+1})/2, lumped mass
-    m_i = h (h/2 at the walls), zero flux at ±B.  û(t) = M^{−½} V e^{−Λt} Vᵀ M^{½} û₀
-    from the symmetric eigenproblem of M^{−½} A M^{−½}; each peak's |û(ω_k, t)| is
-    bracketed on a log grid of t and its 1/e crossing found by Brent's method.
+    The ``fd`` predictor's discretisation (:class:`freqdyn.predict.fd.FDModes`: conservative
+    differences, zero flux at ±B, exact in time) on the probe's nodes; each peak's 1/e
+    crossing by :func:`freqdyn.predict.fd.learning_time`.
     """
-    xi = probe.nodes
-    h = xi[1] - xi[0]
-    mass = np.full(xi.size, h)
-    mass[[0, -1]] = h / 2
-    face = 0.5 * (rho[1:] + rho[:-1]) * sigma_a**2 / h
-    diag = mass * rho
-    diag[:-1] += face
-    diag[1:] += face
-    scale = 1 / np.sqrt(mass)
-    sym_diag = rate_factor * diag * scale**2
-    sym_off = -rate_factor * face * scale[1:] * scale[:-1]
-    lam, vec = linalg.eigh_tridiagonal(sym_diag, sym_off)
+    modes = FDModes(probe.nodes, rate_factor * rho, rate_factor * sigma_a**2 * rho)
     u0 = probe.initial()
-    coef = vec.T @ (u0 / scale)
-    out = []
-    for i in probe.peak_index:
-        amp = scale[i] * vec[i] * coef
-        start = abs(u0[i])
-
-        def ratio(t, amp=amp, start=start):
-            return abs(np.sum(amp * np.exp(-lam * t))) / start - math.exp(-1)
-
-        grid = np.geomspace(1e-4, 1e4, 161) / max(rate_factor * rho.max(), 1e-300)
-        vals = np.array([ratio(t) for t in grid])
-        below = np.flatnonzero(vals <= 0)
-        if below.size == 0:
-            out.append(np.inf)
-            continue
-        k = int(below[0])
-        lo = grid[k - 1] if k else 0.0
-        out.append(optimize.brentq(ratio, lo, grid[k], xtol=1e-12, rtol=1e-10))
-    return np.array(out)
+    rate_max = rate_factor * rho.max()
+    return np.array([learning_time(modes.node_history(u0, i), abs(u0[i]), rate_max)
+                     for i in probe.peak_index])
 
 
 @dataclass
@@ -254,39 +227,6 @@ def case_table(d: Design, name: str) -> dict:
     }
 
 
-def design_figure(d: Design, modal=None, measured=None, title: str = ""):
-    """Wanted vs PDE-predicted (vs net-measured) learning time per peak frequency."""
-    import matplotlib.pyplot as plt
-
-    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(11, 4))
-    w = d.probe.peaks
-    ax0.semilogy(w, d.wanted, "k-", lw=2, label="wanted")
-    ax0.semilogy(w, d.achieved_first_guess, "C1^--", label="first guess ρ ∝ 1/T (PDE)")
-    ax0.semilogy(w, d.achieved, "C0o-", label="designed (PDE, finite differences)")
-    if modal is not None:
-        ax0.semilogy(w, modal, "C0x", ms=9, label="designed (PDE, modal FEM solver)")
-    if measured is not None:
-        ax0.semilogy(w, measured, "C3s", mfc="none", ms=9, label="designed (trained nets)")
-    finite = np.where(np.isfinite(d.gaussian), d.gaussian, np.nan)
-    ax0.semilogy(w, finite, "C2v:", label="Gaussian s = B/4 (PDE)")
-    ax0.set_xlabel("peak frequency ω (cycles per unit x)")
-    ax0.set_ylabel("learning time (|û(ω)| to 1/e), PDE time")
-    ax0.grid(True, which="both", alpha=0.3)
-    ax0.legend(fontsize=7)
-    xi = d.probe.nodes
-    ax1.plot(xi, density_values(d.coeffs, xi, d.probe.band), "C0", label="designed ρ_w")
-    ax1.plot(xi, density_values(d.first_guess, xi, d.probe.band), "C1--",
-             label="first guess")
-    b = d.probe.band / 4
-    ax1.plot(xi, np.exp(-xi**2 / (2 * b**2)) / (math.sqrt(2 * np.pi) * b), "C2:",
-             label="Gaussian s = B/4")
-    ax1.set_xlabel("ξ")
-    ax1.set_ylabel("ρ_w(ξ)")
-    ax1.legend(fontsize=7)
-    fig.suptitle(title)
-    return fig
-
-
 def report(d: Design, modal=None) -> dict:
     """Numbers of a design: wanted, achieved and the deviations."""
     def dev(t):
@@ -316,18 +256,19 @@ def modal_learning_times(case) -> np.ndarray:
     from dataclasses import replace
 
     from freqdyn.analysis.compare import learning_times
-    from freqdyn.predict.registry import solve
+    from freqdyn.predict.registry import predict
     from freqdyn.results import peak_ratios
 
     dense = np.linspace(0.0, float(case.times[-1]), 121)
-    ds = solve(replace(case, times=dense), "modal", progress=False)
+    ds = predict(replace(case, times=dense), "modal")
     return learning_times(dense, peak_ratios(ds, case.peaks))
 
 
 def run(args) -> int:
     """The ``freqdyn design`` command."""
     from freqdyn.inputs.case import case_from_dict
-    from freqdyn.plots import save
+    from freqdyn.plots import save_figure
+    from freqdyn.plots.design import design_figure
     from freqdyn.runs.study import _finite, toml_text
 
     profile = parse_profile(args.profile)
@@ -343,7 +284,7 @@ def run(args) -> int:
     (out / "design.toml").write_text(text)
     rep = report(d, modal)
     (out / "design.json").write_text(json.dumps(_finite(rep), indent=1))
-    save(design_figure(d, modal, title=f"design {args.profile} on [-{args.band:g}, "
+    save_figure(design_figure(d, modal, title=f"design {args.profile} on [-{args.band:g}, "
                                        f"{args.band:g}]"), out / "design.png")
     print(f"designed rho_w on [-{args.band:g}, {args.band:g}] for profile {args.profile}: "
           f"loss scale {d.loss_scale:.4g}, {d.cost_evaluations} PDE evaluations")

@@ -248,29 +248,20 @@ def kernel_descent_losses(gram_train: torch.Tensor, gram_test_train: torch.Tenso
                           steps: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
     """Train/test MSE of kernel gradient descent f_{t+1} = f_t − s K (f_t − y), f_0 = 0.
 
-    Closed form with K(X, X) = V Λ Vᵀ: on training points f_t = V(1 − (1 − sΛ)^t)Vᵀy, elsewhere
-    f_t(x) = K(x, X) V Λ⁻¹(1 − (1 − sΛ)^t) Vᵀ y.  With s = 2η₀/P this is the centered network's
-    lazy (α → ∞) limit.  Returns two tensors (..., len(steps)).
+    The error u = f − y on the training points follows u_t = (1 − sK)^t u_0 with u_0 = −y,
+    and the test outputs f_t(x) = −K(x, X) V Λ⁻¹(1 − (1 − sΛ)^t)Vᵀ u_0: the one kernel
+    engine, :func:`freqdyn.predict.kernel_flow.kernel_descent`.  With s = 2η₀/P this is
+    the centered network's lazy (α → ∞) limit.  Returns two tensors (..., len(steps)).
     """
-    lam, vec = torch.linalg.eigh(gram_train)
-    lam = lam.clamp_min(0.0)
-    s = torch.as_tensor(step_size, dtype=lam.dtype, device=lam.device)[..., None]
-    if bool((s * lam[..., -1:] >= 2).any()):
+    from freqdyn.predict.kernel_flow import kernel_descent
+
+    s = torch.as_tensor(step_size, dtype=gram_train.dtype, device=gram_train.device)
+    lam_max = torch.linalg.eigvalsh(gram_train)[..., -1]
+    if bool((s * lam_max >= 2).any()):
         raise InputError("settings.eta0", "kernel gradient descent diverges: step × λ_max ≥ 2")
-    t = torch.as_tensor(np.asarray(steps), dtype=lam.dtype, device=lam.device)[:, None]
-    proj = (vec.transpose(-1, -2) @ y_train.unsqueeze(-1)).squeeze(-1)          # (..., P)
-    cross = gram_test_train @ vec                                                # (..., Pt, P)
-    s_lam = (s * lam).unsqueeze(-2)                                              # (..., 1, P)
-    small = s_lam < 0.5             # 1 − (1 − sλ)^t without cancellation where sλ is small
-    reached = torch.where(small, -torch.expm1(t * torch.log1p(-s_lam.clamp_max(0.5))),
-                          1 - torch.pow(1 - s_lam, t))                          # (..., T, P)
-    tiny = lam.unsqueeze(-2) <= 1e-300
-    per_lam = torch.where(tiny, s.unsqueeze(-1) * t,
-                          reached / torch.where(tiny, torch.ones_like(lam).unsqueeze(-2),
-                                                lam.unsqueeze(-2)))
-    f_train = (reached * proj.unsqueeze(-2)) @ vec.transpose(-1, -2)             # (..., T, P)
-    f_test = (per_lam * proj.unsqueeze(-2)) @ cross.transpose(-1, -2)            # (..., T, Pt)
-    train = ((f_train - y_train.unsqueeze(-2)) ** 2).mean(-1)
+    u_train, f_test, _ = kernel_descent(gram_train, -y_train, np.asarray(steps), step=s,
+                                        cross=gram_test_train)
+    train = (u_train ** 2).mean(-1)
     test = ((f_test - y_test.unsqueeze(-2)) ** 2).mean(-1)
     return train, test
 

@@ -35,7 +35,7 @@ from scipy.sparse.linalg import LinearOperator, eigsh
 from torch.func import functional_call, jvp, vjp
 
 from freqdyn.inputs.fourier import riemann_transform, tensor_grid
-from freqdyn.theory.ntk import analytic_ntk, empirical_ntk
+from freqdyn.theory.ntk import FourierFeatureKernel, empirical_ntk
 
 #: Largest measurement grid per axis, by input dimension (memory and time bound).
 MAX_MEASURE_POINTS = {1: 20001, 2: 801, 3: 161}
@@ -144,10 +144,9 @@ def probe_points(case, radius: float, per_axis: int) -> np.ndarray:
 
 
 def analytic_kernel(case, x: np.ndarray, train_w: bool) -> np.ndarray:
-    """The infinite-width NTK of the 2-layer model; only κ² k(x − x') with frozen w."""
-    if train_w:
-        return analytic_ntk(case, x)
-    return case.kappa**2 * case.rho_w.char(x[:, None, :] - x[None, :, :])
+    """The infinite-width NTK of the 2-layer model at x (without the x·x' term when w is
+    frozen): :class:`freqdyn.theory.ntk.FourierFeatureKernel`."""
+    return FourierFeatureKernel.of_case(case, train_w)(x)
 
 
 def empirical_kernel(model, x: np.ndarray) -> np.ndarray:

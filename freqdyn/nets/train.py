@@ -90,7 +90,7 @@ from freqdyn.nets.measure import (
     probe_points,
 )
 from freqdyn.predict.kernel_flow import default_settings as kernel_flow_settings
-from freqdyn.results import atomic_write, frequency_dataset, u_hat, write_dataset
+from freqdyn.results import atomic_write, frequency_dataset, write_dataset
 
 MODELS = ("fourier", "fourier-mlp")
 #: Initial-output choices of the ``f0`` key (see the module docstring).
@@ -708,10 +708,10 @@ def train(case, out, *, resume: bool = False, overrides: dict | None = None,
     path = write_dataset(ds, out / "measured.nc")
     fig_path = None
     if figure:
-        from freqdyn.plots import save
+        from freqdyn.plots import save_figure
+        from freqdyn.plots.training import training_figure
 
-        fig_path = atomic_write(out / "training.png",
-                                lambda tmp: save(training_figure(ds), tmp))
+        fig_path = save_figure(training_figure(ds), out / "training.png")
     return TrainResult(dataset=ds, measured=path, figure=fig_path, steps=total,
                        seconds=time.perf_counter() - start_clock)
 
@@ -779,42 +779,6 @@ def _device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return f"cpu ({torch.get_num_threads()} threads)"
-
-
-def training_figure(ds):
-    """Loss against PDE time, parameter drift, and the measured log10|û(ξ, τ)|."""
-    import matplotlib.pyplot as plt
-
-    fig, (ax0, ax1, ax2) = plt.subplots(1, 3, figsize=(15, 4.2), layout="constrained")
-    ax0.semilogy(ds["loss_time"].values, np.maximum(ds["loss"].values, 1e-300))
-    ax0.set_xlabel("PDE time τ")
-    ax0.set_ylabel("training loss (α/2N)Σ(f − g)²")
-    ax0.grid(True, which="both", alpha=0.3)
-    times = ds["time"].values
-    ax1.plot(times, ds["drift"].values, "o-", label="all parameters")
-    ax1.plot(times, ds["drift_w"].values, "s--", label="frequencies w")
-    ax1.set_xlabel("PDE time τ")
-    ax1.set_ylabel("‖θ_τ − θ₀‖ / ‖θ₀‖")
-    ax1.legend(fontsize=8)
-    ax1.grid(True, alpha=0.3)
-    mag = np.abs(u_hat(ds))
-    xi_dims = [d for d in mag.dims if d != "time"]
-    if len(xi_dims) > 1:
-        mag = mag.max(dim=xi_dims[1:])
-        label = f"max over {', '.join(xi_dims[1:])} of log10 |û|"
-    else:
-        label = "log10 |û(ξ, τ)|"
-    logmag = np.log10(np.maximum(mag.values, float(mag.max()) * 1e-12 + 1e-300))
-    vmax = float(logmag.max())
-    mesh = ax2.pcolormesh(ds[xi_dims[0]].values, np.arange(times.size), logmag,
-                          shading="nearest", cmap="magma", vmin=vmax - 8, vmax=vmax)
-    ax2.set_yticks(np.arange(times.size), [f"{t:.3g}" for t in times])
-    ax2.set_xlabel(f"frequency {xi_dims[0]} (cycles per unit x)")
-    ax2.set_ylabel("PDE time τ (reports)")
-    fig.colorbar(mesh, ax=ax2, label=label)
-    fig.suptitle(f"{ds.attrs.get('case_name', 'case')}: trained network "
-                 f"(m = {ds.attrs.get('width', '?')})")
-    return fig
 
 
 __all__ = ["TrainSettings", "TrainResult", "TrainingDiverged", "StabilityWarning",

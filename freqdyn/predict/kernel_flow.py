@@ -32,12 +32,13 @@ import time as _time
 from dataclasses import dataclass, replace
 
 import numpy as np
-from scipy import fft as sfft
+import torch
 from scipy import linalg
 
 from freqdyn.errors import InputError
 from freqdyn.inputs.fourier import relative_l2, riemann_transform, tensor_grid
 from freqdyn.results import frequency_dataset
+from freqdyn.theory.ntk import FourierFeatureKernel
 
 #: Largest grid (points in all) the dense eigendecomposition is used for by default.
 DENSE_LIMIT = 1500
@@ -102,66 +103,67 @@ def default_settings(case) -> KernelFlowSettings:
                               estimate_error=bool(estimate))
 
 
-def _gram(case, x_axis: np.ndarray) -> np.ndarray:
-    """α h^d Θ on the tensor grid (dense)."""
-    d = case.dim
-    pts = tensor_grid([x_axis] * d).reshape(-1, d)
-    h = x_axis[1] - x_axis[0]
-    if d == 1:
-        # Toeplitz: k on the 2n−1 lags only
-        lags = h * np.arange(x_axis.size)
-        k = linalg.toeplitz(case.rho_w.char(lags[:, None]))
-    else:
-        k = case.rho_w.char(pts[:, None, :] - pts[None, :, :])
-    weight = 1.0 + 4 * np.pi**2 * case.sigma_a**2 * (pts @ pts.T)
-    return case.rate_factor * h**d * weight * k
+def decay_factors(lam, times, step: float | None = None) -> torch.Tensor:
+    """Per-mode factors of linear kernel dynamics, shape (..., T, N) for λ (..., N).
+
+    Flow: e^{−λt}.  Gradient descent with step s (t counts steps): (1 − sλ)^t, computed as
+    exp(t log1p(−sλ)) where sλ < ½ so that small rates keep their digits.  Negative λ
+    (round-off of a PSD matrix) are clipped to 0.  ``step`` may carry the batch shape.
+    """
+    lam = torch.as_tensor(lam).clamp_min(0.0)
+    t = torch.as_tensor(np.asarray(times, dtype=float), dtype=lam.dtype, device=lam.device)
+    t = t.reshape(-1, 1)
+    lam_t = lam.unsqueeze(-2)
+    if step is None:
+        return torch.exp(-t * lam_t)
+    s = torch.as_tensor(step, dtype=lam.dtype, device=lam.device)
+    s_lam = s.reshape(s.shape + (1, 1)) * lam_t
+    small = s_lam < 0.5
+    return torch.where(small, torch.exp(t * torch.log1p(-s_lam.clamp_max(0.5))),
+                       torch.pow(1 - s_lam, t))
 
 
-def _evolve_eig(case, x_axis, u0, times):
-    lam, vec = linalg.eigh(_gram(case, x_axis))
-    coeff = vec.T @ u0
-    decay = np.exp(-np.outer(times, np.clip(lam, 0.0, None)))  # (T, N)
-    return (decay * coeff) @ vec.T, {"eigenvalue_max": float(lam.max()),
-                                     "eigenvalue_min": float(lam.min())}
+def kernel_descent(gram, u0, times, *, step=None, cross=None):
+    """Exact linear dynamics of an error u on the points of a kernel matrix K: the one
+    kernel-flow engine (docs/theory.md §4), for any kernel.
+
+    Flow ∂_t u = −K u: u(t) = e^{−tK} u₀.  Gradient descent u_{k+1} = (1 − sK) u_k with
+    ``step`` s: u_k = (1 − sK)^k u₀ (``times`` count steps).  Both from the eigenpairs
+    K = V Λ Vᵀ of the symmetric PSD K.  With ``cross`` = K(X*, X) it also returns the
+    change of the function at other points, Δf*(t) = −K* V [(1 − D(t))/Λ] Vᵀ u₀ with D the
+    decay factors ((1 − D)/λ → t, or s·t, as λ → 0).  Batched over leading dimensions;
+    numpy in, numpy out.  Returns (u (..., T, N), [Δf* (..., T, N*),] λ (..., N)).
+    """
+    as_numpy = isinstance(gram, np.ndarray)
+    K = torch.as_tensor(gram)
+    lam, vec = torch.linalg.eigh(0.5 * (K + K.transpose(-1, -2)))
+    u0 = torch.as_tensor(u0, dtype=K.dtype, device=K.device)
+    proj = (vec.transpose(-1, -2) @ u0.unsqueeze(-1)).squeeze(-1)          # (..., N)
+    decay = decay_factors(lam, times, step)                               # (..., T, N)
+    out = [(decay * proj.unsqueeze(-2)) @ vec.transpose(-1, -2)]
+    if cross is not None:
+        lam_c = lam.clamp_min(0.0).unsqueeze(-2)
+        tiny = lam_c <= 1e-300
+        t = torch.as_tensor(np.asarray(times, dtype=float), dtype=K.dtype,
+                            device=K.device).reshape(-1, 1)
+        if step is not None:
+            s = torch.as_tensor(step, dtype=K.dtype, device=K.device)
+            t = s.reshape(s.shape + (1, 1)) * t
+        integral = torch.where(tiny, t.expand_as(decay),
+                               (1 - decay) / torch.where(tiny, torch.ones_like(lam_c), lam_c))
+        cross_v = torch.as_tensor(cross, dtype=K.dtype, device=K.device) @ vec
+        out.append(-(integral * proj.unsqueeze(-2)) @ cross_v.transpose(-1, -2))
+    out.append(lam)
+    return tuple(o.numpy() for o in out) if as_numpy else tuple(out)
 
 
-def _convolution_matvec(case, x_axis: np.ndarray):
-    """Matrix-free v ↦ α h^d Θ v via FFT convolutions with the lag kernel k(j h)."""
-    d = case.dim
-    n = x_axis.size
-    h = x_axis[1] - x_axis[0]
-    lag_axis = h * np.arange(-(n - 1), n)
-    kernel = case.rho_w.char(tensor_grid([lag_axis] * d))  # shape (2n−1,)*d
-    fshape = [sfft.next_fast_len(3 * n - 2, real=True)] * d
-    k_hat = sfft.rfftn(kernel, fshape)
-    coords = np.meshgrid(*([x_axis] * d), indexing="ij")
-    scale = case.rate_factor * h**d
-    c = 4 * np.pi**2 * case.sigma_a**2
-    # the linear convolution's entries for x_i = Σ_j k(x_i − x_j) v_j sit at n−1 … 2n−2
-    window = tuple(slice(n - 1, 2 * n - 1) for _ in range(d))
+def lanczos_exponential(matvec, u0, times, rtol: float = 1e-12, max_iter: int = 3000):
+    """exp(−tA)u₀ at every t for a symmetric PSD operator A given by ``matvec``; (T, N), info.
 
-    def conv(v):
-        return sfft.irfftn(sfft.rfftn(v, fshape, workers=-1) * k_hat, fshape, workers=-1)[window]
-
-    def matvec(v):
-        v = v.reshape((n,) * d)
-        out = conv(v)
-        if c:
-            for x_k in coords:
-                out = out + c * x_k * conv(x_k * v)
-        return scale * out.ravel()
-
-    return matvec
-
-
-def _evolve_lanczos(case, x_axis, u0, times, rtol: float = 1e-12, max_iter: int = 3000):
-    """exp(−tA)u₀ for all t by one Lanczos basis (full reorthogonalisation).
-
-    For symmetric positive semi-definite A the Krylov approximation
-    ‖u₀‖ V_m exp(−t T_m) e₁ converges after O(√(t λ_max)) products; the a-posteriori
+    One Lanczos basis of u₀ (full reorthogonalisation); the Krylov approximation
+    ‖u₀‖ V_m exp(−t T_m) e₁ converges after O(√(t λ_max)) products.  The a-posteriori
     bound β_m ‖u₀‖ |e_mᵀ exp(−t T_m) e₁| is driven below ``rtol``·‖u(t)‖ at every t.
     """
-    matvec = _convolution_matvec(case, x_axis)
     beta0 = float(np.linalg.norm(u0))
     basis = np.empty((min(max_iter, u0.size) + 1, u0.size))
     basis[0] = u0 / beta0
@@ -174,7 +176,7 @@ def _evolve_lanczos(case, x_axis, u0, times, rtol: float = 1e-12, max_iter: int 
         beta = float(np.linalg.norm(w))
         if (j + 1) % 10 == 0 or beta < 1e-14 * beta0 or j + 1 == min(max_iter, u0.size):
             theta, q = linalg.eigh_tridiagonal(np.array(alphas), np.array(betas))
-            decay = np.exp(-np.outer(times, np.clip(theta, 0, None)))  # (T, m)
+            decay = decay_factors(theta, times).numpy()  # (T, m)
             coeffs = beta0 * (decay * q[0]) @ q.T  # ‖u₀‖ exp(−tT)e₁, (T, m)
             bound = beta * np.abs(coeffs[:, -1])
             size = np.linalg.norm(coeffs, axis=1)
@@ -185,6 +187,21 @@ def _evolve_lanczos(case, x_axis, u0, times, rtol: float = 1e-12, max_iter: int 
         basis[j + 1] = w / beta
     raise RuntimeError(f"kernel flow: Lanczos did not converge in {max_iter} iterations; "
                        "reduce kernel_flow.R or the final time")
+
+
+def _discrete_kernel(case, x_axis) -> FourierFeatureKernel:
+    """α h^d Θ: the case's NTK as the operator of the flow on the grid (quadrature h^d)."""
+    return FourierFeatureKernel.of_case(case).scaled(case.loss_scale
+                                                     * (x_axis[1] - x_axis[0]) ** case.dim)
+
+
+def _evolve_eig(case, x_axis, u0, times):
+    u_t, lam = kernel_descent(_discrete_kernel(case, x_axis).grid_gram(x_axis), u0, times)
+    return u_t, {"eigenvalue_max": float(lam.max()), "eigenvalue_min": float(lam.min())}
+
+
+def _evolve_lanczos(case, x_axis, u0, times):
+    return lanczos_exponential(_discrete_kernel(case, x_axis).grid_matvec(x_axis), u0, times)
 
 
 def evolve(case, settings: KernelFlowSettings, times=None):

@@ -1,6 +1,6 @@
 """Linear Frequency Principle (LFP) dynamics of 2-layer ReLU and tanh networks.
 
-Network and training (freqdyn's normalisation, see :func:`freqdyn.theory.derive.derive_lfp`):
+Network and training (freqdyn's normalisation, see :func:`freqdyn.theory.lfp.derive_lfp`):
 f(x) = m^{-1/2} Σ_j a_j σ(w_j·x + b_j), w ∼ 𝒩(0, s_w² I_d), a ∼ 𝒩(0, s_a²),
 b ∼ 𝒩(0, σ_b²) with σ_b ≫ 1, all parameters trained by gradient flow on the loss
 ½∫(f − g)² dx (Lebesgue data), f₀ = 0, so u = f − g starts at −g.
@@ -44,149 +44,14 @@ from __future__ import annotations
 
 import math
 import time as _time
-from dataclasses import dataclass
 
 import numpy as np
-import sympy as sp
-from scipy import integrate, interpolate, linalg
 
-from freqdyn.errors import InputError
 from freqdyn.inputs.fourier import riemann_transform, tensor_grid
 from freqdyn.predict.fem.problem import Problem, target_initial
-from freqdyn.theory.derive import derive_lfp
-
-LFP_KEYS = {"sigma_b", "weight_scale", "outer_std", "epsilon"}
-ACTIVATIONS = ("relu", "tanh")
-DEFAULT_SIGMA_B = 10.0
-
-
-@dataclass(frozen=True)
-class LFPParams:
-    """The LFP network: activation, bias std σ_b, weight std s_w, outer std s_a, ball ε."""
-
-    activation: str
-    sigma_b: float
-    weight_scale: float = 1.0
-    outer_std: float = 1.0
-    epsilon: float | None = None
-
-    @property
-    def ball(self) -> float:
-        """ε: the radius of the excluded ball around ξ = 0."""
-        return self.epsilon if self.epsilon is not None else min(0.1, 1.0 / self.sigma_b)
-
-
-def lfp_params(case, activation: str) -> LFPParams:
-    """Read the ``[lfp]`` table (sigma_b, weight_scale, outer_std, epsilon) of a case."""
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
-    table = case.section("lfp")
-    unknown = set(table) - LFP_KEYS
-    if unknown:
-        raise InputError("lfp", f"unknown key(s) {sorted(unknown)}; known: {sorted(LFP_KEYS)}")
-    vals = {}
-    for key, default in (("sigma_b", DEFAULT_SIGMA_B), ("weight_scale", 1.0),
-                         ("outer_std", 1.0), ("epsilon", None)):
-        val = table.get(key, default)
-        if val is None:
-            vals[key] = None
-            continue
-        if isinstance(val, bool) or not isinstance(val, int | float) or not math.isfinite(val) \
-                or val <= 0:
-            raise InputError(f"lfp.{key}", f"must be a finite number > 0, got {val!r}")
-        vals[key] = float(val)
-    if vals["sigma_b"] < 1:
-        raise InputError("lfp.sigma_b", f"must be >= 1 (the LFP needs sigma_b >> 1), "
-                                       f"got {vals['sigma_b']!r}")
-    reach = float(np.min(np.max(np.abs(case.bounds), axis=1)))
-    eps = vals["epsilon"]
-    if eps is not None and eps >= reach:
-        raise InputError("lfp.epsilon", f"must be smaller than the frequency box ({reach:g}), "
-                                       f"got {eps!r}")
-    return LFPParams(activation=activation, **vals)
-
-
-class RadialCoefficients:
-    """c(k) and D(k) of the LFP PDE as vectorised functions of points (..., d)."""
-
-    def __init__(self, params: LFPParams, dim: int, k_max: float):
-        self.params, self.dim = params, dim
-        coeffs = derive_lfp(params.activation, dim, params.sigma_b, params.weight_scale,
-                            params.outer_std)
-        self.symbolic = coeffs
-        k = coeffs.radius
-        self._fns = {}
-        for name, expr in (("damping", coeffs.damping), ("diffusion", coeffs.diffusion)):
-            if expr.has(sp.Integral):
-                self._fns[name] = _tabulated(expr, k, 0.5 * params.ball, 1.05 * k_max)
-            else:
-                fn = sp.lambdify(k, expr, modules="numpy")
-                self._fns[name] = fn
-
-    def radial(self, name: str, k) -> np.ndarray:
-        k = np.asarray(k, dtype=float)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.broadcast_to(np.asarray(self._fns[name](k), dtype=float), k.shape).copy()
-
-    def at(self, name: str):
-        dim = self.dim
-
-        def evaluate(points):
-            pts = np.asarray(points, dtype=float)
-            if dim == 1 and (pts.ndim == 0 or pts.shape[-1] != 1):
-                pts = pts[..., None]
-            return self.radial(name, np.linalg.norm(pts, axis=-1))
-
-        return evaluate
-
-
-def _tabulated(expr: sp.Expr, k: sp.Symbol, k_lo: float, k_hi: float, n: int = 240):
-    """A function of k for an expression holding ∫_0^∞ … dr integrals (quadrature table).
-
-    Each integral is evaluated by adaptive quadrature at n log-spaced k, split at the
-    integrand's peak; the expression is then interpolated in log–log (cubic spline).
-    """
-    integrals = sorted(expr.atoms(sp.Integral), key=str)
-    slots = sp.symbols(f"I0:{len(integrals)}")
-    outer = sp.lambdify((k, *slots), expr.subs(dict(zip(integrals, slots, strict=True))),
-                        modules="numpy")
-    ks = np.geomspace(k_lo, k_hi, n)
-    values = []
-    for integral in integrals:
-        (r, lo, hi), = integral.limits
-        if lo != 0 or hi != sp.oo:
-            raise ValueError(f"unexpected integral limits {integral.limits}")
-        fn = sp.lambdify((r, k), integral.function, modules="numpy")
-
-        def integrand(rr, kk, fn=fn):
-            with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-                val = fn(rr, kk)
-            return float(val) if np.isfinite(val) else 0.0
-
-        col = []
-        for kk in ks:
-            grid = np.geomspace(1e-3, 40.0, 400)
-            with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-                scan = np.nan_to_num(np.broadcast_to(fn(grid, kk), grid.shape), nan=0.0)
-            peak = float(grid[np.argmax(scan)])
-            parts = [integrate.quad(integrand, a, b, args=(kk,), epsabs=0, epsrel=1e-11,
-                                    limit=200)[0]
-                     for a, b in ((0.0, peak), (peak, np.inf))]
-            col.append(sum(parts))
-        values.append(np.array(col))
-    table = outer(ks, *values)
-    if np.any(table <= 0) or not np.all(np.isfinite(table)):
-        raise ValueError("LFP coefficient table is not positive and finite")
-    spline = interpolate.CubicSpline(np.log(ks), np.log(table))
-
-    def evaluate(kk):
-        kk = np.asarray(kk, dtype=float)
-        out = np.full(kk.shape, np.nan)
-        ok = (kk >= k_lo) & (kk <= k_hi)
-        out[ok] = np.exp(spline(np.log(kk[ok])))
-        return out
-
-    return evaluate
+from freqdyn.predict.kernel_flow import kernel_descent
+from freqdyn.theory.lfp import LFPParams, RadialCoefficients
+from freqdyn.theory.ntk import relu_ntk
 
 
 def lfp_problem(case, params: LFPParams) -> tuple[Problem, RadialCoefficients]:
@@ -224,19 +89,28 @@ def lfp_ode(case, params: LFPParams, times=None, xi_axes=None) -> np.ndarray:
 # ---------------------------------------------------------------------------------------
 
 
-def relu_ntk(x: np.ndarray, xp: np.ndarray, params: LFPParams) -> np.ndarray:
-    """Θ(x_i, x'_j) of f = m^{-1/2} Σ a relu(w·x + b) (all trained), points (n, d), (n', d)."""
-    def lift(p):
-        return np.concatenate([params.weight_scale * p,
-                               np.full((p.shape[0], 1), params.sigma_b)], axis=1)
+def lfp_ode_prediction(case, activation: str, times=None):
+    """The effective LFP of ``activation`` as a schema dataset (NaN for |ξ| < ε)."""
+    from freqdyn.results import frequency_dataset
+    from freqdyn.theory.lfp import lfp_params
 
-    z, zp = lift(x), lift(xp)
-    nz, nzp = np.linalg.norm(z, axis=1), np.linalg.norm(zp, axis=1)
-    cos = np.clip((z @ zp.T) / np.outer(nz, nzp), -1.0, 1.0)
-    theta = np.arccos(cos)
-    k1 = np.outer(nz, nzp) * (np.sin(theta) + (np.pi - theta) * cos) / (2 * np.pi)
-    k0 = (np.pi - theta) / (2 * np.pi)
-    return k1 + params.outer_std**2 * k0 * (x @ xp.T + 1.0)
+    start = _time.perf_counter()
+    params = lfp_params(case, activation)
+    u_hat = lfp_ode(case, params, times)
+    attrs = dict(params.attrs(), seconds=_time.perf_counter() - start,
+                 model="effective LFP: u_hat0 exp(-c(|xi|) t); NaN for |xi| < epsilon")
+    return frequency_dataset(case, u_hat, f"lfp-{activation}-ode", times=times, attrs=attrs)
+
+
+def relu_flow_prediction(case, times=None):
+    """Kernel flow with the exact ReLU NTK of the ``[lfp]`` network as a schema dataset."""
+    from freqdyn.results import frequency_dataset
+    from freqdyn.theory.lfp import lfp_params
+
+    params = lfp_params(case, "relu")
+    u_hat, info = relu_kernel_flow(case, params, times)
+    return frequency_dataset(case, u_hat, "relu-ntk-flow", times=times,
+                             attrs=dict(params.attrs(), **info))
 
 
 def relu_kernel_flow(case, params: LFPParams, times=None, R: float | None = None,
@@ -261,10 +135,7 @@ def relu_kernel_flow(case, params: LFPParams, times=None, R: float | None = None
     if pts.shape[0] > 12_000:
         raise ValueError(f"relu kernel flow with {pts.shape[0]} points is too large for a "
                          "dense eigendecomposition; raise the spacing or lower R")
-    lam, vec = linalg.eigh(h**d * relu_ntk(pts, pts, params))
-    u0 = -case.target(pts)
-    coeff = vec.T @ u0
-    u_t = (np.exp(-np.outer(times, np.clip(lam, 0.0, None))) * coeff) @ vec.T
+    u_t, _ = kernel_descent(h**d * relu_ntk(pts, pts, params), -case.target(pts), times)
     u_hat = riemann_transform(u_t.reshape((times.size,) + (axis.size,) * d), [axis] * d,
                               case.xi_axes())
     return u_hat, {"R": R, "spacing": h, "grid_points": int(pts.shape[0]),

@@ -1,104 +1,181 @@
-"""``freqdyn solve``: one case, one method, one result file in the shared schema.
+"""The one predictor registry: every way freqdyn predicts û(ξ, t), registered once by name.
 
-Methods
--------
-fem           the error PDE by finite elements, θ-scheme in time ([fem] scheme, default cn)
-modal         the same discretisation, exact in time by the generalised eigenmodes
-lfp-relu      LFP PDE of a 2-layer ReLU network ([lfp] table), finite elements
-lfp-tanh      LFP PDE of a 2-layer tanh network, finite elements
-lfp-relu-ode  effective LFP of ReLU: damping only, û₀ e^{−c t}
-lfp-tanh-ode  effective LFP of tanh
+    >>> import freqdyn
+    >>> case = freqdyn.load_case("pde/uniform-1d.toml")
+    >>> ds = freqdyn.predict(case, method="uniform-series")   # a schema dataset
 
-The result holds û on the case's ξ grid at the case's times (``time``, ``xi``/``xi0``…),
-with the discretisation in its attributes (cells, degree, dofs, scheme and dt or
-modes, seconds) and, for ``modal``, the spectrum λ_k over the dimension ``mode``.
-Runs under ``mpiexec -n P``: every process computes, rank 0 writes.
+Every predictor takes a case (and keyword options) and returns û on the case's ξ grid at
+the case's times as a dataset of the shared schema (:mod:`freqdyn.results`).  The
+command line (``freqdyn solve --method``), the studies (``predictions = [...]``) and the
+public :func:`predict` all read :data:`PREDICTORS`.  Heavy stacks (DOLFINx) are imported
+only when their predictor runs.
+
+============== ========================================================================
+method         what it computes
+============== ========================================================================
+kernel-flow    infinite-width kernel gradient flow in x, transformed (docs/theory.md §4)
+fem            the error PDE by finite elements, θ-scheme in time
+modal          the same discretisation, exact in time by its generalised eigenmodes
+fd             1D conservative finite differences, exact in time (eigenmodes)
+damping        pure damping û₀ e^{−κ²α ρ_w t} (exact for σ_a = 0 or frozen w)
+uniform-series the exact Neumann cosine series of a uniform ρ_w (docs/theory.md §6)
+lfp-relu       the LFP PDE of a 2-layer ReLU network ([lfp] table), finite elements
+lfp-tanh       the LFP PDE of a 2-layer tanh network
+lfp-relu-ode   the effective LFP of ReLU: damping only
+lfp-tanh-ode   the effective LFP of tanh
+relu-ntk-flow  kernel flow with the exact (arc-cosine) ReLU NTK: the LFP's reference
+============== ========================================================================
 """
 
 from __future__ import annotations
 
 import time as _time
-from pathlib import Path
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import xarray as xr
 
-METHODS = ("fem", "modal", "lfp-relu", "lfp-tanh", "lfp-relu-ode", "lfp-tanh-ode")
+from freqdyn.errors import InputError
 
 
-def solve(case, method: str = "fem", comm=None, progress: bool = True) -> xr.Dataset:
-    """û(ξ, t) of ``case`` by ``method`` as a schema dataset (the same on every process)."""
-    from mpi4py import MPI
+@dataclass(frozen=True)
+class Predictor:
+    """A registered prediction method."""
 
-    from freqdyn.predict.fem.problem import fourier_feature_problem
-    from freqdyn.predict.fem.settings import fem_settings
-    from freqdyn.predict.fem.solver import solve_problem
-    from freqdyn.predict.lfp import lfp_ode, lfp_params, lfp_problem
+    name: str
+    description: str
+    run: Callable[..., xr.Dataset]
+    dims: tuple[int, ...] = (1, 2, 3)
+    mpi: bool = False  # runs under mpiexec (every process computes, rank 0 writes)
+
+
+PREDICTORS: dict[str, Predictor] = {}
+
+
+def register(name: str, description: str, *, dims=(1, 2, 3), mpi: bool = False):
+    """Decorator: register ``function(case, **options) -> Dataset`` as method ``name``."""
+    def wrap(function):
+        if name in PREDICTORS:
+            raise ValueError(f"predictor {name!r} is registered twice")
+        PREDICTORS[name] = Predictor(name, description, function, tuple(dims), mpi)
+        return function
+    return wrap
+
+
+def methods() -> tuple[str, ...]:
+    """The registered method names, in registration order."""
+    return tuple(PREDICTORS)
+
+
+def predictor(method: str, field: str = "method") -> Predictor:
+    """The predictor ``method``; an :class:`InputError` naming ``field`` if unknown."""
+    if method not in PREDICTORS:
+        raise InputError(field, f"unknown prediction method {method!r}; known: "
+                                f"{', '.join(PREDICTORS)}")
+    return PREDICTORS[method]
+
+
+def predict(case, method: str = "modal", **options) -> xr.Dataset:
+    """û(ξ, t) of ``case`` by ``method`` (see :data:`PREDICTORS`) as a schema dataset."""
+    entry = predictor(method)
+    if case.dim not in entry.dims:
+        raise InputError("method", f"{method!r} works in d = {entry.dims}, the case has "
+                                   f"d = {case.dim}")
+    start = _time.perf_counter()
+    ds = entry.run(case, **options)
+    ds.attrs.setdefault("seconds_total", _time.perf_counter() - start)
+    return ds
+
+
+# ---------------------------------------------------------------------------------------
+# The registered methods (imports inside, so that only the stack a method needs loads)
+# ---------------------------------------------------------------------------------------
+
+
+@register("kernel-flow", "infinite-width kernel gradient flow in x (the reference)")
+def _kernel_flow(case, times=None, settings=None):
+    from freqdyn.predict.kernel_flow import kernel_flow
+
+    return kernel_flow(case, settings, times=times)
+
+
+@register("fem", "the error PDE by finite elements, θ-scheme in time", mpi=True)
+def _fem(case, comm=None, progress: bool = False):
+    from freqdyn.predict.fem.solver import solve_case
+
+    return solve_case(case, "fem", comm, progress)
+
+
+@register("modal", "the FEM discretisation, exact in time by its eigenmodes", mpi=True)
+def _modal(case, comm=None, progress: bool = False):
+    from freqdyn.predict.fem.solver import solve_case
+
+    return solve_case(case, "modal", comm, progress)
+
+
+@register("fd", "1D conservative finite differences, exact in time", dims=(1,))
+def _fd(case, times=None):
+    from freqdyn.predict.fd import fd_prediction
+
+    return fd_prediction(case, times)
+
+
+@register("damping", "pure damping û₀ exp(−κ²α ρ_w t)")
+def _damping(case, times=None):
+    from freqdyn.predict.exact import pure_damping
     from freqdyn.results import frequency_dataset
 
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    comm = MPI.COMM_WORLD if comm is None else comm
-    start = _time.perf_counter()
-    if method.endswith("-ode"):
-        params = lfp_params(case, method.split("-")[1])
-        u_hat = lfp_ode(case, params)
-        attrs = {"activation": params.activation, "sigma_b": params.sigma_b,
-                 "weight_scale": params.weight_scale, "outer_std": params.outer_std,
-                 "epsilon": params.ball, "seconds": _time.perf_counter() - start,
-                 "model": "effective LFP: u_hat0 exp(-c(|xi|) t); NaN for |xi| < epsilon"}
-        return frequency_dataset(case, u_hat, method, attrs=attrs)
-    if method in ("fem", "modal"):
-        problem = fourier_feature_problem(case)
-        extra = {}
-    else:
-        params = lfp_params(case, method.split("-")[1])
-        problem, _ = lfp_problem(case, params)
-        extra = {"activation": params.activation, "sigma_b": params.sigma_b,
-                 "weight_scale": params.weight_scale, "outer_std": params.outer_std,
-                 "epsilon": params.ball}
-    settings = fem_settings(problem, case.section("fem"), case.times,
-                            "modal" if method == "modal" else None)
-    chosen = _time.perf_counter() - start
-    result = solve_problem(problem, case.times, case.xi_axes(), settings, comm, progress)
-    attrs = dict(result.attrs, **extra)
-    attrs["seconds_settings"] = chosen
-    return frequency_dataset(case, result.u_hat, method, variables=result.variables,
-                             attrs=attrs)
+    return frequency_dataset(case, pure_damping(case, times), "damping", times=times,
+                             attrs={"model": "pure damping u_hat0 exp(-rho_w t)"})
+
+
+@register("uniform-series", "the exact Neumann cosine series of a uniform rho_w")
+def _uniform_series(case, times=None):
+    from freqdyn.predict.exact import uniform_box_series
+    from freqdyn.results import frequency_dataset
+
+    return frequency_dataset(case, uniform_box_series(case, times), "uniform-series",
+                             times=times)
+
+
+def _lfp_pde(activation):
+    def run(case, comm=None, progress: bool = False):
+        from freqdyn.predict.fem.solver import solve_case
+
+        return solve_case(case, f"lfp-{activation}", comm, progress)
+    return run
+
+
+def _lfp_ode(activation):
+    def run(case, times=None):
+        from freqdyn.predict.lfp import lfp_ode_prediction
+
+        return lfp_ode_prediction(case, activation, times)
+    return run
+
+
+for _act in ("relu", "tanh"):
+    register(f"lfp-{_act}", f"the LFP PDE of a 2-layer {_act} network, finite elements",
+             mpi=True)(_lfp_pde(_act))
+    register(f"lfp-{_act}-ode", f"the effective LFP of {_act}: damping only")(_lfp_ode(_act))
+
+
+@register("relu-ntk-flow", "kernel flow with the exact arc-cosine ReLU NTK", dims=(1, 2))
+def _relu_flow(case, times=None):
+    from freqdyn.predict.lfp import relu_flow_prediction
+
+    return relu_flow_prediction(case, times)
 
 
 def summary(ds: xr.Dataset) -> str:
     """One line: method, discretisation, cost."""
     a = ds.attrs
     method = a["method"]
-    if method.endswith("-ode"):
-        return f"{method} on {a['case_name']}: closed form, {float(a['seconds']):.3g} s"
+    seconds = float(a.get("seconds", a.get("seconds_total", 0.0)))
+    if "scheme" not in a:
+        return f"{method} on {a['case_name']}: {seconds:.3g} s"
     cost = (f"{a['modes']} modes ({a['eigensolver']})" if a["scheme"] == "modal"
             else f"{a['scheme']} dt = {float(a['dt']):.3g}, {a['steps']} steps")
     return (f"{method} on {a['case_name']}: P{a['degree']}, cells {a['cells']}, "
             f"{a['dofs']} dofs, {cost}, {a['mpi_processes']} process(es), "
-            f"{float(a['seconds']):.3g} s solve + {float(a['seconds_settings']):.3g} s settings")
-
-
-def run(case_path, out, method: str = "fem", figure: bool = True) -> int:
-    """The ``freqdyn solve`` command: solve, write DIR/prediction.nc and DIR/prediction.png."""
-    from mpi4py import MPI
-
-    from freqdyn.inputs.case import load_case
-    from freqdyn.results import write_dataset
-
-    comm = MPI.COMM_WORLD
-    case = load_case(case_path)
-    ds = solve(case, method, comm)
-    if comm.rank == 0:
-        out = Path(out)
-        path = write_dataset(ds, out / "prediction.nc")
-        print(summary(ds))
-        print(f"  wrote {path}")
-        if figure:
-            from freqdyn.plots import dynamics_figure, save
-
-            fig = dynamics_figure(ds, title=f"{case.name}: {method}, error transform |û(ξ, t)|")
-            save(fig, out / "prediction.png")
-            print(f"  wrote {out / 'prediction.png'}")
-    comm.Barrier()
-    return 0
+            f"{seconds:.3g} s solve + {float(a['seconds_settings']):.3g} s settings")

@@ -107,7 +107,7 @@ class GrokResult:
 
 def run_experiment(exp: Experiment, out: str | Path, *, device: str = "cpu") -> GrokResult:
     """Run ``exp`` and write ``result.nc``, its figures and ``summary.json`` into ``out``."""
-    from freqdyn.plots import save
+    from freqdyn.plots import save_figure
     from freqdyn.results import atomic_write, write_dataset
 
     out = Path(out)
@@ -127,7 +127,7 @@ def run_experiment(exp: Experiment, out: str | Path, *, device: str = "cpu") -> 
     figures = []
     for key, fig in outcome.figures.items():
         path = out / f"{key}.png"
-        atomic_write(path, lambda tmp, fig=fig: save(fig, tmp))
+        save_figure(fig, path)
         figures.append(path)
     summary = jsonable(outcome.summary)
     claim = evaluate_rule(exp.rule, summary)

@@ -26,7 +26,7 @@ The per-frequency learning rate is the damping coefficient κ²α ρ_w^sym(ξ): 
 diffusion, frequency ξ decays as exp(−κ²α ρ_w^sym(ξ) t).
 
 The LFP coefficients of 2-layer ReLU and tanh networks are derived in
-:func:`derive_lfp` from the transform of the activation (see its docstring).
+:func:`freqdyn.theory.lfp.derive_lfp`.
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ from functools import cache
 
 import numpy as np
 import sympy as sp
-from scipy import integrate
 
 from freqdyn.inputs.symbols import axis_symbols
 
@@ -246,121 +245,3 @@ def derive(case) -> Derivation:
     weight = const + sum(c * x[i] * xp[i] for c, i in pieces)
     ntk = sp.factor(weight.subs(numbers)) * k_of_x
     return Derivation(dim=dim, ntk=ntk, damping=damping, diffusion=diffusion, rate=damping)
-
-
-# ---------------------------------------------------------------------------------------
-# LFP models of 2-layer ReLU / tanh networks
-# ---------------------------------------------------------------------------------------
-
-LFP_ACTIVATIONS = ("relu", "tanh")
-
-
-def activation_transform_squared(activation: str, eta: sp.Symbol) -> sp.Expr:
-    """|σ̂(η)|² for η ≠ 0 (convention B), from the transform of a derivative of σ.
-
-    ReLU: σ'' = δ, so (2πiη)² σ̂ = 1 and |σ̂|² = 1/(16π⁴η⁴).
-    tanh: σ' = sech², F[sech²](η) = 2π²η csch(π²η) (convention B; the argument is
-    π²η, not πη), so |σ̂|² = |F[sech²]|²/(4π²η²) = π² csch²(π²η).
-    """
-    if activation == "relu":
-        return 1 / (16 * sp.pi**4 * eta**4)
-    if activation == "tanh":
-        sech2_hat = 2 * sp.pi**2 * eta / sp.sinh(sp.pi**2 * eta)
-        return sp.simplify(sech2_hat**2 / (4 * sp.pi**2 * eta**2))
-    raise ValueError(f"activation must be one of {LFP_ACTIVATIONS}, got {activation!r}")
-
-
-@dataclass(frozen=True)
-class LFPCoefficients:
-    """∂_t F[u] = ∇·(D ∇F[u_ρ]) − c F[u_ρ], valid for |ξ| > 0 up to O(σ_b^{-2})."""
-
-    activation: str
-    dim: int
-    damping: sp.Expr  # in |ξ| symbol ``k`` (radial) — see ``radius``
-    diffusion: sp.Expr
-    radius: sp.Symbol
-    damping_effective: sp.Expr  # the earlier effective LFP: damping only
-
-    def to_json(self) -> dict:
-        return {"activation": self.activation, "damping": str(self.damping),
-                "diffusion": str(self.diffusion), "radius_symbol": str(self.radius)}
-
-    def numeric(self, which: str):
-        """Vectorised c or D as a function of |ξ| (array), integrals by adaptive quadrature."""
-        expr = getattr(self, which)
-        integrals = sorted(expr.atoms(sp.Integral), key=str)
-        holders = sp.symbols(f"I0:{len(integrals)}")
-        outer = sp.lambdify((self.radius, *holders),
-                            expr.xreplace(dict(zip(integrals, holders, strict=True))), "numpy")
-        inner = []
-        for integral in integrals:
-            (var, lo, hi), = integral.limits
-            inner.append((sp.lambdify((var, self.radius), integral.function, "numpy"),
-                          float(lo), float(hi)))
-
-        def evaluate(radius):
-            radius = np.asarray(radius, dtype=float)
-            flat = radius.ravel()
-            with np.errstate(over="ignore"):  # csch² underflows to 0 through sinh overflow
-                parts = [np.array([integrate.quad(f, lo, hi, args=(k,), limit=200)[0]
-                                   for k in flat]) for f, lo, hi in inner]
-            return np.asarray(outer(flat, *parts), dtype=float).reshape(radius.shape)
-
-        return evaluate
-
-
-def derive_lfp(activation: str, dim: int, sigma_b: float, weight_scale: float = 1.0,
-               outer_std: float = 1.0) -> LFPCoefficients:
-    """LFP coefficients of f = m^{-1/2} Σ a_j σ(w_j·x + b_j), derived for this activation.
-
-    Parameters at initialisation: w ∼ 𝒩(0, weight_scale² I_d), a ∼ 𝒩(0, outer_std²),
-    b ∼ 𝒩(0, σ_b²) with σ_b ≫ 1, all trained; loss ½∫(f − g)² dx (Lebesgue data).
-
-    Derivation (freqdyn's own; the review quoted in the spec differs by constants).
-    The NTK is Θ = E[σσ'] + E[a²σ'σ'](1 + x·x').  For σ_b ≫ 1 the bias density is
-    flat, 1/(√(2π)σ_b), where it matters, so E_b[h(w·x + b) h(w·x' + b)] becomes
-    (√(2π)σ_b)^{-1} (h ⋆ h)(w·(x − x')).  Its transform over z = x − x' is
-    r^{-1}|ĥ(ξ·n/r)|² δ(ξ_⊥) for w = r n; averaging n over the sphere gives
-    (Γ(d/2)/π^{d/2}) |ξ|^{1−d} r^{-1}|ĥ(|ξ|/r)|².  With h = σ for the a-gradient,
-    h = aσ' for the b-gradient, and a factor x·x' ↦ −(1/4π²)∇·(·∇) for the
-    w-gradient:
-
-        c(ξ) = C_d |ξ|^{1−d} E_r[ r^{-1}|σ̂(|ξ|/r)|² + E a² · r^{-1}|F[σ'](|ξ|/r)|² ]
-        D(ξ) = C_d |ξ|^{1−d} E_r[ E a² · r^{-1}|F[σ'](|ξ|/r)|² ] / (4π²)
-        C_d = Γ(d/2) / (√(2π) σ_b π^{d/2}).
-
-    For ReLU this is C_d E[r³/(16π⁴|ξ|^{d+3}) + a² r/(4π²|ξ|^{d+1})] for c, as quoted in
-    the spec, with C_d twice the quoted prefactor (both antipodal directions ±ξ/|ξ|
-    contribute), and D carries an extra 1/(4π²).  These constants are what freqdyn's
-    LFP solver is checked against (kernel flow on the exact ReLU NTK).
-    """
-    if activation not in LFP_ACTIVATIONS:
-        raise ValueError(f"activation must be one of {LFP_ACTIVATIONS}, got {activation!r}")
-    k = sp.Symbol("k", positive=True)  # |ξ|
-    r = sp.Symbol("r", positive=True)
-    eta = sp.Symbol("eta", real=True)
-    sigma_hat2 = activation_transform_squared(activation, eta)
-    deriv_hat2 = sp.simplify(4 * sp.pi**2 * eta**2 * sigma_hat2)  # |F[σ'](η)|²
-    s_w, s_a, s_b = (sp.nsimplify(v) for v in (weight_scale, outer_std, sigma_b))
-    # radial density of |w| for w ∼ 𝒩(0, s_w² I_d)
-    radial = (2 * r ** (dim - 1) * sp.exp(-r**2 / (2 * s_w**2))
-              / ((2 * s_w**2) ** sp.Rational(dim, 2) * sp.gamma(sp.Rational(dim, 2))))
-    prefactor = sp.gamma(sp.Rational(dim, 2)) / (sp.sqrt(2 * sp.pi) * s_b
-                                                  * sp.pi ** sp.Rational(dim, 2))
-
-    def radial_mean(expr):
-        integrand = sp.simplify(expr.subs(eta, k / r) / r) * radial
-        if activation == "relu":
-            return sp.simplify(sp.integrate(integrand, (r, 0, sp.oo)))
-        return sp.Integral(integrand, (r, 0, sp.oo))
-
-    term_a = radial_mean(sigma_hat2)
-    term_b = s_a**2 * radial_mean(deriv_hat2)
-    scale = prefactor * k ** (1 - dim)
-    damping = sp.simplify(scale * (term_a + term_b)) if activation == "relu" else \
-        scale * (term_a + term_b)
-    diffusion = scale * term_b / (4 * sp.pi**2)
-    if activation == "relu":
-        diffusion = sp.simplify(diffusion)
-    return LFPCoefficients(activation=activation, dim=dim, damping=damping,
-                           diffusion=diffusion, radius=k, damping_effective=damping)

@@ -1,35 +1,138 @@
-"""Analytic infinite-width NTK and empirical NTK of finite networks.
+"""The neural tangent kernels of freqdyn's networks, each defined once (docs/theory.md §3).
 
-Analytic (convention B, spec §4):
+**Fourier features** (convention B), infinite width:
 
-    Θ(x, x') = κ² (1 + 4π² σ_a² x·x') k(x − x'),   k(z) = E_{w∼ρ_w} cos(2π w·z).
+    Θ(x, x') = κ² Σ_{i=0}^{d} c_i m_i(x) m_i(x') k(x − x'),   k(z) = E_{w∼ρ_w} cos(2π w·z),
 
-Empirical: Θ̂(x, x') = ∇_θ f(x)·∇_θ f(x') of a finite network, by torch.func
-(vectorised reverse-mode Jacobians, contracted over all parameters).  Its deviation
-from Θ is Monte-Carlo error, O(m^{-1/2}) in the width m.
+with m_0 = 1, c_0 = 1 (the outer weights a, b) and m_i = x_i, c_i = 4π²σ_a² (the
+frequencies w), i.e. Θ = κ²(1 + 4π²σ_a² x·x') k(x − x').  With frozen frequencies only
+the i = 0 term remains.  :class:`FourierFeatureKernel` holds this structure: a stationary
+factor times a sum of separable polynomial weights.  It gives dense Gram matrices and, on
+a uniform grid, matrix-free products in O(N log N) (k ⋆ v by FFT, once per term), which is
+what the kernel-flow reference (:mod:`freqdyn.predict.kernel_flow`) uses.  The symbolic
+form of :func:`freqdyn.theory.derive.derive` is checked against it in the tests.
+
+**ReLU** (the LFP's network f = m^{-1/2} Σ a σ(w·x + b), all trained; arc-cosine kernels
+of Cho & Saul on the augmented input (x, 1)): :func:`relu_ntk`.
+
+**Empirical**: Θ̂(x, x') = ∇_θ f(x)·∇_θ f(x') of any finite torch network
+(:func:`empirical_ntk`); its deviation from Θ is Monte-Carlo error, O(m^{-1/2}).
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 import numpy as np
 import torch
+from scipy import fft as sfft
 from torch.func import functional_call, jacrev, vmap
 
+from freqdyn.inputs.fourier import tensor_grid
 
-def _points(x, dim: int) -> np.ndarray:
+
+def as_points(x, dim: int) -> np.ndarray:
+    """``x`` as an (n, dim) float array (a flat array is n points in d = 1)."""
     x = np.asarray(x, dtype=float)
-    if dim == 1 and (x.ndim == 1 or x.shape[-1] != 1):
+    if dim == 1 and (x.ndim <= 1 or x.shape[-1] != 1):
         x = x.reshape(-1, 1)
     return x.reshape(-1, dim)
 
 
-def analytic_ntk(case, x, xp=None) -> np.ndarray:
-    """Θ(x_i, x'_j) for points x (n, d) and x' (n', d); returns (n, n')."""
-    x = _points(x, case.dim)
-    xp = x if xp is None else _points(xp, case.dim)
-    diff = x[:, None, :] - xp[None, :, :]
-    weight = 1.0 + 4 * np.pi**2 * case.sigma_a**2 * (x @ xp.T)
-    return case.kappa**2 * weight * case.rho_w.char(diff)
+@dataclass(frozen=True)
+class FourierFeatureKernel:
+    """Θ(x, x') = scale · (c_0 + c_x x·x') k(x − x') of a Fourier-feature case.
+
+    ``scale`` is κ² (times a quadrature or loss weight where a caller folds one in),
+    ``c_x`` is 4π²σ_a² with trained frequencies and 0 with frozen ones.
+    """
+
+    dim: int
+    char: object  # k(z): points (..., d) -> values (...)
+    scale: float
+    c_x: float
+
+    @classmethod
+    def of_case(cls, case, train_w: bool = True) -> FourierFeatureKernel:
+        c_x = 4 * math.pi**2 * case.sigma_a**2 if train_w else 0.0
+        return cls(dim=case.dim, char=case.rho_w.char, scale=case.kappa**2, c_x=c_x)
+
+    def scaled(self, factor: float) -> FourierFeatureKernel:
+        """The same kernel times ``factor`` (e.g. α h^d for a discretised flow)."""
+        return FourierFeatureKernel(self.dim, self.char, self.scale * factor, self.c_x)
+
+    def __call__(self, x, xp=None) -> np.ndarray:
+        """The Gram matrix Θ(x_i, x'_j), points (n, d) and (n', d) → (n, n')."""
+        x = as_points(x, self.dim)
+        xp = x if xp is None else as_points(xp, self.dim)
+        weight = 1.0 + self.c_x * (x @ xp.T)
+        return self.scale * weight * self.char(x[:, None, :] - xp[None, :, :])
+
+    def grid_gram(self, axis: np.ndarray) -> np.ndarray:
+        """The dense Gram matrix on the tensor grid of ``axis`` (Toeplitz k in d = 1)."""
+        if self.dim > 1:
+            return self(tensor_grid([axis] * self.dim).reshape(-1, self.dim))
+        from scipy import linalg
+
+        k = linalg.toeplitz(self.char((axis - axis[0])[:, None]))
+        return self.scale * (1.0 + self.c_x * np.outer(axis, axis)) * k
+
+    def grid_matvec(self, axis: np.ndarray):
+        """v ↦ Θ v on the tensor grid of the uniform ``axis`` (N = n^d points), matrix-free.
+
+        Θv = scale [k ⋆ v + c_x Σ_i x_i (k ⋆ (x_i v))]; each k ⋆ is a linear convolution
+        with the lag kernel k(j h), |j| < n, done by a real FFT of length ≥ 3n − 2.
+        """
+        d, n = self.dim, axis.size
+        h = axis[1] - axis[0]
+        lags = h * np.arange(-(n - 1), n)
+        kernel = self.char(tensor_grid([lags] * d))
+        shape = [sfft.next_fast_len(3 * n - 2, real=True)] * d
+        k_hat = sfft.rfftn(kernel, shape)
+        coords = np.meshgrid(*([axis] * d), indexing="ij")
+        # entry i of the linear convolution Σ_j k(x_i − x_j) v_j sits at index n−1+i
+        window = tuple(slice(n - 1, 2 * n - 1) for _ in range(d))
+
+        def conv(v):
+            return sfft.irfftn(sfft.rfftn(v, shape, workers=-1) * k_hat, shape,
+                               workers=-1)[window]
+
+        def matvec(v):
+            v = np.reshape(v, (n,) * d)
+            out = conv(v)
+            if self.c_x:
+                for x_k in coords:
+                    out = out + self.c_x * x_k * conv(x_k * v)
+            return self.scale * out.ravel()
+
+        return matvec
+
+
+def fourier_feature_ntk(case, x, xp=None, train_w: bool = True) -> np.ndarray:
+    """The infinite-width NTK of the case's 2-layer network at points x, x' → (n, n')."""
+    return FourierFeatureKernel.of_case(case, train_w)(x, xp)
+
+
+def relu_ntk(x: np.ndarray, xp: np.ndarray, params) -> np.ndarray:
+    """Θ(x_i, x'_j) of f = m^{-1/2} Σ a relu(w·x + b) (all trained), points (n, d), (n', d).
+
+    Θ = E[σ(ω·x̃)σ(ω·x̃')] + s_a² E[σ'(ω·x̃)σ'(ω·x̃')](x·x' + 1) with ω = (w, b), x̃ = (x, 1);
+    with z = (s_w x, σ_b), z' likewise and θ = ∠(z, z'): E[relu relu] =
+    |z||z'|(sin θ + (π − θ) cos θ)/(2π) and E[step step] = (π − θ)/(2π).  ``params`` has
+    ``weight_scale`` s_w, ``sigma_b`` and ``outer_std`` s_a (an LFP parameter set).
+    """
+    def lift(p):
+        return np.concatenate([params.weight_scale * p,
+                               np.full((p.shape[0], 1), params.sigma_b)], axis=1)
+
+    z, zp = lift(x), lift(xp)
+    nz, nzp = np.linalg.norm(z, axis=1), np.linalg.norm(zp, axis=1)
+    cos = np.clip((z @ zp.T) / np.outer(nz, nzp), -1.0, 1.0)
+    theta = np.arccos(cos)
+    k1 = np.outer(nz, nzp) * (np.sin(theta) + (np.pi - theta) * cos) / (2 * np.pi)
+    k0 = (np.pi - theta) / (2 * np.pi)
+    return k1 + params.outer_std**2 * k0 * (x @ xp.T + 1.0)
 
 
 def empirical_ntk(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:

@@ -111,3 +111,34 @@ def solve_problem(problem: Problem, times, grid_axes: list[np.ndarray],
     attrs["seconds_setup"] = setup
     attrs["seconds"] = _time.perf_counter() - start
     return FemResult(u_hat=out, attrs=attrs, variables=variables)
+
+
+def solve_case(case, method: str = "fem", comm=None, progress: bool = False):
+    """û(ξ, t) of ``case`` by finite elements as a schema dataset (the same on every process).
+
+    ``method``: ``fem`` or ``modal`` (the Fourier-feature PDE), ``lfp-relu`` or ``lfp-tanh``
+    (the LFP PDE of the ``[lfp]`` table); the ``[fem]`` table sets the discretisation.
+    """
+    from freqdyn.predict.fem.problem import fourier_feature_problem
+    from freqdyn.predict.fem.settings import fem_settings
+    from freqdyn.results import frequency_dataset
+
+    comm = MPI.COMM_WORLD if comm is None else comm
+    start = _time.perf_counter()
+    if method in ("fem", "modal"):
+        problem, extra = fourier_feature_problem(case), {}
+    else:
+        from freqdyn.predict.lfp import lfp_problem
+        from freqdyn.theory.lfp import lfp_params
+
+        params = lfp_params(case, method.split("-")[1])
+        problem, _ = lfp_problem(case, params)
+        extra = params.attrs()
+    settings = fem_settings(problem, case.section("fem"), case.times,
+                            "modal" if method == "modal" else None)
+    chosen = _time.perf_counter() - start
+    result = solve_problem(problem, case.times, case.xi_axes(), settings, comm, progress)
+    attrs = dict(result.attrs, **extra)
+    attrs["seconds_settings"] = chosen
+    return frequency_dataset(case, result.u_hat, method, variables=result.variables,
+                             attrs=attrs)

@@ -1,0 +1,46 @@
+"""A design: wanted, first-guess, designed (and measured) learning times; the densities."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from freqdyn.analysis.design import density_values
+
+if TYPE_CHECKING:
+    from freqdyn.analysis.design import Design
+
+
+def design_figure(d: Design, modal=None, measured=None, title: str = ""):
+    """Wanted vs PDE-predicted (vs net-measured) learning time per peak frequency."""
+    import matplotlib.pyplot as plt
+
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(11, 4))
+    w = d.probe.peaks
+    ax0.semilogy(w, d.wanted, "k-", lw=2, label="wanted")
+    ax0.semilogy(w, d.achieved_first_guess, "C1^--", label="first guess ρ ∝ 1/T (PDE)")
+    ax0.semilogy(w, d.achieved, "C0o-", label="designed (PDE, finite differences)")
+    if modal is not None:
+        ax0.semilogy(w, modal, "C0x", ms=9, label="designed (PDE, modal FEM solver)")
+    if measured is not None:
+        ax0.semilogy(w, measured, "C3s", mfc="none", ms=9, label="designed (trained nets)")
+    finite = np.where(np.isfinite(d.gaussian), d.gaussian, np.nan)
+    ax0.semilogy(w, finite, "C2v:", label="Gaussian s = B/4 (PDE)")
+    ax0.set_xlabel("peak frequency ω (cycles per unit x)")
+    ax0.set_ylabel("learning time (|û(ω)| to 1/e), PDE time")
+    ax0.grid(True, which="both", alpha=0.3)
+    ax0.legend(fontsize=7)
+    xi = d.probe.nodes
+    ax1.plot(xi, density_values(d.coeffs, xi, d.probe.band), "C0", label="designed ρ_w")
+    ax1.plot(xi, density_values(d.first_guess, xi, d.probe.band), "C1--",
+             label="first guess")
+    b = d.probe.band / 4
+    ax1.plot(xi, np.exp(-xi**2 / (2 * b**2)) / (math.sqrt(2 * np.pi) * b), "C2:",
+             label="Gaussian s = B/4")
+    ax1.set_xlabel("ξ")
+    ax1.set_ylabel("ρ_w(ξ)")
+    ax1.legend(fontsize=7)
+    fig.suptitle(title)
+    return fig
