@@ -66,8 +66,9 @@ def _cmd_kernel_flow(args) -> int:
 
 
 def _cmd_train(args) -> int:
+    from freqdyn.errors import TrainingDiverged
     from freqdyn.inputs.case import load_case
-    from freqdyn.nets.train import TrainingDiverged, train
+    from freqdyn.nets.train import train
 
     out = args.out or args.resume
     if not out:
@@ -106,8 +107,8 @@ def _cmd_design(args) -> int:
 
 
 def _cmd_grok(args) -> int:
-    from freqdyn.nets.loop import TrainingDiverged
-    from freqdyn.nets.train import resolve_device
+    from freqdyn.errors import TrainingDiverged
+    from freqdyn.nets.settings import resolve_device
     from freqdyn.runs.experiment import load_experiment
     from freqdyn.runs.runner import run_experiment
 

@@ -54,12 +54,19 @@ def frequency_dataset(case, u_hat: np.ndarray, method: str, *, times=None, xi_ax
         coords[name] = (name, np.asarray(axis), {"units": "cycles per unit x",
                                                  "long_name": f"frequency {name}"})
     data = {
-        "u_hat_real": (dims, u_hat.real.astype(float), {"long_name": "Re of error transform"}),
-        "u_hat_imag": (dims, u_hat.imag.astype(float), {"long_name": "Im of error transform"}),
+        "u_hat_real": (dims, u_hat.real.astype(float),
+                       {"long_name": "real part of the error transform u_hat = F[f - g]",
+                        "units": "unit of g times (unit of x)^d"}),
+        "u_hat_imag": (dims, u_hat.imag.astype(float),
+                       {"long_name": "imaginary part of the error transform u_hat = F[f - g]",
+                        "units": "unit of g times (unit of x)^d"}),
     }
-    for key, (vdims, values) in (variables or {}).items():
-        data[key] = (vdims, np.asarray(values))
+    for key, spec in (variables or {}).items():
+        vdims, values, *rest = spec
+        data[key] = (vdims, np.asarray(values), dict(rest[0]) if rest else {})
     all_attrs = {
+        "Conventions": "CF-1.10",
+        "title": f"freqdyn {method} result for case {case.name}",
         "case_name": case.name,
         "case_toml": case.text,
         "freqdyn_version": __version__,
@@ -133,3 +140,57 @@ def peak_ratios(ds: xr.Dataset, peaks: np.ndarray | None = None) -> np.ndarray:
         mag = np.abs(at.values)
         out.append(mag / mag[0] if mag[0] > 0 else mag)
     return np.array(out).reshape(-1, ds.sizes["time"])
+
+
+class FolderLock:
+    """Refuse a second freqdyn run writing into the same output folder at the same time.
+
+    An exclusive ``flock`` on ``<folder>/.freqdyn.lock`` for the life of the run; the
+    file records the holder's pid.  The operating system releases the lock when the
+    process ends, however it ends, so a killed run never leaves the folder locked.
+    """
+
+    def __init__(self, folder: str | Path, field: str = "--out"):
+        self.folder, self.field, self.handle = Path(folder), field, None
+
+    def __enter__(self):
+        import fcntl
+
+        from freqdyn.errors import InputError
+
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            handle = open(self.folder / ".freqdyn.lock", "a+")  # noqa: SIM115 - held open
+        except NotADirectoryError:
+            raise InputError(self.field, f"{self.folder} lies under a file, not a folder; "
+                                         "choose another output folder") from None
+        except FileExistsError:
+            raise InputError(self.field, f"{self.folder} is a file, not a folder; choose "
+                                         "another output folder") from None
+        except PermissionError:
+            raise InputError(self.field, f"cannot write into {self.folder} (permission "
+                                         "denied); choose a folder you can write to") from None
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "?"
+            handle.close()
+            raise InputError(self.field, f"another freqdyn run (pid {holder}) is writing into "
+                                         f"{self.folder}; wait for it or choose another "
+                                         "folder") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self.handle = handle
+        return self
+
+    def __exit__(self, *exc):
+        import fcntl
+
+        if self.handle is not None:
+            fcntl.flock(self.handle, fcntl.LOCK_UN)
+            self.handle.close()
+            self.handle = None
+        return False

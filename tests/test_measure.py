@@ -6,7 +6,7 @@ import torch
 
 from freqdyn.inputs.case import load_case
 from freqdyn.inputs.fourier import relative_l2, riemann_transform, tensor_grid
-from freqdyn.nets.fourier import FourierFeatureMLP, FourierFeatureNetwork
+from freqdyn.nets.fourier import FourierFeatureNetwork
 from freqdyn.nets.measure import (
     error_transform,
     gram_lambda_max,
@@ -14,6 +14,7 @@ from freqdyn.nets.measure import (
     nudft,
     parameter_drift,
 )
+from freqdyn.nets.mlp import FourierFeatureMLP
 from freqdyn.theory.ntk import empirical_ntk
 
 GAUSS = load_case("pde/gaussian-1d.toml")

@@ -7,13 +7,9 @@ import pytest
 import torch
 
 from freqdyn.inputs.case import load_case
-from freqdyn.nets.fourier import (
-    FourierFeatureMLP,
-    FourierFeatureNetwork,
-    autograd_loss_and_grad,
-    default_block_rows,
-)
+from freqdyn.nets.fourier import FourierFeatureNetwork, default_block_rows
 from freqdyn.nets.measure import analytic_kernel, empirical_kernel, ntk_comparison, probe_points
+from freqdyn.nets.mlp import FourierFeatureMLP, autograd_loss_and_grad
 
 CASES = {name: load_case(f"pde/{name}.toml") for name in ("gaussian-1d", "uniform-1d",
                                                             "gaussian-2d")}

@@ -70,7 +70,7 @@ def test_cli_lfp_tanh(tmp_path, monkeypatch):
 
 def test_progress_bar_is_silent_when_asked(monkeypatch):
     monkeypatch.setenv("FREQDYN_NO_PROGRESS", "1")
-    assert progress_bar(10, "x", MPI.COMM_WORLD).disable
+    assert not progress_bar(10, "x", MPI.COMM_WORLD).enabled
 
 
 HIDDEN = {

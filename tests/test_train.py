@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from freqdyn.cli import main
-from freqdyn.errors import InputError
+from freqdyn.errors import InputError, TrainingDiverged
 from freqdyn.inputs.case import load_case
 from freqdyn.inputs.fourier import relative_l2
 from freqdyn.nets.measure import (
@@ -21,20 +21,16 @@ from freqdyn.nets.measure import (
     ntk_comparison,
     probe_points,
 )
-from freqdyn.nets.train import (
+from freqdyn.nets.schedule import (
     StabilityWarning,
-    TrainingDiverged,
-    build_model,
-    centered_targets,
     check_learning_rate,
-    independent_units,
     pde_time,
     report_schedule,
     time_quantum,
-    train,
-    train_settings,
-    training_samples,
 )
+from freqdyn.nets.settings import train_settings
+from freqdyn.nets.setup import build_model, centered_targets, independent_units, training_samples
+from freqdyn.nets.train import train
 from freqdyn.predict.kernel_flow import kernel_flow
 from freqdyn.results import read_dataset, u_hat
 from freqdyn.theory.ntk import empirical_ntk
@@ -158,7 +154,7 @@ def test_centered_network_starts_at_zero_and_measures_f_minus_f0_minus_g(tmp_pat
         return case.kappa / np.sqrt(63) * (np.cos(phase) @ a + np.sin(phase) @ b)
 
     axis = np.linspace(-settings.R, settings.R, int(ds.attrs["measure_points_per_axis"]))
-    u = f_numpy(state["model"], axis) - f_numpy(state["initial"], axis) - \
+    u = f_numpy(state["model"], axis) - f_numpy(state["callbacks"][0]["initial"], axis) - \
         case.target(axis[:, None])
     xi = case.xi_axes()[0]
     direct = (axis[1] - axis[0]) * np.exp(-2j * np.pi * np.outer(xi, axis)) @ u
@@ -221,7 +217,7 @@ def test_divergence_stops_and_keeps_last_good_checkpoint(tmp_path):
     state = torch.load(files[-1], weights_only=False)
     assert state["step"] < bad_step
     assert all(torch.isfinite(v).all() for v in state["model"].values())
-    losses = np.asarray(state["losses"])
+    losses = np.asarray(state["callbacks"][2]["history"])  # the loss guard's record
     assert np.all(np.isfinite(losses)) and losses.max() <= 10 * losses[0]
     assert not (tmp_path / "measured.nc").exists()
     far = _case(times=[0.0, 1.0], **opts, lr=20.0 / lam)
@@ -243,8 +239,9 @@ def test_resume_is_bit_for_bit(tmp_path, opts):
     assert train(case, tmp_path / "part", progress=False, stop_after=11) is None
     assert not (tmp_path / "part" / "measured.nc").exists()
     with pytest.raises(InputError, match="already holds checkpoints"):
-        train(case, tmp_path / "part", progress=False)
-    resumed = train(case, tmp_path / "part", resume=True, progress=False, figure=False)
+        train(case, tmp_path / "part", resume=False, progress=False)
+    resumed = train(case, tmp_path / "part", progress=False, figure=False)  # resumes
+    assert resumed.resumed_from == 11
     a, b = read_dataset(full.measured), read_dataset(resumed.measured)
     for var in ("u_hat_real", "u_hat_imag", "loss", "drift", "drift_w", "report_step"):
         np.testing.assert_array_equal(a[var].values, b[var].values, err_msg=var)
@@ -261,9 +258,9 @@ def test_resume_refuses_a_changed_case(tmp_path):
     case = _case(times=[0.0, 0.05], **TINY)
     train(case, tmp_path, progress=False, stop_after=3)
     changed = _case(times=[0.0, 0.05], **{**TINY, "width": 32})
-    with pytest.raises(InputError, match="case differs"):
+    with pytest.raises(InputError, match="belong to another run"):
         train(changed, tmp_path, resume=True, progress=False)
-    with pytest.raises(InputError, match="settings differ.*width"):
+    with pytest.raises(InputError, match="differs in train.width"):
         train(case, tmp_path, resume=True, progress=False, overrides={"width": 32})
     with pytest.raises(InputError, match="no checkpoint"):
         train(case, tmp_path / "empty", resume=True, progress=False)
@@ -282,7 +279,8 @@ def test_settings_defaults_and_errors():
     assert x.shape == (s.samples, 1)
     np.testing.assert_allclose(x[[0, -1], 0], [-s.R + h / 2, s.R - h / 2])
     assert s.R > case.target.radius
-    for bad, field in [({"optimizr": "gd"}, "train"), ({"optimizer": "lbfgs"}, "train.optimizer"),
+    for bad, field in [({"optimizr": "gd"}, "train.optimizr"),
+                       ({"optimizer": "lbfgs"}, "train.optimizer"),
                        ({"optimizer": "adam"}, "train.steps"), ({"width": 0}, "train.width"),
                        ({"width": 7}, "train.width"), ({"dtype": "half"}, "train.dtype"),
                        ({"momentum": 1.0}, "train.momentum"), ({"lr": -1.0}, "train.lr"),

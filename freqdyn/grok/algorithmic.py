@@ -59,7 +59,7 @@ from scipy.optimize import curve_fit
 from freqdyn.errors import InputError
 from freqdyn.grok.models import build_model
 from freqdyn.grok.modular import ModularData, modular_dataset
-from freqdyn.nets.loop import TrainingLog, adamw, checkpoint_files, train_loop
+from freqdyn.nets.loop import TrainingLog, adamw, train_loop
 
 PHASES = ("t1", "t2", "t3", "t4")
 EVALUATED = ("train_loss", "train_acc", "val_loss", "val_acc")
@@ -124,6 +124,20 @@ def phase_times(eval_steps, train_acc, val_acc) -> dict[str, int | None]:
     train_acc, val_acc = np.asarray(train_acc), np.asarray(val_acc)
     return {"t1": first(train_acc > 0), "t2": first(train_acc >= 1),
             "t3": first(val_acc > 0), "t4": first(val_acc >= 1)}
+
+
+class _BatchState(dict):
+    """The previous update's batch accuracy (``state["train_acc"]`` of the hooks), saved with
+    the checkpoints so that a resumed run's noise schedule continues where it stopped."""
+
+    def __init__(self):
+        super().__init__(train_acc=0.0)
+
+    def state_dict(self) -> dict:
+        return dict(self)
+
+    def load_state_dict(self, saved: dict) -> None:
+        self.update(saved)
 
 
 @dataclass
@@ -228,11 +242,7 @@ def train_modular(cfg: dict, seed: int, device: str = "cpu", *,
     optimizer, scheduler = adamw(model, lr, weight_decay, betas=tuple(betas), warmup=warmup)
 
     records: dict[str, list[float]] = {key: [] for key in BATCH_RECORDS}
-    state = {"train_acc": 0.0}
-    if resume and checkpoint_dir is not None and checkpoint_files(Path(checkpoint_dir)):
-        saved = torch.load(checkpoint_files(Path(checkpoint_dir))[-1], map_location="cpu",
-                           weights_only=False)["log"]["per_step"].get("batch_acc", [])
-        state["train_acc"] = saved[-1] if saved else 0.0
+    state = _BatchState()
 
     def loss_fn(step: int) -> torch.Tensor:
         if batch_size is None:
@@ -283,7 +293,7 @@ def train_modular(cfg: dict, seed: int, device: str = "cpu", *,
                      checkpoint_dir=checkpoint_dir, checkpoint_every=CHECKPOINT_EVALS * eval_every,
                      resume=resume, stop=stop, generators=[batches], progress=progress,
                      label=label or f"{cfg.get('model', 'mlp')} seed {seed}",
-                     stateful=stateful, fingerprint=fingerprint)
+                     stateful=[state, *stateful], fingerprint=fingerprint)
     merge_records(log)
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     times = phase_times(log.eval_steps, log.evals("train_acc"), log.evals("val_acc"))

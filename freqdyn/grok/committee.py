@@ -45,10 +45,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from freqdyn.errors import InputError
-from freqdyn.nets.train import progress_enabled
+from freqdyn.nets.loop import Callback, TrainingLoop
 
 
 @dataclass(frozen=True)
@@ -303,14 +302,14 @@ def train_committee(task: TeacherTask, initial_weights: torch.Tensor, *, alpha, 
     initial features: δ_i ← δ_i − c[Σ r^lin_μ x_μ + ε (Σ r^lin_μ x_μ x_μᵀ) w⁰_i].  It is kept in
     its statistics δ̄ = (1/N)Σ δ_i and Q = (1/N)Σ w⁰_i δ_iᵀ, since f̃_lin = α δ̄·x + αε xᵀQx.
 
-    This does not use the shared training loop because the network and its twin must step in
-    lock-step on one closed-form update, batched over configurations (seeds, α, ε); logging
-    follows the loop's conventions (state after t steps, t = 0 included).
+    The update is the loop's objective (no optimizer: the network and its twin step in
+    lock-step on one closed-form update, batched over configurations (seeds, α, ε)); the
+    curves are a loop callback at the logged states (t = 0 included).
 
     ``alpha``, ``eps``, ``eta0``: scalars or tensors of the batch shape of ``initial_weights``
     (..., N, D).  ``log_steps``: steps in [0, steps] at which to log.  ``check`` adds the
     O(N²D) neuron-level population loss at every logged step.  A progress bar named ``label``
-    is shown where freqdyn shows progress bars (a terminal, FREQDYN_NO_PROGRESS unset).
+    is shown as everywhere in freqdyn (:mod:`freqdyn.progress`).
     """
     dtype = initial_weights.dtype
     batch = initial_weights.shape[:-2]
@@ -320,70 +319,108 @@ def train_committee(task: TeacherTask, initial_weights: torch.Tensor, *, alpha, 
     log_steps = np.unique(np.asarray(log_steps, dtype=int))
     if log_steps.size == 0 or log_steps[0] < 0 or log_steps[-1] > steps:
         raise InputError("settings.log_steps", f"must lie in [0, {steps}]")
-    x, y = task.x_train, task.y_train
-    c = (2 * eta0 / (alpha * task.n_train))[..., None, None]
-    weights = initial_weights.clone()
-    w0_bar, m0 = sufficient_statistics(initial_weights)
-    ref = (w0_bar, m0) if centered else (torch.zeros_like(w0_bar), torch.zeros_like(m0))
-    delta_bar, q = torch.zeros_like(w0_bar), torch.zeros_like(m0)
-    norm0 = torch.linalg.matrix_norm(initial_weights)
-    eps_m = eps[..., None, None]
-
+    dynamics = _CommitteeDynamics(task, initial_weights, alpha, eps, eta0, centered, twin)
     keys = ["train_loss", "test_loss", "population_loss", "variance_term", "misalignment_term",
             "linear_term", "param_norm", "relative_change"]
     keys += ["twin_train_loss", "twin_test_loss", "twin_population_loss"] * twin
     keys += ["alignment"] * alignment + ["population_check"] * check
-    curves = {k: np.empty((*batch, log_steps.size)) for k in keys}
-    log_at = {int(t): j for j, t in enumerate(log_steps)}
-    bar = tqdm(total=steps, desc=label, leave=False) if progress_enabled() else None
-
-    for t in range(steps + 1):
-        w_bar, second = sufficient_statistics(weights)
-        eff_bar, eff_second = w_bar - ref[0], second - ref[1]
-        residual = output_from_statistics(eff_bar, eff_second, x, alpha, eps) - y
-        if twin:
-            lin_bar = delta_bar + w0_bar * (not centered)
-            lin_second = q + q.transpose(-1, -2) + m0 * (not centered)
-            residual_lin = output_from_statistics(lin_bar, lin_second, x, alpha, eps) - y
-        if t in log_at:
-            f_test = output_from_statistics(eff_bar, eff_second, task.x_test, alpha, eps)
-            parts = loss_decomposition(eff_bar, eff_second, task.beta, alpha, eps,
-                                       task.target_scale)
-            row = {"train_loss": (residual**2).mean(-1),
-                   "test_loss": ((f_test - task.y_test) ** 2).mean(-1),
-                   "population_loss": parts.total, "variance_term": parts.variance,
-                   "misalignment_term": parts.misalignment, "linear_term": parts.linear,
-                   "param_norm": torch.linalg.matrix_norm(weights),
-                   "relative_change": torch.linalg.matrix_norm(weights - initial_weights) / norm0}
-            if twin:
-                f_lin_test = output_from_statistics(lin_bar, lin_second, task.x_test, alpha, eps)
-                row["twin_train_loss"] = (residual_lin**2).mean(-1)
-                row["twin_test_loss"] = ((f_lin_test - task.y_test) ** 2).mean(-1)
-                row["twin_population_loss"] = loss_decomposition(
-                    lin_bar, lin_second, task.beta, alpha, eps, task.target_scale).total
-            if alignment:
-                gram = ntk_gram(task.x_test, task.x_test, w_bar, second, eps)
-                row["alignment"] = kernel_alignment(gram, task.y_test)
-            if check:
-                row["population_check"] = population_loss_from_weights(
-                    weights, task.beta, alpha, eps, task.target_scale,
-                    reference=initial_weights if centered else None)
-            for k, v in row.items():
-                curves[k][..., log_at[t]] = v.cpu().numpy()
-        if t == steps:
-            break
-        if bar is not None:
-            bar.update(1)
-        g, a = _linear_model_terms(x, residual)
-        weights = weights - c * (g.unsqueeze(-2) + eps_m * (weights @ a))
-        if twin:
-            g_lin, a_lin = _linear_model_terms(x, residual_lin)
-            delta_bar = delta_bar - c[..., 0] * (g_lin + eps[..., None] * (
-                a_lin @ w0_bar.unsqueeze(-1)).squeeze(-1))
-            q = q - c * (w0_bar.unsqueeze(-1) * g_lin.unsqueeze(-2) + eps_m * (m0 @ a_lin))
-    if bar is not None:
-        bar.close()
-    if not all(np.isfinite(v).all() for v in curves.values()):
+    logger = _CommitteeLog(dynamics, log_steps, keys, alignment, check)
+    holder = torch.nn.Module()
+    holder.weights = torch.nn.Parameter(dynamics.weights, requires_grad=False)
+    TrainingLoop(holder, None, dynamics.step, steps=steps, callbacks=[logger],
+                 label=label).run()
+    if not all(np.isfinite(v).all() for v in logger.curves.values()):
         raise InputError("settings.eta0", "gradient descent diverged (non-finite loss); "
-                        "lower eta0")
-    return CommitteeRun(log_steps, curves, weights)
+                         "lower eta0")
+    return CommitteeRun(log_steps, logger.curves, dynamics.weights)
+
+
+class _CommitteeDynamics:
+    """The committee's closed-form GD step and its twin's, on the loop's step counter."""
+
+    def __init__(self, task, initial_weights, alpha, eps, eta0, centered: bool, twin: bool):
+        self.task, self.initial, self.alpha, self.eps = task, initial_weights, alpha, eps
+        self.centered, self.twin = centered, twin
+        self.c = (2 * eta0 / (alpha * task.n_train))[..., None, None]
+        self.weights = initial_weights.clone()
+        self.w0_bar, self.m0 = sufficient_statistics(initial_weights)
+        self.ref = (self.w0_bar, self.m0) if centered else \
+            (torch.zeros_like(self.w0_bar), torch.zeros_like(self.m0))
+        self.delta_bar, self.q = torch.zeros_like(self.w0_bar), torch.zeros_like(self.m0)
+        self.norm0 = torch.linalg.matrix_norm(initial_weights)
+        self.cache: dict = {}
+
+    def state(self) -> dict:
+        """Residuals and statistics at the current weights (cached until the next step)."""
+        if self.cache:
+            return self.cache
+        x, y, alpha, eps = self.task.x_train, self.task.y_train, self.alpha, self.eps
+        w_bar, second = sufficient_statistics(self.weights)
+        eff_bar, eff_second = w_bar - self.ref[0], second - self.ref[1]
+        out = {"w_bar": w_bar, "second": second, "eff_bar": eff_bar, "eff_second": eff_second,
+               "residual": output_from_statistics(eff_bar, eff_second, x, alpha, eps) - y}
+        if self.twin:
+            lin_bar = self.delta_bar + self.w0_bar * (not self.centered)
+            lin_second = self.q + self.q.transpose(-1, -2) + self.m0 * (not self.centered)
+            out.update(lin_bar=lin_bar, lin_second=lin_second,
+                       residual_lin=output_from_statistics(lin_bar, lin_second, x, alpha,
+                                                           eps) - y)
+        self.cache = out
+        return out
+
+    def step(self, t: int) -> torch.Tensor:
+        """One GD update of the network and its twin; returns the training MSE before it."""
+        st = self.state()
+        x, eps_m = self.task.x_train, self.eps[..., None, None]
+        g, a = _linear_model_terms(x, st["residual"])
+        self.weights -= self.c * (g.unsqueeze(-2) + eps_m * (self.weights @ a))
+        if self.twin:
+            g_lin, a_lin = _linear_model_terms(x, st["residual_lin"])
+            self.delta_bar = self.delta_bar - self.c[..., 0] * (g_lin + self.eps[..., None] * (
+                a_lin @ self.w0_bar.unsqueeze(-1)).squeeze(-1))
+            self.q = self.q - self.c * (self.w0_bar.unsqueeze(-1) * g_lin.unsqueeze(-2)
+                                        + eps_m * (self.m0 @ a_lin))
+        self.cache = {}
+        return (st["residual"] ** 2).mean()
+
+
+class _CommitteeLog(Callback):
+    """The committee's curves at the logged steps (state after t updates, t = 0 included)."""
+
+    def __init__(self, dynamics: _CommitteeDynamics, log_steps, keys, alignment, check):
+        self.d, self.alignment, self.check = dynamics, alignment, check
+        self.log_at = {int(t): j for j, t in enumerate(log_steps)}
+        batch = dynamics.weights.shape[:-2]
+        self.curves = {k: np.empty((*batch, len(log_steps))) for k in keys}
+
+    def on_state(self, loop, step):
+        if step not in self.log_at:
+            return
+        d, task, st = self.d, self.d.task, self.d.state()
+        alpha, eps = d.alpha, d.eps
+        f_test = output_from_statistics(st["eff_bar"], st["eff_second"], task.x_test, alpha,
+                                        eps)
+        parts = loss_decomposition(st["eff_bar"], st["eff_second"], task.beta, alpha, eps,
+                                   task.target_scale)
+        row = {"train_loss": (st["residual"] ** 2).mean(-1),
+               "test_loss": ((f_test - task.y_test) ** 2).mean(-1),
+               "population_loss": parts.total, "variance_term": parts.variance,
+               "misalignment_term": parts.misalignment, "linear_term": parts.linear,
+               "param_norm": torch.linalg.matrix_norm(d.weights),
+               "relative_change": torch.linalg.matrix_norm(d.weights - d.initial) / d.norm0}
+        if d.twin:
+            f_lin_test = output_from_statistics(st["lin_bar"], st["lin_second"], task.x_test,
+                                                alpha, eps)
+            row["twin_train_loss"] = (st["residual_lin"] ** 2).mean(-1)
+            row["twin_test_loss"] = ((f_lin_test - task.y_test) ** 2).mean(-1)
+            row["twin_population_loss"] = loss_decomposition(
+                st["lin_bar"], st["lin_second"], task.beta, alpha, eps, task.target_scale).total
+        if self.alignment:
+            gram = ntk_gram(task.x_test, task.x_test, st["w_bar"], st["second"], eps)
+            row["alignment"] = kernel_alignment(gram, task.y_test)
+        if self.check:
+            row["population_check"] = population_loss_from_weights(
+                d.weights, task.beta, alpha, eps, task.target_scale,
+                reference=d.initial if d.centered else None)
+        for k, v in row.items():
+            self.curves[k][..., self.log_at[step]] = v.cpu().numpy()

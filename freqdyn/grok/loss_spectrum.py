@@ -58,7 +58,7 @@ import xarray as xr
 from scipy import signal, stats
 
 from freqdyn.errors import InputError
-from freqdyn.nets.train import progress_enabled
+from freqdyn.progress import progress_enabled
 from freqdyn.runs.runner import Outcome
 from freqdyn.runs.sweep import run_sweep, sweep_settings
 

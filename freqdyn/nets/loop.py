@@ -1,28 +1,38 @@
-"""The training loop shared by every grokking experiment.
+"""The one training loop: every network freqdyn trains goes through :class:`TrainingLoop`.
 
-One loop, so that every experiment logs the same per-step quantities and checkpoints,
-resumes and stops on divergence the same way.  A step t takes θ_t to θ_{t+1}; for each
-step the loop records
+One update takes θ_t to θ_{t+1}: ``objective(t)`` returns the loss L(θ_t) (penalties
+included) and either leaves it to the loop to back-propagate or has already filled the
+gradients (the closed-form and transform passes of the Fourier-feature network); then the
+optimizer steps (and the learning-rate schedule, if any).  What differs between trainers
+is in *callbacks* (:class:`Callback`): measurements at chosen states (the PDE-time report
+schedule, grokking evaluations), per-step records, the divergence limit, progress, early
+stopping.  The loop itself owns the step count, the checkpoints and the resume rule:
 
-=============== =====================================================================
-key             meaning
-=============== =====================================================================
-loss            the objective L(θ_t) returned by ``loss_fn(t)`` (penalties included)
-grad_norm       ‖∇L(θ_t)‖₂ over all trainable parameters, before any clipping
-param_norm      ‖θ_t‖₂
-update_cosine   cos(θ_t, θ_{t+1}) = θ_t·θ_{t+1} / (‖θ_t‖ ‖θ_{t+1}‖)
-=============== =====================================================================
+* **Checkpoints** (:class:`Checkpoints`): ``step-NNNNNNNNNN.pt`` files holding the model,
+  optimizer and schedule states, the RNG states (torch's global one and the caller's
+  generators), every callback's state and a *fingerprint* of the run (case or experiment
+  text and settings).  Written atomically at the states the caller asks for and at the
+  end; the newest :data:`KEEP` are kept.
+* **Resume**: from the newest checkpoint that can be read and whose fingerprint matches;
+  an unreadable file is named and skipped for the next older one; a different
+  fingerprint is refused.  On the CPU a resumed run equals the uninterrupted one bit for
+  bit.  Resuming says so on stderr.
+* **Divergence** (:class:`LossGuard`): a NaN/inf loss, or one above the limit, raises
+  :class:`~freqdyn.errors.TrainingDiverged` naming the step, the limit and the last good
+  checkpoint (checkpoints at or after the bad step are removed).
+* **Interrupt**: Ctrl-C writes a checkpoint of the current state before it propagates, so
+  the run resumes where it stopped.
 
-``evaluate(t)`` (e.g. train/validation loss and accuracy) runs at t = 0, every
-``eval_every`` steps and after the last step; its values are logged by key at those
-steps.  Everything else (batches, input noise, penalties) lives in the caller's
-``loss_fn`` closure, so the loop stays one piece of code.
+``train_loop`` is the grokking studies' interface to the same loop (evaluations every k
+steps, per-step loss, gradient norm, parameter norm and update cosine; see
+:class:`StepRecords`).
 """
 
 from __future__ import annotations
 
 import math
-import sys
+import pickle
+import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,12 +41,300 @@ import numpy as np
 import torch
 
 from freqdyn.errors import InputError, TrainingDiverged
+from freqdyn.progress import Progress, say
 from freqdyn.results import atomic_write
 
+#: Checkpoint files kept per run (newest).
+KEEP = 3
+CHECKPOINT_VERSION = 2
+
+
+class Callback:
+    """Hooks of :class:`TrainingLoop`; override what you need.
+
+    ``on_state(loop, step)`` sees every state θ_step the loop reaches (the start state and
+    the state after each update) before any checkpoint of it is written, so what it records
+    is part of that checkpoint.  ``state_dict``/``load_state_dict`` make a callback's
+    records survive a resume (return None for a stateless callback).
+    """
+
+    def on_start(self, loop: TrainingLoop) -> None: ...
+
+    def after_backward(self, loop: TrainingLoop, step: int) -> None: ...
+
+    def after_update(self, loop: TrainingLoop, step: int, loss: torch.Tensor) -> None: ...
+
+    def on_state(self, loop: TrainingLoop, step: int) -> None: ...
+
+    def stop(self, loop: TrainingLoop) -> bool:
+        return False
+
+    def on_end(self, loop: TrainingLoop) -> None: ...
+
+    def state_dict(self):
+        return None
+
+    def load_state_dict(self, state) -> None: ...
+
+
+def checkpoint_files(folder) -> list[Path]:
+    """Checkpoint files of a run, oldest first."""
+    return sorted(Path(folder).glob("step-*.pt")) if folder is not None else []
+
+
+@dataclass
+class Checkpoints:
+    """Where and when a run writes checkpoints, and what a resumable one must match.
+
+    ``every``: write at states whose step is a multiple of it (0: never by count);
+    ``at``: also at these steps; the final state is always written.
+    """
+
+    folder: Path
+    fingerprint: str = ""
+    every: int = 0
+    at: frozenset = frozenset()
+    keep: int = KEEP
+
+    def __post_init__(self):
+        self.folder = Path(self.folder)
+        self.at = frozenset(int(s) for s in self.at)
+
+    def due(self, step: int) -> bool:
+        return step in self.at or (self.every > 0 and step > 0 and step % self.every == 0)
+
+    def files(self) -> list[Path]:
+        return checkpoint_files(self.folder)
+
+    def write(self, state: dict) -> Path:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = atomic_write(self.folder / f"step-{state['step']:010d}.pt",
+                            lambda tmp: torch.save(state, tmp))
+        for old in self.files()[:-self.keep]:
+            old.unlink(missing_ok=True)
+        return path
+
+    def latest(self) -> Path | None:
+        files = self.files()
+        return files[-1] if files else None
+
+    def load_latest(self, map_location="cpu") -> tuple[dict, Path]:
+        """The newest readable checkpoint with this fingerprint (see the module text)."""
+        files = self.files()
+        if not files:
+            raise InputError("resume", f"no checkpoint in {self.folder}")
+        for path in reversed(files):
+            try:
+                state = torch.load(path, map_location=map_location, weights_only=False)
+            except (OSError, EOFError, RuntimeError, ValueError, pickle.UnpicklingError,
+                    zipfile.BadZipFile) as exc:
+                say(f"checkpoint {path} is damaged ({type(exc).__name__}); trying an older one")
+                continue
+            if not isinstance(state, dict) or state.get("version") != CHECKPOINT_VERSION:
+                say(f"checkpoint {path} is not a freqdyn checkpoint of this version; skipped")
+                continue
+            if state.get("fingerprint") != self.fingerprint:
+                why = _difference(state.get("fingerprint"), self.fingerprint)
+                raise InputError("resume", f"the checkpoints in {self.folder} belong to another "
+                                           f"run ({why}); choose another --out or delete them")
+            return state, path
+        raise InputError("resume", f"no readable checkpoint in {self.folder} (every file is "
+                                   "damaged); delete the folder and start again")
+
+
+def _difference(old, new) -> str:
+    """Which entries of two JSON fingerprints differ (for the refusal message)."""
+    import json
+
+    try:
+        a, b = json.loads(old), json.loads(new)
+    except (TypeError, ValueError):
+        return "its settings differ"
+    if not (isinstance(a, dict) and isinstance(b, dict)):
+        return "its settings differ"
+    keys = []
+    for key in sorted(set(a) | set(b)):
+        va, vb = a.get(key), b.get(key)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            keys += [f"{key}.{k}" for k in sorted(set(va) | set(vb)) if va.get(k) != vb.get(k)]
+        elif va != vb:
+            keys.append(key)
+    return "it differs in " + ", ".join(keys) if keys else "its settings differ"
+
+
+class TrainingLoop:
+    """Run ``steps`` updates of ``objective`` with callbacks and checkpoints (module text)."""
+
+    def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None,
+                 objective: Callable[[int], torch.Tensor], *, steps: int, scheduler=None,
+                 clip: float | None = None, callbacks: Iterable[Callback] = (),
+                 checkpoints: Checkpoints | None = None,
+                 generators: Iterable[torch.Generator] = (), label: str = "training",
+                 progress: bool | None = None):
+        if steps < 0:
+            raise InputError("steps", f"must be >= 0, got {steps}")
+        self.model, self.optimizer, self.objective = model, optimizer, objective
+        self.steps, self.scheduler, self.clip = int(steps), scheduler, clip
+        self.callbacks = list(callbacks)
+        self.checkpoints = checkpoints
+        self.generators = list(generators)
+        self.label, self.progress = label, progress
+        self.step = 0
+        self.resumed_from: int | None = None
+        self.params = [p for p in model.parameters() if p.requires_grad]
+
+    # -- checkpoints -----------------------------------------------------------------
+    def state(self) -> dict:
+        return {"version": CHECKPOINT_VERSION, "step": self.step,
+                "fingerprint": self.checkpoints.fingerprint if self.checkpoints else "",
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict() if self.optimizer else None,
+                "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+                "torch_rng": torch.get_rng_state(),
+                "generators": [g.get_state() for g in self.generators],
+                "callbacks": [cb.state_dict() for cb in self.callbacks]}
+
+    def save(self) -> Path | None:
+        return self.checkpoints.write(self.state()) if self.checkpoints else None
+
+    def restore(self) -> Path:
+        state, path = self.checkpoints.load_latest()
+        self.model.load_state_dict(state["model"])
+        if self.optimizer is not None and state["optimizer"] is not None:
+            self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state["scheduler"] is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        for gen, gen_state in zip(self.generators, state["generators"], strict=True):
+            gen.set_state(gen_state)
+        for cb, cb_state in zip(self.callbacks, state["callbacks"], strict=True):
+            if cb_state is not None:
+                cb.load_state_dict(cb_state)
+        self.step = self.resumed_from = int(state["step"])
+        say(f"{self.label}: resumed from step {self.step} ({path})")
+        return path
+
+    def last_good(self) -> str:
+        latest = self.checkpoints.latest() if self.checkpoints else None
+        return str(latest) if latest else "none"
+
+    # -- running -----------------------------------------------------------------------
+    def _reach(self, step: int) -> bool:
+        """State θ_step reached: callbacks see it, a checkpoint may be due; True = stop."""
+        for cb in self.callbacks:
+            cb.on_state(self, step)
+        stopping = any(cb.stop(self) for cb in self.callbacks)
+        if self.checkpoints and (stopping or step == self.steps or self.checkpoints.due(step)):
+            self.save()
+        return stopping
+
+    def run(self, resume: bool = False, stop_after: int | None = None) -> int:
+        """Train; returns the number of updates done.  ``stop_after`` ends the run (with a
+        checkpoint, as a killed job leaves it) once that many updates are done."""
+        if resume:
+            self.restore()
+        for cb in self.callbacks:
+            cb.on_start(self)
+        bar = Progress(self.steps, self.label, initial=self.step, enabled=self.progress)
+        try:
+            stopping = self._reach(self.step) if self.resumed_from is None else \
+                any(cb.stop(self) for cb in self.callbacks)
+            while not stopping and self.step < self.steps:
+                if stop_after is not None and self.step >= stop_after:
+                    self.save()
+                    break
+                stopping = self._update(bar)
+        except KeyboardInterrupt:
+            where = self.save() if self.checkpoints else None
+            if where is not None:
+                say(f"{self.label}: interrupted at step {self.step}; checkpoint {where}; "
+                    "run the same command again to resume")
+            raise
+        finally:
+            bar.close()
+        for cb in self.callbacks:
+            cb.on_end(self)
+        return self.step
+
+    def _update(self, bar: Progress) -> bool:
+        t = self.step
+        if self.optimizer is not None:
+            self.optimizer.zero_grad(set_to_none=True)
+        loss = self.objective(t)
+        if loss.requires_grad:
+            loss.backward()
+        for cb in self.callbacks:
+            cb.after_backward(self, t)
+        if self.clip is not None:
+            torch.nn.utils.clip_grad_norm_(self.params, self.clip)
+        if self.optimizer is not None:
+            self.optimizer.step()
+        if self.scheduler is not None:
+            self.scheduler.step()
+        self.step = t + 1
+        for cb in self.callbacks:
+            cb.after_update(self, self.step, loss.detach())
+        bar.update(self.step)
+        return self._reach(self.step)
+
+
+class LossGuard(Callback):
+    """Divergence limit: NaN/inf, or a loss above ``limit``, raises TrainingDiverged.
+
+    Losses are kept on the device and checked every ``check_every`` updates (1 on the CPU;
+    more on a GPU, to avoid a host synchronisation per step); ``history`` keeps them all
+    when ``keep`` (the per-step loss of the Fourier-feature trainer).
+    """
+
+    def __init__(self, limit: float = math.inf, check_every: int = 1, keep: bool = False,
+                 hint: str = ""):
+        self.limit, self.check_every, self.keep, self.hint = limit, check_every, keep, hint
+        self.pending: list[torch.Tensor] = []
+        self.first_pending = 1
+        self.history: list[float] = []
+
+    def after_update(self, loop, step, loss):
+        self.pending.append(loss)
+        if len(self.pending) >= self.check_every:
+            self.flush(loop)
+
+    def on_end(self, loop):
+        self.flush(loop)
+
+    def flush(self, loop) -> None:
+        if not self.pending:
+            return
+        values = torch.stack(self.pending).double().cpu().numpy()
+        start = self.first_pending
+        self.pending, self.first_pending = [], start + len(values)
+        bad = np.flatnonzero(~np.isfinite(values) | (values > self.limit))
+        if bad.size:
+            step = start - 1 + int(bad[0])  # the loss of θ_step
+            if loop.checkpoints:
+                for path in loop.checkpoints.files():
+                    if int(path.stem.split("-")[1]) > step:
+                        path.unlink()
+            limit = f" exceeds the limit {self.limit:.4g}" if math.isfinite(values[bad[0]]) \
+                else " is not finite"
+            raise TrainingDiverged(
+                f"{loop.label}: training diverged at step {step}: loss "
+                f"{values[bad[0]]:.4g}{limit}. {self.hint}last good checkpoint: "
+                f"{loop.last_good()}")
+        if self.keep:
+            self.history.extend(values.tolist())
+
+    def state_dict(self):
+        return {"history": list(self.history), "first_pending": self.first_pending}
+
+    def load_state_dict(self, state):
+        self.history, self.first_pending = list(state["history"]), state["first_pending"]
+
+
+# ---------------------------------------------------------------------------------------
+# The grokking studies' interface: per-step records, evaluations, early stop
+# ---------------------------------------------------------------------------------------
+
 PER_STEP = ("loss", "grad_norm", "param_norm", "update_cosine")
-#: Checkpoint files kept (newest last).
-KEEP_CHECKPOINTS = 2
-CHECKPOINT_VERSION = 1
 
 
 @dataclass
@@ -72,7 +370,7 @@ class TrainingLog:
         """The latest evaluated value of ``key``."""
         return float(self.evals(key)[-1])
 
-    def _add_eval(self, step: int, values: dict[str, float]) -> None:
+    def add_eval(self, step: int, values: dict[str, float]) -> None:
         if self.eval_steps and self.eval_steps[-1] == step:
             return
         self.eval_steps.append(int(step))
@@ -94,13 +392,82 @@ class TrainingLog:
                    stopped_early=state["stopped_early"])
 
 
+class StepRecords(Callback):
+    """Per update t: the loss L(θ_t), ‖∇L(θ_t)‖₂ before clipping, ‖θ_t‖₂ and cos(θ_t, θ_{t+1});
+    and ``evaluate(step)`` at step 0, every ``eval_every`` steps and at the end, with the
+    early-stop rule ``stop(log)`` checked after each evaluation."""
+
+    def __init__(self, log: TrainingLog, evaluate=None, eval_every: int = 1, stop=None):
+        self.log, self.evaluate, self.eval_every, self.stop_rule = log, evaluate, eval_every, stop
+        self.theta = None
+        self.grad_norm = math.nan
+        self.stopping = False
+
+    @staticmethod
+    def _flat(params) -> torch.Tensor:
+        return torch.cat([p.detach().reshape(-1) for p in params])
+
+    def on_start(self, loop):
+        self.theta = self._flat(loop.params)
+        if self.log.stopped_early:
+            self.stopping = True
+
+    def after_backward(self, loop, step):
+        grads = [torch.linalg.vector_norm(p.grad) for p in loop.params if p.grad is not None]
+        self.grad_norm = float(torch.linalg.vector_norm(torch.stack(grads))) if grads else 0.0
+
+    def after_update(self, loop, step, loss):
+        value = float(loss)
+        if not math.isfinite(value):
+            raise TrainingDiverged(f"{loop.label}: loss became {value} at step {step - 1}; "
+                                   f"last good state: {loop.last_good()}")
+        new = self._flat(loop.params)
+        norm, new_norm = torch.linalg.vector_norm(self.theta), torch.linalg.vector_norm(new)
+        cosine = float(self.theta @ new / (norm * new_norm)) if norm * new_norm > 0 else 1.0
+        for key, val in zip(PER_STEP, (value, self.grad_norm, float(norm), cosine),
+                            strict=True):
+            self.log.per_step[key].append(val)
+        self.theta = new
+
+    def on_state(self, loop, step):
+        if self.evaluate is not None and (step == 0 or step % self.eval_every == 0
+                                          or step == loop.steps):
+            self.log.add_eval(step, self.evaluate(step))
+            if self.stop_rule is not None and self.stop_rule(self.log):
+                self.stopping = self.log.stopped_early = True
+
+    def stop(self, loop):
+        return self.stopping
+
+    def state_dict(self):
+        return self.log.state()
+
+    def load_state_dict(self, state):
+        restored = TrainingLog.from_state(state)
+        self.log.per_step, self.log.eval_steps = restored.per_step, restored.eval_steps
+        self.log.eval_values, self.log.stopped_early = restored.eval_values, \
+            restored.stopped_early
+
+
+class Stateful(Callback):
+    """Saves and restores an object with ``state_dict``/``load_state_dict`` (a recorder)."""
+
+    def __init__(self, obj):
+        self.obj = obj
+
+    def state_dict(self):
+        return self.obj.state_dict()
+
+    def load_state_dict(self, state):
+        self.obj.load_state_dict(state)
+
+
 def adamw(model_or_params, lr: float, weight_decay: float, betas=(0.9, 0.98),
           warmup: int = 10):
     """AdamW with a linear warm-up: the rate is lr·min(1, (t+1)/warmup) at update t.
 
     The grokking defaults of Power et al. (β = (0.9, 0.98), 10 warm-up updates).
-    Returns ``(optimizer, scheduler)``; call ``scheduler.step()`` after each update
-    (the loop does).
+    Returns ``(optimizer, scheduler)``; the loop steps both.
     """
     if not lr > 0 or not math.isfinite(lr):
         raise InputError("settings.lr", f"must be a finite number > 0, got {lr}")
@@ -117,24 +484,6 @@ def adamw(model_or_params, lr: float, weight_decay: float, betas=(0.9, 0.98),
     return optimizer, scheduler
 
 
-def checkpoint_files(folder: Path) -> list[Path]:
-    """Checkpoint files of a run, oldest first."""
-    return sorted(Path(folder).glob("step-*.pt"))
-
-
-def _save_checkpoint(folder: Path, state: dict) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = atomic_write(folder / f"step-{state['step']:010d}.pt",
-                        lambda tmp: torch.save(state, tmp))
-    for old in checkpoint_files(folder)[:-KEEP_CHECKPOINTS]:
-        old.unlink(missing_ok=True)
-    return path
-
-
-def _flat(params: list[torch.Tensor]) -> torch.Tensor:
-    return torch.cat([p.detach().reshape(-1) for p in params])
-
-
 def train_loop(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                loss_fn: Callable[[int], torch.Tensor], *, steps: int,
                evaluate: Callable[[int], dict[str, float]] | None = None,
@@ -144,130 +493,26 @@ def train_loop(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                generators: Iterable[torch.Generator] = (), progress: bool | None = None,
                label: str = "", stop_after: int | None = None, stateful: Iterable = (),
                fingerprint: str | None = None) -> TrainingLog:
-    """Run ``steps`` optimizer updates of ``loss_fn`` and log them (see the module text).
+    """Run ``steps`` updates of ``loss_fn`` with :class:`StepRecords`; return the log.
 
-    ``clip`` clips the gradient norm; ``stop(log)``, checked after each evaluation,
-    ends the run early (``log.stopped_early``).  ``stop_after`` interrupts the run after
-    that many steps in total (with a checkpoint, as a killed job would leave it).  With
-    ``checkpoint_dir`` the model, optimizer, scheduler, log and the RNG states (torch's
-    global one and those of ``generators``, the caller's batch/noise generators) are
-    written atomically every ``checkpoint_every`` steps and at the end; ``resume=True``
-    continues from the newest checkpoint, which on the CPU gives the same run bit for bit,
-    and says so on stderr.  ``stateful`` objects (with ``state_dict``/``load_state_dict``,
-    e.g. a recorder of weights) are saved and restored with the checkpoint; ``fingerprint``
-    (e.g. the experiment text) is stored too, and a resume whose fingerprint differs is
-    refused.  A NaN/inf loss raises :class:`TrainingDiverged`; the last checkpoint then
-    holds the last good state.
+    ``evaluate(t)`` runs at t = 0, every ``eval_every`` steps and after the last step;
+    ``stop(log)``, checked after each evaluation, ends the run early
+    (``log.stopped_early``).  With ``checkpoint_dir``, checkpoints are written every
+    ``checkpoint_every`` steps and at the end, and ``resume`` continues from the newest
+    one; ``stateful`` objects (``state_dict``/``load_state_dict``) and ``fingerprint``
+    go with them (see :class:`Checkpoints`).  ``stop_after``: see :meth:`TrainingLoop.run`.
     """
-    if steps < 0:
-        raise InputError("settings.steps", f"must be ≥ 0, got {steps}")
     if eval_every < 1:
         raise InputError("settings.eval_every", f"must be ≥ 1, got {eval_every}")
-    generators = list(generators)
-    stateful = list(stateful)
-    params = [p for p in model.parameters() if p.requires_grad]
-    folder = Path(checkpoint_dir) if checkpoint_dir is not None else None
-    log, start = TrainingLog(), 0
-    if resume:
-        files = checkpoint_files(folder) if folder else []
-        if not files:
-            raise InputError("resume", f"no checkpoint in {folder}")
-        state = torch.load(files[-1], map_location="cpu", weights_only=False)
-        if state.get("fingerprint") != fingerprint:
-            raise InputError("resume", f"the checkpoints in {folder} belong to another run "
-                                      "(settings differ); choose another --out")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if scheduler is not None and state["scheduler"] is not None:
-            scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["torch_rng"])
-        for gen, gen_state in zip(generators, state["generators"], strict=True):
-            gen.set_state(gen_state)
-        for obj, obj_state in zip(stateful, state.get("stateful", []), strict=True):
-            obj.load_state_dict(obj_state)
-        log, start = TrainingLog.from_state(state["log"]), state["step"]
-        print(f"{label or 'training'}: resumed from step {start} ({files[-1]})",
-              file=sys.stderr, flush=True)
-        if log.stopped_early:
-            return log
-
-    def checkpoint(step: int) -> Path | None:
-        if folder is None:
-            return None
-        return _save_checkpoint(folder, {
-            "version": CHECKPOINT_VERSION, "step": step, "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict() if scheduler is not None else None,
-            "torch_rng": torch.get_rng_state(),
-            "generators": [g.get_state() for g in generators], "log": log.state(),
-            "stateful": [obj.state_dict() for obj in stateful], "fingerprint": fingerprint})
-
-    def run_evaluation(step: int) -> bool:
-        if evaluate is not None:
-            log._add_eval(step, evaluate(step))
-        return stop is not None and stop(log)
-
-    if start == 0 and run_evaluation(0):
-        log.stopped_early = True
-        checkpoint(0)
-        return log
-
-    use_tqdm = _progress_default() if progress is None else progress
-    bar = None
-    if use_tqdm:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=steps, initial=start, desc=label or "train", leave=False)
-    last_good = checkpoint_files(folder)[-1] if resume else None
-    theta = _flat(params)
-    for t in range(start, steps):
-        optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(t)
-        loss_value = float(loss.detach())
-        if not math.isfinite(loss_value):
-            where = f"; last good state: {last_good}" if last_good else \
-                ("; no checkpoint was written" if folder is None else "")
-            raise TrainingDiverged(f"{label or 'training'}: loss became {loss_value} at step "
-                                   f"{t}{where}")
-        loss.backward()
-        if clip is not None:
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(params, clip))
-        else:
-            grad_norm = float(torch.linalg.vector_norm(
-                torch.stack([torch.linalg.vector_norm(p.grad) for p in params
-                             if p.grad is not None])))
-        optimizer.step()
-        if scheduler is not None:
-            scheduler.step()
-        new_theta = _flat(params)
-        norm, new_norm = torch.linalg.vector_norm(theta), torch.linalg.vector_norm(new_theta)
-        cosine = float(theta @ new_theta / (norm * new_norm)) if norm * new_norm > 0 else 1.0
-        for key, value in zip(PER_STEP, (loss_value, grad_norm, float(norm), cosine),
-                              strict=True):
-            log.per_step[key].append(value)
-        theta = new_theta
-        if bar is not None:
-            bar.update(1)
-        done = t + 1
-        stopping = False
-        if done % eval_every == 0 or done == steps:
-            stopping = run_evaluation(done)
-        if stopping:
-            log.stopped_early = True
-        if folder is not None and (stopping or done == steps or
-                                   (checkpoint_every and done % checkpoint_every == 0)):
-            last_good = checkpoint(done)
-        if stopping:
-            break
-        if stop_after is not None and done >= stop_after:
-            if folder is not None:
-                last_good = checkpoint(done)
-            break
-    if bar is not None:
-        bar.close()
+    log = TrainingLog()
+    callbacks = [StepRecords(log, evaluate, eval_every, stop)]
+    callbacks += [Stateful(obj) for obj in stateful]
+    checkpoints = None if checkpoint_dir is None else Checkpoints(
+        checkpoint_dir, fingerprint or "", every=checkpoint_every)
+    loop = TrainingLoop(model, optimizer, loss_fn, steps=steps, scheduler=scheduler,
+                        clip=clip, callbacks=callbacks, checkpoints=checkpoints,
+                        generators=generators, label=label or "training", progress=progress)
+    if resume and not (checkpoints and checkpoints.files()):
+        raise InputError("resume", f"no checkpoint in {checkpoint_dir}")
+    loop.run(resume=resume, stop_after=stop_after)
     return log
-
-
-def _progress_default() -> bool:
-    from freqdyn.nets.train import progress_enabled
-
-    return progress_enabled()

@@ -61,6 +61,7 @@ import numpy as np
 from freqdyn.analysis import compare
 from freqdyn.errors import InputError
 from freqdyn.inputs.case import Case, case_from_dict, read_toml
+from freqdyn.nets.settings import EXECUTION_KEYS
 from freqdyn.predict.registry import predict, predictor
 from freqdyn.results import peak_ratios, read_dataset, write_dataset
 
@@ -79,9 +80,7 @@ CHECKS = {
 STUDY_KEYS = {"name", "claim", "case", "predictions", "pde", "tolerance", "measure", "full",
               "arm", "check"}
 MEASURE_KEYS = {"widths", "seeds", "times", "train", "tolerance"}
-#: [train] keys that change how a run executes, not what it computes: a stored run made
-#: on another device (or with other checkpointing) is reused.
-EXECUTION_KEYS = {"device", "block_rows", "compile", "checkpoint_every"}
+
 
 
 def toml_text(data: dict) -> str:
@@ -211,15 +210,16 @@ def load_study(source: str | Path, *, full: bool = False, text: str | None = Non
 def _measure(case: Case, width: int, seed: int, train_overrides: dict, folder: Path,
              progress: bool):  # noqa: ARG001  (training progress bars stay off)
     """Train one network (or reuse ``folder/measured.nc`` from an identical run)."""
-    from freqdyn.nets.train import train, train_settings
+    from freqdyn.nets.settings import train_settings
+    from freqdyn.nets.train import train
 
     overrides = dict(train_overrides, width=width, seed=seed)
     existing = folder / "measured.nc"
     if existing.is_file():
         ds = read_dataset(existing)
-        wanted = json.loads(json.dumps(train_settings(case, overrides).__dict__))
+        wanted = json.loads(json.dumps(train_settings(case, overrides).computation()))
         have = json.loads(ds.attrs["train"])
-        same = all(have.get(k) == v for k, v in wanted.items() if k not in EXECUTION_KEYS)
+        same = all(have.get(k) == v for k, v in wanted.items())
         if ds.attrs.get("case_toml") == case.text and same:
             return ds
         raise InputError("out", f"{folder} holds a different run; choose another --out")

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from freqdyn.errors import InputError
-from freqdyn.nets.loop import TrainingDiverged, adamw, checkpoint_files, train_loop
+from freqdyn.errors import InputError, TrainingDiverged
+from freqdyn.nets.loop import adamw, checkpoint_files, train_loop
 
 
 def _problem(seed=0):
@@ -82,7 +82,7 @@ def test_resume_continues_bit_for_bit(tmp_path):
     full_model, full = run(None, False, tmp_path / "a")
     run(7, False, tmp_path / "b")
     assert [p.name for p in checkpoint_files(tmp_path / "b")] == \
-        ["step-0000000006.pt", "step-0000000007.pt"]
+        ["step-0000000003.pt", "step-0000000006.pt", "step-0000000007.pt"]
     part_model, part = run(None, True, tmp_path / "b")
     for a, b in zip(full_model.parameters(), part_model.parameters(), strict=True):
         assert torch.equal(a, b)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
-import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -90,10 +88,9 @@ def default_dt_ratio(times: np.ndarray, scheme: str, startup: int, tol: float) -
     return lo
 
 
-def progress_bar(total: int, desc: str, comm):
-    """A tqdm bar on rank 0 of a terminal; silent otherwise or with FREQDYN_NO_PROGRESS=1."""
-    from tqdm import tqdm
+def progress_bar(total: int, desc: str, comm, enabled: bool = True):
+    """The time steps' progress (:class:`freqdyn.progress.Progress`), on MPI rank 0 only."""
+    from freqdyn.progress import Progress
 
-    enabled = (comm.rank == 0 and sys.stderr.isatty()
-               and os.environ.get("FREQDYN_NO_PROGRESS", "0") != "1")
-    return tqdm(total=total, desc=desc, disable=not enabled, leave=False)
+    return Progress(total, desc, unit="steps", enabled=None if enabled and comm.rank == 0
+                    else False)

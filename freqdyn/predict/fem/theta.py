@@ -27,7 +27,7 @@ def integrate_theta(disc: Discretisation, plan: StepPlan, observe, progress: boo
         return solvers[key]
 
     bar = progress_bar(plan.steps, f"{plan.scheme} steps", comm) if progress else None
-    first = True
+    first, done = True, 0
     for j, (dt, n) in enumerate(plan.intervals):
         if n:
             ksp, B = operators(dt)
@@ -41,8 +41,9 @@ def integrate_theta(disc: Discretisation, plan: StepPlan, observe, progress: boo
                     else:
                         B.mult(u, rhs)
                         ksp.solve(rhs, u)
+                done += 1
                 if bar is not None:
-                    bar.update(1)
+                    bar.update(done)
             first = False
         observe(j, state[0], state[1])
     if bar is not None:

@@ -1,0 +1,80 @@
+"""The ingredients of a training run: samples, the network, f₀ handling, the optimizer."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from freqdyn.inputs.fourier import tensor_grid
+from freqdyn.nets.fourier import FourierFeatureNetwork
+from freqdyn.nets.mlp import FourierFeatureMLP
+from freqdyn.nets.settings import TrainSettings
+
+
+def training_samples(case, settings: TrainSettings) -> np.ndarray:
+    """The N training points (N, d), float64.
+
+    ``grid``: the cell-centred grid x = −R + (i + ½)h, h = 2R/n per axis, so that
+    N h^d = (2R)^d exactly.  ``random``: N uniform points, drawn with seed + 2.
+    """
+    d, R, n = case.dim, settings.R, settings.samples
+    if settings.sampling == "grid":
+        h = 2 * R / n
+        axis = -R + (np.arange(n) + 0.5) * h
+        return tensor_grid([axis] * d).reshape(-1, d)
+    gen = torch.Generator().manual_seed(settings.seed + 2)
+    u = torch.rand(n, d, generator=gen, dtype=torch.float64).numpy()
+    return R * (2 * u - 1)
+
+
+def build_model(case, settings: TrainSettings):
+    """The network of the settings, initialised from ``seed`` (on the settings' device).
+
+    ``f0 = "centered"`` builds the plain random network (all m units independent);
+    the trainer then subtracts its initial output (:func:`centered_targets`).
+    """
+    gen = torch.Generator().manual_seed(settings.seed)
+    f0 = "random" if settings.f0 == "centered" else settings.f0
+    if settings.model == "fourier":
+        model = FourierFeatureNetwork.from_case(case, settings.width, gen, f0=f0,
+                                                dtype=settings.torch_dtype,
+                                                train_w=settings.train_w)
+    else:
+        model = FourierFeatureMLP.from_case(
+            case, settings.width, gen, depth=settings.depth, hidden=settings.hidden,
+            activation=settings.activation, parametrization=settings.parametrization,
+            f0=f0, dtype=settings.torch_dtype, train_w=settings.train_w)
+    return model.to(settings.device)
+
+
+def independent_units(settings: TrainSettings) -> int:
+    """Independent frequency draws of the 2-layer network: m/2 when doubled (f0 = "zero"),
+    else m (centred or random)."""
+    return settings.width // 2 if settings.f0 == "zero" else settings.width
+
+
+@torch.no_grad()
+def centered_targets(initial_model, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Targets y + f(x; θ₀) that make training f train f − f₀ (``f0 = "centered"``).
+
+    The centred model is f_c(x; θ) = f(x; θ) − f(x; θ₀) with θ₀ frozen, so f_c ≡ 0 at
+    initialisation while all m units stay independent (doubling keeps only m/2 draws).
+    Since f(x; θ₀) does not depend on θ,
+
+        (α/2N) Σ_i (f_c(x_i; θ) − y_i)² = (α/2N) Σ_i (f(x_i; θ) − [y_i + f(x_i; θ₀)])²
+
+    with the same gradient, the same NTK ∇_θf·∇_θf and so the same PDE; the error
+    u = f_c − g = f − (g + f₀) is measured the same way, against the shifted target.
+    ``initial_model`` must hold θ₀; f₀ is evaluated in its own precision, so the
+    initial training residual is −y up to the rounding of one addition.
+    """
+    return y + initial_model.evaluate(x).to(y.dtype)
+
+
+def build_optimizer(model, settings: TrainSettings, lr: float) -> torch.optim.Optimizer:
+    params = list(model.parameters())
+    if settings.optimizer in ("gd", "sgd"):
+        return torch.optim.SGD(params, lr=lr, momentum=settings.momentum)
+    if settings.optimizer == "adam":
+        return torch.optim.Adam(params, lr=lr)
+    return torch.optim.AdamW(params, lr=lr, weight_decay=settings.weight_decay)
