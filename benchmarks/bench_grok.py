@@ -68,6 +68,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(True)  # as the experiment runner does
     data = modular_dataset(args.p, "+", args.fraction, 0)
     print(f"Nanda transformer, P = {args.p}, {len(data.pairs_train)} training pairs, "
           f"float32, {torch.get_num_threads()} threads")

@@ -110,9 +110,15 @@ def run_experiment(exp: Experiment, out: str | Path, *, device: str = "cpu") -> 
     from freqdyn.plots import save_figure
     from freqdyn.results import atomic_write, write_dataset
 
+    import torch
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     run = experiment_function(exp.kind)
+    # Denormal floats (|x| < 1.2e-38 in float32) arise once a cross-entropy is near zero and
+    # make every operation on them ~100x slower on x86: the Nanda update slowed from 57 to
+    # 141 ms within 3000 steps.  Flushing them to zero changes no printed digit.
+    torch.set_flush_denormal(True)
     start = time.perf_counter()
     outcome = run(exp, out, device)
     seconds = time.perf_counter() - start
