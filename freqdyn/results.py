@@ -16,6 +16,7 @@ Files are written atomically: to a temporary file in the same folder, then renam
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections.abc import Callable
@@ -78,6 +79,41 @@ def frequency_dataset(case, u_hat: np.ndarray, method: str, *, times=None, xi_ax
     for key, val in (attrs or {}).items():
         all_attrs[key] = str(val) if isinstance(val, str) else json.dumps(val)
     return xr.Dataset(data, coords=coords, attrs=all_attrs)
+
+
+def to_json(value):
+    """``value`` as plain JSON data: the one sanitiser of every report freqdyn writes.
+
+    numpy scalars and arrays become numbers and lists; NaN (an undefined number, or an
+    event that never happened) becomes null; ±inf (e.g. a frequency that is never
+    learned) becomes the string "inf" / "-inf"; tuples become lists.
+    """
+    if isinstance(value, dict):
+        return {str(k): to_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_json(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return to_json(value.tolist())
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        if math.isnan(value):
+            return None
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return value
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def write_json(path: str | Path, data: dict) -> Path:
+    """Write ``to_json(data)`` atomically, indented, to ``path``."""
+    text = json.dumps(to_json(data), indent=1, allow_nan=False) + "\n"
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
 def u_hat(ds: xr.Dataset) -> xr.DataArray:

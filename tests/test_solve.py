@@ -20,7 +20,7 @@ from freqdyn.results import read_dataset, u_hat
 
 def test_cli_writes_prediction_and_figure(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("FREQDYN_NO_PROGRESS", "1")
-    assert main(["solve", "pde/gaussian-1d.toml", "--out", str(tmp_path)]) == 0
+    assert main(["solve", "pde/gaussian-1d.toml", "--out", str(tmp_path), "--method", "fem"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("fem on gaussian-1d: P2, cells") and "steps" in out[0]
     ds = read_dataset(tmp_path / "prediction.nc")

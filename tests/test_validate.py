@@ -11,34 +11,42 @@ from freqdyn.errors import InputError
 from freqdyn.inputs.case import case_from_dict
 from freqdyn.inputs.fourier import relative_l2
 from freqdyn.results import read_dataset, u_hat
-from freqdyn.runs.study import load_study, run_check, toml_text
+from freqdyn.runs.checks import evaluate_checks
+from freqdyn.runs.experiment import load_experiment
+from freqdyn.runs.runner import Outcome
+from freqdyn.runs.study import plan_study
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDIES = sorted(p for p in (ROOT / "validation").glob("*.toml") if not p.stem.endswith("-case"))
 
 TINY = """
+[experiment]
 name = "tiny"
-claim = "a tiny study: networks of width 64 against pure damping"
+kind = "study"
+seeds = [0, 1]
+[settings]
 predictions = ["damping"]
 tolerance = 5.0
-[case]
+widths = [32, 64]
+train = { lr_fraction = 0.9, f0 = "centered" }
+[settings.case]
 name = "tiny"
-[case.network]
+[settings.case.network]
 dim = 1
 sigma_a = 0.3
-[case.network.rho_w]
+[settings.case.network.rho_w]
 family = "gaussian"
 scale = 1.0
-[case.target]
+[settings.case.target]
 g = "exp(-x**2/2)*(cos(2*pi*0.5*x) + 0.5*cos(2*pi*2*x))"
-[case.frequency]
+[settings.case.frequency]
 bounds = [-6.0, 6.0]
 times = [0.0, 0.05, 0.1]
 points = 121
-[measure]
-widths = [32, 64]
-seeds = [0, 1]
-train = { lr_fraction = 0.9, f0 = "centered" }
+[claim]
+text = "a tiny study: networks of width 64 against pure damping"
+[[check]]
+kind = "tolerance"
 [[check]]
 kind = "peak_order"
 first = 0
@@ -51,40 +59,55 @@ range = [-10.0, 10.0]
 
 @pytest.mark.parametrize("path", STUDIES, ids=[p.stem for p in STUDIES])
 def test_every_study_parses_at_both_sizes(path):
-    ci, full = load_study(path), load_study(path, full=True)
-    assert ci.claim and full.widths and ci.widths
+    ci, full = (plan_study(load_experiment(path, full=f)) for f in (False, True))
+    assert load_experiment(path).claim_text and full.widths and ci.widths
     assert max(full.widths) >= max(ci.widths)
     for arm in full.arms:
         assert arm.case.peaks.size
 
 
-def test_toml_text_round_trips_a_case():
+def test_a_written_case_round_trips():
     import tomllib
+
+    import tomli_w
 
     data = {"name": "x", "network": {"dim": 1, "sigma_a": 0.5,
                                      "rho_w": {"family": "uniform", "bound": 2.0}},
             "target": {"g": "exp(-x**2/2)*cos(2*pi*x)"},
             "frequency": {"bounds": [-4.0, 4.0], "times": [0.0, 1.0]}}
-    assert tomllib.loads(toml_text(data)) == data
-    case_from_dict(data, text=toml_text(data))
+    assert tomllib.loads(tomli_w.dumps(data)) == data
+    case_from_dict(data, text=tomli_w.dumps(data))
 
 
-def test_bad_study_keys_are_named(tmp_path):
+@pytest.mark.parametrize(("edit", "field"), [
+    (("tolerance = 5.0", "tolerence = 5.0"), "settings.tolerence"),
+    (('predictions = ["damping"]', 'predictions = ["magic"]'), "settings.predictions"),
+    (("widths = [32, 64]", "widths = []"), "check[0]"),          # a tolerance needs nets
+    (("later = 1", "later = 7"), "check[1]"),                     # only 2 peaks
+    (("first = 0\nlater = 1", "first = 0"), "check[1].later"),     # required key
+    (("first = 0", 'first = 0\narm = "designed"'), "check[1].arm"),  # no such arm
+    (("kind = \"slope\"", "kind = \"slop\""), "check[2].kind"),
+    (("lr_fraction = 0.9", "lr_fraktion = 0.9"), "train.lr_fraktion"),
+])
+def test_a_bad_study_is_refused_before_training(tmp_path, edit, field):
+    """Every class of bad study input is refused when the study is planned, naming the
+    field: nothing trains first."""
     path = tmp_path / "s.toml"
-    path.write_text(TINY.replace("tolerance = 5.0", "tolerence = 5.0"))
-    with pytest.raises(InputError, match="tolerence"):
-        load_study(path)
-    path.write_text(TINY.replace('predictions = ["damping"]', 'predictions = ["magic"]'))
-    with pytest.raises(InputError, match="magic"):
-        load_study(path)
+    path.write_text(TINY.replace(*edit))
+    with pytest.raises(InputError) as info:
+        plan_study(load_experiment(path))
+    assert info.value.field == field
+    assert not (tmp_path / "out").exists()
 
 
 def test_checks_fail_when_the_claim_is_false():
-    study = load_study(ROOT / "validation" / "uniform-1d.toml")
+    exp = load_experiment(ROOT / "validation" / "uniform-1d.toml")
     rep = {"times": [0.0, 1.0], "widths": {"8": {
         "peak_ratios_net": {"mean": [[1.0, 0.3], [1.0, 0.9], [1.0, 0.5]]}}},
         "predictions": {"modal": {"peak_ratios": [[1.0, 0.3], [1.0, 0.31], [1.0, 1.0]]}}}
-    frozen, equal = (run_check(c, study, {"uniform-1d": rep}) for c in study.checks)
+    outcome = Outcome(None, {"max_rel_l2_pde_vs_net": 0.9}, details={"uniform-1d": rep})
+    tolerance, frozen, equal = evaluate_checks(exp, outcome)
+    assert not tolerance["pass"] and tolerance["at_most"] == 0.5
     assert not frozen["pass"] and frozen["min_ratio"]["net"] == 0.5
     assert not equal["pass"] and equal["max_log_spread"]["net"] == pytest.approx(np.log(3))
 
@@ -95,7 +118,9 @@ def test_tiny_study_end_to_end(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["validate", str(study), "--out", str(out), "--quiet"]) == 0
     report = json.loads((out / "report.json").read_text())
-    assert report["pass"] and report["max_rel_l2_pde_vs_net"] < 5.0
+    assert report["claim_holds"] and report["max_rel_l2_pde_vs_net"] < 5.0
+    assert [c["pass"] for c in report["checks"]] == [True, True, True]
+    assert report["experiment_toml"] == TINY and "freqdyn_version" in report
     entry = report["arms"]["tiny"]["widths"]["64"]
     # Parseval: at t = 0 the measured loss equals (α/2V)∫|û₀|²dξ up to quadrature error.
     assert entry["loss_parseval_rel_diff"][0] < 1e-4
@@ -111,12 +136,14 @@ def test_tiny_study_end_to_end(tmp_path, capsys):
                                rtol=1e-12)
     np.testing.assert_allclose(entry["rel_l2_damping_vs_net"]["mean"],
                                np.mean(per_seed, axis=0), rtol=1e-12)
+    np.testing.assert_allclose(entry["rel_l2_damping_vs_net"]["std"],  # sample std, ddof 1
+                               np.std(per_seed, axis=0, ddof=1), rtol=1e-12)
     np.testing.assert_allclose(entry["rel_l2_damping_vs_seed_mean_net"],
                                relative_l2(pred, (nets[0] + nets[1]) / 2, axes=(1,)),
                                rtol=1e-12)
     for name in ("heatmaps-tiny.png", "loss-tiny.png", "peaks.png", "width.png"):
         assert (out / name).is_file()
-    assert "study tiny" in capsys.readouterr().out
+    assert "tiny (study, ci size" in capsys.readouterr().out
     # A second run reuses the stored networks.
     stamp = (out / "runs" / "tiny-m64-s0" / "measured.nc").stat().st_mtime_ns
     assert main(["validate", str(study), "--out", str(out), "--quiet"]) == 0

@@ -1,13 +1,13 @@
 """Train the networks of the full-size validation studies (on a GPU when there is one).
 
     python validation/run_full.py --out out/full [--studies gaussian-1d,uniform-1d,...]
-    freqdyn validate validation/gaussian-1d.toml --full --out out/full/gaussian-1d
+    freqdyn run validation/gaussian-1d.toml --full --out out/full/gaussian-1d
 
 The first command trains every (arm, width, seed) of each study's ``[full]`` plan into
 ``OUT/<study>/runs`` and needs only PyTorch (no finite-element stack), so it can run on
 a GPU machine; the second computes the predictions and the report and reuses the
 stored runs (a run made on another device is reused: see
-``freqdyn.runs.study.EXECUTION_KEYS``).  Studies run in the order given; each finished
+``freqdyn.nets.settings.EXECUTION_KEYS``).  Studies run in the order given; each finished
 run is kept, so an interrupted call loses at most the run in progress.
 """
 
@@ -21,7 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent))
 
-from freqdyn.runs.study import load_study, train_all  # noqa: E402
+from freqdyn.runs.experiment import load_experiment  # noqa: E402
+from freqdyn.runs.study import train_all  # noqa: E402
 
 ORDER = ["gaussian-1d", "uniform-1d", "width-scaling", "design-flat", "diffusion-matters",
          "gaussian-2d", "multilayer"]
@@ -35,8 +36,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     for name in args.studies.split(","):
         start = time.perf_counter()
-        study = load_study(ROOT / f"{name}.toml", full=True)
-        train_all(study, Path(args.out) / name, extra={"checkpoint_every": 10**9})
+        exp = load_experiment(ROOT / f"{name}.toml", full=True)
+        train_all(exp, Path(args.out) / name, extra={"checkpoint_every": 10**9})
         print(f"== {name}: {time.perf_counter() - start:.1f} s", flush=True)
     return 0
 

@@ -25,7 +25,6 @@ of a compactly supported ρ_w slow the spreading of peaks near ±B.  So the desi
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +35,8 @@ from scipy import optimize
 from freqdyn.errors import InputError
 from freqdyn.predict.fd import FDModes, learning_time
 
+#: Largest ratio of wanted learning times across the probe peaks that a design attempts.
+MAX_SPREAD = 1e3
 #: Cosine terms of the log-density.
 TERMS = 6
 #: Finite-difference nodes between consecutive peaks' centres, per half spacing.
@@ -149,16 +150,30 @@ class Design:
 def design(profile, band: float, sigma_a: float = 0.3, peaks: int = 5,
            level: float | None = None) -> Design:
     """Optimise ρ_w on [−B, B] for the wanted learning-time profile (see module doc)."""
+    if level is not None and not (math.isfinite(level) and level > 0):
+        raise InputError("--time", f"must be a finite time > 0, got {level}")
+    if not 1 <= peaks <= 20:
+        raise InputError("--peak-count", f"must be between 1 and 20, got {peaks}")
     probe = Probe.build(band, peaks)
-    wanted_shape = np.asarray(profile(probe.peaks), dtype=float)
-    if not np.all(np.isfinite(wanted_shape)) or np.any(wanted_shape <= 0):
-        raise InputError("profile", f"must be finite and > 0 at the peaks {probe.peaks}, "
-                                   f"got {wanted_shape}")
     xi = probe.nodes
+    # ρ_w is even: the profile is read at |ξ| (ξ = 0 itself just next to it)
+    with np.errstate(all="ignore"):
+        dense_wanted = np.asarray(profile(np.maximum(np.abs(xi), 1e-9)), dtype=float)
+        wanted_shape = np.asarray(profile(probe.peaks), dtype=float)
+    if not np.all(np.isfinite(dense_wanted)) or np.any(dense_wanted <= 0):
+        at = xi[np.flatnonzero(~np.isfinite(dense_wanted) | (dense_wanted <= 0))[0]]
+        raise InputError("--profile", f"must be finite and > 0 on (0, B] (read at |ξ|); it "
+                                      f"is {profile(np.array([abs(at)]))[0]!r} at ξ = "
+                                      f"{abs(at):.3g}")
+    spread = float(wanted_shape.max() / wanted_shape.min())
+    if spread > MAX_SPREAD:
+        raise InputError("--profile", f"asks for learning times {spread:.3g}x apart across "
+                                      f"the peaks; a density on the band can realise at most "
+                                      f"about {MAX_SPREAD:g}x (the rates are ρ_w itself); "
+                                      "use a gentler profile or a narrower band")
     j = np.arange(1, TERMS + 1)
     basis = np.cos(np.pi * np.outer(xi, j) / band)
     # First guess ρ ∝ 1/T_w: least-squares fit of −log T_w(ξ) by the cosine basis.
-    dense_wanted = np.asarray(profile(np.where(xi == 0, 1e-9, xi)), dtype=float)
     first = np.linalg.lstsq(basis, -np.log(dense_wanted) + np.log(dense_wanted).mean(),
                             rcond=None)[0]
     target = np.log(wanted_shape) - np.log(wanted_shape).mean()
@@ -204,13 +219,14 @@ def _gaussian_times(probe: Probe, sigma_a: float, alpha: float, gauss: np.ndarra
 
 
 def case_table(d: Design, name: str) -> dict:
-    """The designed case as a TOML-ready dict (times dense around the wanted times)."""
-    t_max = float(np.max(d.wanted))
-    fractions = [0.0, 0.25, 0.5, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.35, 1.6, 2.0]
-    # Times on a decimal quantum (a tenth of t_max's decade), so that the trainer can hit
-    # every one of them with a whole number of steps.
-    unit = 10.0 ** math.floor(math.log10(t_max)) / 10
-    times = sorted({round(round(f * t_max / unit) * unit, 10) for f in fractions})
+    """The designed case as a TOML-ready dict, with report times that resolve every wanted
+    learning time: 0.6 … 1.5 times each wanted time (two significant digits, so that the
+    trainer hits each with a whole number of steps), and twice the longest."""
+    fractions = (0.6, 0.75, 0.9, 1.0, 1.1, 1.25, 1.5)
+    times = {0.0, float(f"{2 * float(np.max(d.wanted)):.2g}")}
+    for wanted in d.wanted:
+        times |= {float(f"{f * float(wanted):.2g}") for f in fractions}
+    times = sorted(times)
     band = d.probe.band
     return {
         "name": name,
@@ -264,42 +280,74 @@ def modal_learning_times(case) -> np.ndarray:
     return learning_times(dense, peak_ratios(ds, case.peaks))
 
 
-def run(args) -> int:
-    """The ``freqdyn design`` command."""
+@dataclass
+class DesignFiles:
+    """What :func:`design_to` wrote, with the design and its check by the modal solver."""
+
+    design: Design
+    report: dict
+    modal: np.ndarray | None
+    paths: list[Path]
+
+
+def design_to(profile_text: str, band: float, out, *, sigma_a: float = 0.3,
+              peak_count: int = 5, time: float | None = None,
+              solver: bool = True) -> DesignFiles:
+    """``freqdyn design``: design ρ_w, check it with the modal solver, write the files.
+
+    ``out/design.toml`` (a case file for a study), ``out/design.json`` (wanted, achieved,
+    deviations; with the freqdyn version and the case text) and ``out/design.png``, each
+    written atomically.
+    """
+    import tomli_w
+
+    from freqdyn import __version__
     from freqdyn.inputs.case import case_from_dict
     from freqdyn.plots import save_figure
     from freqdyn.plots.design import design_figure
-    from freqdyn.runs.study import _finite, toml_text
+    from freqdyn.results import FolderLock, atomic_write, write_json
 
-    profile = parse_profile(args.profile)
-    d = design(profile, args.band, sigma_a=args.sigma_a, peaks=args.peaks, level=args.time)
-    name = "design-" + "".join(ch if ch.isalnum() else "-" for ch in args.profile)[:40]
+    if not (math.isfinite(band) and band > 0):
+        raise InputError("--band", f"must be a finite half-width > 0, got {band}")
+    if not (math.isfinite(sigma_a) and sigma_a >= 0):
+        raise InputError("--sigma-a", f"must be a finite number >= 0, got {sigma_a}")
+    profile = parse_profile(profile_text)
+    d = design(profile, band, sigma_a=sigma_a, peaks=peak_count, level=time)
+    name = "design-" + "".join(ch if ch.isalnum() else "-" for ch in profile_text)[:40]
     table = case_table(d, name)
-    text = f"# written by freqdyn design --profile {args.profile!r} --band {args.band:g}\n" + \
-        toml_text(table)
+    text = f"# written by freqdyn {__version__}: design --profile {profile_text!r} " \
+           f"--band {band:g}\n" + tomli_w.dumps(table)
     case = case_from_dict(table, text=text)
-    modal = None if args.no_solver else modal_learning_times(case)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "design.toml").write_text(text)
-    rep = report(d, modal)
-    (out / "design.json").write_text(json.dumps(_finite(rep), indent=1))
-    save_figure(design_figure(d, modal, title=f"design {args.profile} on [-{args.band:g}, "
-                                       f"{args.band:g}]"), out / "design.png")
-    print(f"designed rho_w on [-{args.band:g}, {args.band:g}] for profile {args.profile}: "
-          f"loss scale {d.loss_scale:.4g}, {d.cost_evaluations} PDE evaluations")
-    print("  peak      wanted    first-guess  designed(FD)"
-          + ("  designed(modal)" if modal is not None else "") + "  Gaussian s=B/4")
+    modal = modal_learning_times(case) if solver else None
+    out = Path(out)
+    with FolderLock(out):
+        rep = dict(report(d, modal), profile=profile_text, freqdyn_version=__version__,
+                   case_toml=text)
+        paths = [atomic_write(out / "design.toml", lambda tmp: Path(tmp).write_text(text)),
+                 write_json(out / "design.json", rep),
+                 save_figure(design_figure(d, modal, title=f"design {profile_text} on "
+                                                           f"[-{band:g}, {band:g}]"),
+                             out / "design.png")]
+    return DesignFiles(design=d, report=rep, modal=modal, paths=paths)
+
+
+def design_lines(files: DesignFiles, profile_text: str) -> list[str]:
+    """The table the command prints: wanted, first guess, designed, Gaussian, per peak."""
+    d, modal, rep = files.design, files.modal, files.report
+    lines = [f"designed rho_w on [-{d.probe.band:g}, {d.probe.band:g}] for profile "
+             f"{profile_text}: loss scale {d.loss_scale:.4g}, {d.cost_evaluations} PDE "
+             "evaluations",
+             "  peak      wanted    first-guess  designed(FD)"
+             + ("  designed(modal)" if modal is not None else "") + "  Gaussian s=B/4"]
     for k, w in enumerate(d.probe.peaks):
         row = (f"  {w:<8.3g}  {d.wanted[k]:<8.4g}  {d.achieved_first_guess[k]:<11.4g}  "
                f"{d.achieved[k]:<12.4g}")
         if modal is not None:
             row += f"  {modal[k]:<15.4g}"
-        print(row + f"  {d.gaussian[k]:.4g}")
-    print(f"  max |T/T_wanted - 1|: designed {rep['max_rel_dev_fd']:.3f} (FD)"
-          + (f", {rep['max_rel_dev_modal']:.3f} (modal)" if modal is not None else "")
-          + f"; first guess {rep['max_rel_dev_first_guess']:.3f}; Gaussian misses by "
-          f"{rep['gaussian_miss_factor']:.3g}x")
-    for f in ("design.toml", "design.json", "design.png"):
-        print(f"  wrote {out / f}")
-    return 0
+        lines.append(row + f"  {d.gaussian[k]:.4g}")
+    lines.append(f"  max |T/T_wanted - 1|: designed {rep['max_rel_dev_fd']:.3f} (FD)"
+                 + (f", {rep['max_rel_dev_modal']:.3f} (modal)" if modal is not None else "")
+                 + f"; first guess {rep['max_rel_dev_first_guess']:.3f}; Gaussian misses by "
+                 f"{rep['gaussian_miss_factor']:.3g}x")
+    lines += [f"  wrote {p}" for p in files.paths]
+    return lines

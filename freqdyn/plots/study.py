@@ -1,4 +1,14 @@
-"""A study's figures: heatmaps, per-peak decays, loss against Parseval, error against width."""
+"""A study's figures: heatmaps, per-peak decays, loss against Parseval, error against width.
+
+* ``heatmaps-<arm>.png``: log10|û(ξ, t)| predicted | measured (seed mean) | their
+  difference, the difference shown only where |û| is above 10⁻³ of its maximum (out of
+  band both are round-off and finite-width noise, and their ratio says nothing).
+* ``peaks.png``: per target peak (one colour each) |û(ω_k, t)|/|û(ω_k, 0)|: the pde
+  prediction solid, the other predictions dashed and dotted, networks as markers with a
+  ±1 std band over seeds; the dotted grey line is 1/e, the learning-time threshold.
+* ``loss-<arm>.png``: the measured loss and its Parseval prediction (α/2V)∫|û_pred|²dξ.
+* ``width.png`` (several widths): the error against m on log–log axes, fitted slope.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +17,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from freqdyn.analysis import compare
+from freqdyn.plots.dynamics import time_rows
 
 if TYPE_CHECKING:
-    from freqdyn.runs.study import Arm, Study
+    from freqdyn.runs.study import Arm, StudyPlan
+
+#: Below this fraction of the largest |û| the difference panel is left blank.
+DIFFERENCE_FLOOR = 1e-3
 
 
 def _log10_abs(values: np.ndarray) -> np.ndarray:
@@ -18,9 +32,10 @@ def _log10_abs(values: np.ndarray) -> np.ndarray:
 
 
 def heatmap_figure(pred, runs, title: str):
-    """log10|û| predicted | measured (seed mean) | difference log10|û_net| − log10|û_pred|.
+    """log10|û| predicted | measured (seed mean) | log10|û_net| − log10|û_pred|.
 
-    1D: ξ across, PDE time t up.  2D/3D: one row per reported time t > 0 (3D: ξ2 = 0).
+    1D: ξ across, PDE time t up (each report at its time).  2D/3D: one row per reported
+    time t > 0 (at most three; 3D: the slice ξ2 = 0).
     """
     import matplotlib.pyplot as plt
 
@@ -31,77 +46,102 @@ def heatmap_figure(pred, runs, title: str):
     um = u_hat(meas).values
     names = compare.xi_names(meas)
     lp, lm = _log10_abs(up), _log10_abs(um)
+    floor = np.log10(DIFFERENCE_FLOOR * max(np.abs(up).max(), np.abs(um).max()))
+    diff = np.where(np.maximum(lp, lm) > floor, lm - lp, np.nan)
     vmax = float(max(lp.max(), lm.max()))
     times = meas["time"].values
     labels = (f"predicted ({pred.attrs.get('method')})", f"measured (mean of {len(runs)})",
-              "log10|û_net| − log10|û_pred|")
+              "log10|û_net| − log10|û_pred| (where |û| > 1e-3 max)")
+    styles = [{"cmap": "magma", "vmin": vmax - 8, "vmax": vmax}] * 2 + \
+        [{"cmap": "RdBu_r", "vmin": -1, "vmax": 1}]
     if len(names) == 1:
-        fig, axes = plt.subplots(1, 3, figsize=(14, 3.8), sharey=True)
+        fig, axes = plt.subplots(1, 3, figsize=(15, 3.9), sharey=True, layout="constrained")
         xi = meas[names[0]].values
-        for ax, field, label in zip(axes, (lp, lm, lm - lp), labels, strict=True):
-            diff = label.startswith("log10|û_net|")
-            mesh = ax.pcolormesh(xi, times, field, shading="nearest",
-                                 cmap="RdBu_r" if diff else "magma",
-                                 vmin=-1 if diff else vmax - 8, vmax=1 if diff else vmax)
+        for ax, field, label, style in zip(axes, (lp, lm, diff), labels, styles, strict=True):
+            mesh = time_rows(ax, xi, times, field, **style)
             ax.set_title(label, fontsize=9)
             ax.set_xlabel("ξ (cycles per unit x)")
-            fig.colorbar(mesh, ax=ax)
+            fig.colorbar(mesh, ax=ax, pad=0.01)
         axes[0].set_ylabel("PDE time t")
     else:
         rows = [i for i, t in enumerate(times) if t > 0][:3] or [0]
-        fig, axes = plt.subplots(len(rows), 3, figsize=(12, 3.4 * len(rows)), squeeze=False)
+        fig, axes = plt.subplots(len(rows), 3, figsize=(12.5, 3.5 * len(rows)), squeeze=False,
+                                 layout="constrained")
         x0, x1 = meas[names[0]].values, meas[names[1]].values
         for r, i in enumerate(rows):
-            panels = [lp[i], lm[i], lm[i] - lp[i]]
-            for c, (field, label) in enumerate(zip(panels, labels, strict=True)):
+            for c, (field, label, style) in enumerate(zip((lp[i], lm[i], diff[i]), labels,
+                                                          styles, strict=True)):
                 if len(names) == 3:
                     field = field[:, :, field.shape[2] // 2]
-                diff = c == 2
-                mesh = axes[r, c].pcolormesh(x0, x1, field.T, shading="nearest",
-                                             cmap="RdBu_r" if diff else "magma",
-                                             vmin=-1 if diff else vmax - 8,
-                                             vmax=1 if diff else vmax)
+                mesh = axes[r, c].pcolormesh(x0, x1, field.T, shading="nearest", **style)
                 axes[r, c].set_title(f"{label}, t = {times[i]:g}", fontsize=8)
                 axes[r, c].set_aspect("equal")
-                fig.colorbar(mesh, ax=axes[r, c])
+                fig.colorbar(mesh, ax=axes[r, c], pad=0.01)
     fig.suptitle(title)
     return fig
 
 
-def peaks_figure(study: Study, data: dict, reports: dict):
-    """Per-peak |û(ω_k, t)|/|û(ω_k, 0)|: theory lines, network markers with ±1 std bands."""
+def _method_order(plan: StudyPlan) -> list[str]:
+    """The pde prediction first (drawn solid), then the others in file order."""
+    rest = [m for m in plan.predictions if m != plan.pde]
+    return ([plan.pde] if plan.pde else []) + rest
+
+
+def peaks_figure(plan: StudyPlan, data: dict, reports: dict, bands: dict | None = None):
+    """Per-peak decay: pde solid, other predictions dashed/dotted, networks as markers.
+
+    ``bands`` (optional) maps an arm name to (lower, upper) ratio curves (peaks, times),
+    drawn as a hatched band (e.g. a predicted finite-width spread).
+    """
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
     n = len(data)
-    fig, axes = plt.subplots(1, n, figsize=(5.2 * n, 4), squeeze=False)
-    for ax, (name, (arm, preds, _)) in zip(axes[0], data.items(), strict=True):
+    fig, axes = plt.subplots(1, n, figsize=(5.6 * n, 4.4), squeeze=False, layout="constrained")
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    line_styles = ["-", "--", ":", "-."]
+    methods = _method_order(plan)
+    for ax, (name, (arm, _, _)) in zip(axes[0], data.items(), strict=True):
         rep = reports[name]
         times = np.asarray(rep["times"])
-        colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-        styles = ["-", "--", ":", "-."]
-        for k, peak in enumerate(arm.case.peaks):
+        net = compare.largest_width(rep)
+        for k, _peak in enumerate(arm.case.peaks):
             color = colors[k % len(colors)]
-            label = "ω = " + ", ".join(f"{c:.3g}" for c in peak)
-            for j, method in enumerate(preds):
+            for j, method in enumerate(methods):
                 r = np.asarray(rep["predictions"][method]["peak_ratios"])[k]
-                ax.semilogy(times, np.maximum(r, 1e-12), styles[j % 4], color=color,
-                            label=f"{label} {method}")
-            net = compare.largest_width(rep)
+                ax.semilogy(times, np.maximum(r, 1e-12), line_styles[j % 4], color=color)
             if net is not None:
                 mean = np.asarray(net["peak_ratios_net"]["mean"])[k]
-                std = np.asarray(net["peak_ratios_net"]["std"])[k]
-                ax.semilogy(times, np.maximum(mean, 1e-12), "o", color=color, mfc="none",
-                            label=f"{label} net")
+                std = np.nan_to_num(np.asarray(net["peak_ratios_net"]["std"], float)[k])
+                ax.semilogy(times, np.maximum(mean, 1e-12), "o", color=color, mfc="none")
                 ax.fill_between(times, np.maximum(mean - std, 1e-12), mean + std,
-                                color=color, alpha=0.2)
-        ax.axhline(compare.LEARNED, color="grey", lw=0.6, ls=":")
-        ax.set_title(f"{arm.case.name}", fontsize=9)
+                                color=color, alpha=0.2, lw=0)
+            if bands and name in bands:
+                lo, hi = bands[name]
+                ax.fill_between(times, np.maximum(lo[k], 1e-12), hi[k], facecolor="none",
+                                edgecolor=color, hatch="///", lw=0)
+        ax.axhline(compare.LEARNED, color="grey", lw=0.8, ls=":")
+        ax.text(times[-1], compare.LEARNED, " 1/e: learned", color="grey", fontsize=7,
+                va="bottom", ha="right")
+        ax.set_title(arm.case.name, fontsize=9)
         ax.set_xlabel("PDE time t")
         ax.set_ylabel("|û(ω_k, t)| / |û(ω_k, 0)|")
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=6)
-    fig.suptitle(f"{study.name}: per-peak decay (lines: theory, markers: networks, "
-                 f"m = {max(study.widths) if study.widths else '-'})")
+        peak_handles = [Line2D([], [], color=colors[k % len(colors)], lw=3,
+                               label="ω = " + ", ".join(f"{c:.3g}" for c in peak))
+                        for k, peak in enumerate(arm.case.peaks)]
+        style_handles = [Line2D([], [], color="k", ls=line_styles[j % 4],
+                                label=f"{m} (pde)" if m == plan.pde else m)
+                         for j, m in enumerate(methods)]
+        if net is not None:
+            style_handles.append(Line2D([], [], color="k", marker="o", mfc="none", ls="none",
+                                        label="networks ± 1 std"))
+        first = ax.legend(handles=peak_handles, fontsize=7, loc="lower left", title="peak",
+                          title_fontsize=7)
+        ax.add_artist(first)
+        ax.legend(handles=style_handles, fontsize=7, loc="lower center")
+    fig.suptitle(f"{plan.name}: per-peak decay (lines: theory, markers: networks, "
+                 f"m = {max(plan.widths) if plan.widths else '-'})")
     return fig
 
 
@@ -109,7 +149,7 @@ def loss_figure(arm: Arm, pred, runs):
     """Measured loss L(τ) of each seed against the Parseval prediction (α/2V)∫|û_pred|²dξ."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
     volume = float(runs[0].attrs["box_volume"])
     for i, run in enumerate(runs):
         ax.semilogy(run["loss_time"].values, run["loss"].values, color="C0", lw=1,
@@ -126,27 +166,46 @@ def loss_figure(arm: Arm, pred, runs):
     return fig
 
 
-def width_figure(study: Study, reports: dict):
+def width_figure(plan: StudyPlan, reports: dict):
     """max_{t>0} error of the pde prediction vs networks against m, log–log, fitted slope."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5.5, 4))
+    fig, ax = plt.subplots(figsize=(5.8, 4.2), layout="constrained")
+    key = f"rel_l2_{plan.pde}_vs_net"
     for name, rep in reports.items():
         later = np.asarray(rep["times"]) > 0
         widths = sorted(int(w) for w in rep["widths"])
-        key = f"rel_l2_{study.pde}_vs_net"
-        errs = np.array([np.max(np.asarray(rep["widths"][str(w)][key]["mean"])[later])
-                         for w in widths])
-        stds = np.array([np.asarray(rep["widths"][str(w)][key]["std"])[later][
-            np.argmax(np.asarray(rep["widths"][str(w)][key]["mean"])[later])] for w in widths])
+        means = [np.asarray(rep["widths"][str(w)][key]["mean"])[later] for w in widths]
+        stds = [np.nan_to_num(np.asarray(rep["widths"][str(w)][key]["std"], float))[later]
+                for w in widths]
+        errs = np.array([m.max() for m in means])
+        bars = np.array([s[np.argmax(m)] for m, s in zip(means, stds, strict=True)])
         slope, c = compare.fit_loglog_slope(widths, errs)
-        ax.errorbar(widths, errs, yerr=stds, fmt="o", capsize=3, label=f"{name}")
+        ax.errorbar(widths, errs, yerr=bars, fmt="o", capsize=3, label=name)
         ax.loglog(widths, np.exp(c) * np.asarray(widths, float) ** slope, "-",
                   label=f"fit: m^{slope:.2f}")
-    ref = np.asarray(widths, float)
-    ax.loglog(ref, errs[0] * (ref / ref[0]) ** -0.5, "k:", label="m^-0.5")
+        ref = np.asarray(widths, float)
+        ax.loglog(ref, errs[0] * (ref / ref[0]) ** -0.5, "k:", label="m^-0.5")
     ax.set_xlabel("width m")
-    ax.set_ylabel(f"max over t > 0 of rel. L²(ξ) error, {study.pde} vs net")
+    ax.set_ylabel(f"max over t > 0 of rel. L²(ξ) error, {plan.pde} vs net")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     return fig
+
+
+def study_figures(plan: StudyPlan, data: dict, reports: dict, bands=None) -> dict:
+    """Every figure of a study, by file name (without .png)."""
+    figures = {}
+    for name, (arm, preds, runs_by_width) in data.items():
+        pred = preds.get(plan.pde) if plan.pde else None
+        if runs_by_width:
+            largest = max(runs_by_width)
+            runs = runs_by_width[largest]
+            if pred is not None:
+                figures[f"heatmaps-{name}"] = heatmap_figure(
+                    pred, runs, f"{arm.case.name}: log10|û(ξ, t)|, m = {largest}")
+            figures[f"loss-{name}"] = loss_figure(arm, pred, runs)
+    figures["peaks"] = peaks_figure(plan, data, reports, bands)
+    if plan.pde and len(plan.widths) > 1:
+        figures["width"] = width_figure(plan, reports)
+    return figures

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from freqdyn.plots.dynamics import time_rows
 from freqdyn.results import u_hat
 
 
@@ -27,15 +28,16 @@ def training_figure(ds):
     xi_dims = [d for d in mag.dims if d != "time"]
     if len(xi_dims) > 1:
         mag = mag.max(dim=xi_dims[1:])
-        label = f"max over {', '.join(xi_dims[1:])} of log10 |û|"
+        label = "max over " + ", ".join(d.replace("xi", "ξ") for d in xi_dims[1:]) + \
+            " of log10 |û|"
     else:
         label = "log10 |û(ξ, τ)|"
     logmag = np.log10(np.maximum(mag.values, float(mag.max()) * 1e-12 + 1e-300))
     vmax = float(logmag.max())
-    mesh = ax2.pcolormesh(ds[xi_dims[0]].values, np.arange(times.size), logmag,
-                          shading="nearest", cmap="magma", vmin=vmax - 8, vmax=vmax)
-    ax2.set_yticks(np.arange(times.size), [f"{t:.3g}" for t in times])
-    ax2.set_xlabel(f"frequency {xi_dims[0]} (cycles per unit x)")
+    mesh = time_rows(ax2, ds[xi_dims[0]].values, times, logmag, cmap="magma",
+                     vmin=vmax - 8, vmax=vmax)
+    name = xi_dims[0].replace("xi", "ξ")
+    ax2.set_xlabel(f"frequency {name} (cycles per unit x)")
     ax2.set_ylabel("PDE time τ (reports)")
     fig.colorbar(mesh, ax=ax2, label=label)
     fig.suptitle(f"{ds.attrs.get('case_name', 'case')}: trained network "

@@ -63,17 +63,41 @@ def check_rule(rule: str) -> ast.Expression:
     return tree
 
 
+def rule_names(rule: str) -> set[str]:
+    """The report keys a rule reads (its free names, without functions and constants)."""
+    tree = check_rule(rule)
+    loaded = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)
+              and isinstance(n.ctx, ast.Load)}
+    bound = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)
+             and isinstance(n.ctx, ast.Store)}
+    return loaded - bound - set(FUNCTIONS) - set(CONSTANTS)
+
+
+_SCALAR = (int, float, bool, type(None))
+_INFINITE = {"inf": math.inf, "-inf": -math.inf}
+
+
+def _number(v):
+    return np.nan if v is None else _INFINITE.get(v, v) if isinstance(v, str) else v
+
+
+def _is_numeric(v) -> bool:
+    return isinstance(v, _SCALAR) or (isinstance(v, str) and v in _INFINITE)
+
+
 def _as_value(value):
+    """Numeric lists (None: NaN, "inf": ∞) become arrays, so rules compare seed by seed."""
     if isinstance(value, list) and value and all(
-            isinstance(v, (int, float, bool, type(None))) or
-            (isinstance(v, list) and all(isinstance(w, (int, float, bool, type(None)))
-                                          for w in v)) for v in value):
+            _is_numeric(v) or (isinstance(v, list) and all(_is_numeric(w) for w in v))
+            for v in value):
         try:
-            return np.array([np.nan if v is None else v for v in value], dtype=float) \
-                if not all(isinstance(v, bool) for v in value) else np.array(value)
+            if all(isinstance(v, bool) for v in value):
+                return np.array(value)
+            return np.array([[_number(w) for w in v] if isinstance(v, list) else _number(v)
+                             for v in value], dtype=float)
         except (ValueError, TypeError):
             return value
-    return value
+    return _INFINITE.get(value, value) if isinstance(value, str) else value
 
 
 def evaluate_rule(rule: str, summary: dict) -> bool:

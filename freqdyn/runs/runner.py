@@ -1,72 +1,73 @@
-"""Run a grokking experiment file: ``freqdyn grok EXPERIMENT.toml --out DIR``.
+"""The one experiment runner: ``freqdyn run FILE --out DIR [--full]``.
 
-Each experiment kind is a function ``run(exp, out, device) -> Outcome`` that trains,
-measures and draws; the runner around it is the same for all of them and writes
+Each experiment kind (:mod:`freqdyn.runs.kinds`) is a function ``run(exp, out, device) ->
+Outcome`` that trains, measures and draws; the runner around it is the same for all and
 
-* ``DIR/result.nc``: the experiment's curves over steps and spectra over (step, k),
-  with the experiment text, the freqdyn version, the kind and the size as attributes;
-* ``DIR/<figure>.png``: the paper-style figures;
-* ``DIR/summary.json``: the numbers that define the claim, and ``claim_holds``, the
-  value of the file's ``[claim] rule`` over them.
+1. checks the file completely before anything trains (the kind's settings, the checks and
+   the names a rule reads; a study also checks its arms and peak indices), and locks
+   ``DIR`` against a second run writing into it;
+2. runs the kind (its long parts checkpoint into ``DIR`` and resume when run again);
+3. evaluates the checks (:mod:`freqdyn.runs.checks`) on the outcome;
+4. writes, atomically, ``DIR/result.nc`` (the kind's curves and spectra, when it has any),
+   ``DIR/<figure>.png`` and ``DIR/report.json``.
 
-All three are written atomically (temporary file, then rename).
+``report.json`` holds the kind's numbers, every check with its numbers and ``pass``, and
+``claim_holds`` (all checks pass), with the experiment's text, its size, seeds, device,
+seconds and the freqdyn version.  The command exits 0 when the claim holds and 1 when it
+does not.
 """
 
 from __future__ import annotations
 
-import importlib
-import json
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import xarray as xr
 
 from freqdyn import __version__
 from freqdyn.errors import InputError
-from freqdyn.runs.claims import evaluate_rule
 from freqdyn.runs.experiment import Experiment
+from freqdyn.runs.kinds import KINDS, kind_entry
 
-#: experiment kind → "module:function" implementing it (or the function itself).
-KINDS = {
-    # Grokking I: frequency view (Zhou, Zhang, Xu 2024)
-    "aliasing": "freqdyn.grok.frequency_view:run_aliasing",
-    "parity": "freqdyn.grok.frequency_view:run_parity",
-    "image": "freqdyn.grok.frequency_view:run_image",
-    # Grokking I: lazy to rich (Kumar, Bordelon, Gershman, Pehlevan 2024)
-    "lazy-rich-toy": "freqdyn.grok.lazy_rich:run_toy",
-    "lazy-rich-alpha-sweep": "freqdyn.grok.lazy_rich:run_alpha_sweep",
-    "lazy-rich-phase": "freqdyn.grok.lazy_rich:run_phase_diagram",
-    "modular-mlp-lazy-rich": "freqdyn.grok.lazy_rich:run_modular_mlp",
-    # Grokking II: algorithmic data, loss-curve spectra, robustness
-    "modular": "freqdyn.grok.algorithmic:run_modular",
-    "progress-measures": "freqdyn.grok.progress:run_progress_measures",
-    "loss-spectrum-grid": "freqdyn.grok.loss_spectrum:run_grid",
-    "robustness-perturbation": "freqdyn.grok.robustness:run_perturbation",
-    "abelian": "freqdyn.grok.robustness:run_abelian",
-}
+REPORT = "report.json"
 
 
 @dataclass
 class Outcome:
-    """What an experiment function returns: its dataset, summary numbers and figures."""
+    """What an experiment kind returns: its dataset (or None), report numbers, figures, and
+    the details its checks read (a study's per-arm reports)."""
 
-    dataset: xr.Dataset
+    dataset: xr.Dataset | None
     summary: dict
     figures: dict = field(default_factory=dict)
+    details: object = None
+
+
+@dataclass
+class RunResult:
+    """Where :func:`run_experiment` wrote its files, and the report it wrote."""
+
+    out: Path
+    report: dict
+    result: Path | None
+    figures: list[Path]
+
+    @property
+    def summary(self) -> dict:
+        return self.report
+
+    @property
+    def claim_holds(self) -> bool:
+        return bool(self.report["claim_holds"])
 
 
 def experiment_function(kind: str):
     """The function that runs experiments of ``kind``."""
-    if kind not in KINDS:
+    entry = KINDS.get(kind)
+    if entry is None:
         raise InputError("experiment.kind", f"unknown kind {kind!r}; known: {sorted(KINDS)}")
-    target = KINDS[kind]
-    if callable(target):
-        return target
-    module, name = target.split(":")
-    return getattr(importlib.import_module(module), name)
+    return entry.function()
 
 
 def seed_checkpoints(out: str | Path, seed: int) -> tuple[Path, bool]:
@@ -77,72 +78,89 @@ def seed_checkpoints(out: str | Path, seed: int) -> tuple[Path, bool]:
     return folder, bool(checkpoint_files(folder))
 
 
-def jsonable(value):
-    """``value`` with numpy scalars/arrays turned into plain Python (NaN → None)."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return jsonable(value.tolist())
-    if isinstance(value, np.bool_):
-        return bool(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        value = float(value)
-        return value if math.isfinite(value) else None
-    return value
+def precheck(exp: Experiment) -> None:
+    """Refuse, before training, a rule that reads a key the kind does not report."""
+    from freqdyn.runs.claims import rule_names
+
+    keys = kind_entry(exp.kind).report_keys
+    if keys is None:
+        return
+    for i, check in enumerate(exp.checks):
+        if check["kind"] == "rule":
+            unknown = sorted(rule_names(check["rule"]) - keys)
+            if unknown:
+                raise InputError("claim.rule" if i == 0 else f"check[{i}].rule",
+                                 f"names {unknown} that experiments of kind {exp.kind!r} "
+                                 f"do not report; they report {', '.join(sorted(keys))}")
 
 
-@dataclass
-class GrokResult:
-    """Where :func:`run_experiment` wrote its files, and the summary it wrote."""
-
-    out: Path
-    summary: dict
-    result: Path
-    figures: list[Path]
-
-
-def run_experiment(exp: Experiment, out: str | Path, *, device: str = "cpu") -> GrokResult:
-    """Run ``exp`` and write ``result.nc``, its figures and ``summary.json`` into ``out``."""
-    from freqdyn.plots import save_figure
-    from freqdyn.results import atomic_write, write_dataset
-
+def run_experiment(exp: Experiment, out: str | Path, *, device: str = "cpu") -> RunResult:
+    """Check, run and report ``exp`` into ``out`` (see the module text)."""
     import torch
 
+    from freqdyn.plots import save_figure
+    from freqdyn.results import FolderLock, write_dataset, write_json
+    from freqdyn.runs.checks import evaluate_checks
+
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    precheck(exp)
     run = experiment_function(exp.kind)
-    # Denormal floats (|x| < 1.2e-38 in float32) arise once a cross-entropy is near zero and
-    # make every operation on them ~100x slower on x86: the Nanda update slowed from 57 to
-    # 141 ms within 3000 steps.  Flushing them to zero changes no printed digit.
-    torch.set_flush_denormal(True)
-    start = time.perf_counter()
-    outcome = run(exp, out, device)
-    seconds = time.perf_counter() - start
-    ds = outcome.dataset
-    ds.attrs.update({
-        "experiment_toml": exp.text, "experiment": exp.name, "kind": exp.kind,
-        "size": "paper" if exp.paper else "ci", "seeds": json.dumps(list(exp.seeds)),
-        "freqdyn_version": __version__, "device": device,
-    })
-    ds.attrs.setdefault("fourier_convention", "none: no input-space Fourier transform here")
-    result = write_dataset(ds, out / "result.nc")
-    figures = []
-    for key, fig in outcome.figures.items():
-        path = out / f"{key}.png"
-        save_figure(fig, path)
-        figures.append(path)
-    summary = jsonable(outcome.summary)
-    claim = evaluate_rule(exp.rule, summary)
-    summary.update({
-        "experiment": exp.name, "kind": exp.kind, "size": "paper" if exp.paper else "ci",
-        "seeds": list(exp.seeds), "freqdyn_version": __version__, "device": device,
-        "seconds": round(seconds, 2), "claim_text": exp.claim_text,
-        "claim_rule": exp.rule, "claim_holds": claim,
-    })
-    text = json.dumps(summary, indent=2) + "\n"
-    atomic_write(out / "summary.json", lambda tmp: tmp.write_text(text))
-    return GrokResult(out=out, summary=summary, result=result, figures=figures)
+    with FolderLock(out):
+        # Denormal floats (|x| < 1.2e-38 in float32) arise once a cross-entropy is near zero
+        # and make every operation on them ~100x slower on x86: the Nanda update slowed from
+        # 57 to 141 ms within 3000 steps.  Flushing them to zero changes no printed digit.
+        torch.set_flush_denormal(True)
+        start = time.perf_counter()
+        outcome = run(exp, out, device)
+        seconds = time.perf_counter() - start
+        checks = evaluate_checks(exp, outcome)
+        result = None
+        if outcome.dataset is not None:
+            ds = outcome.dataset
+            ds.attrs.update({
+                "experiment_toml": exp.text, "experiment": exp.name, "kind": exp.kind,
+                "size": exp.size, "seeds": str(list(exp.seeds)),
+                "freqdyn_version": __version__, "device": device,
+            })
+            ds.attrs.setdefault("fourier_convention",
+                                "none: no input-space Fourier transform here")
+            result = write_dataset(ds, out / "result.nc")
+        figures = [save_figure(fig, out / f"{key}.png") for key, fig in outcome.figures.items()]
+        report = dict(outcome.summary)
+        report.update({
+            "experiment": exp.name, "kind": exp.kind, "size": exp.size,
+            "seeds": list(exp.seeds), "freqdyn_version": __version__, "device": device,
+            "seconds": round(seconds, 2), "claim_text": exp.claim_text,
+            "checks": checks, "claim_holds": all(c["pass"] for c in checks),
+            "experiment_toml": exp.text,
+            "figures": [str(p) for p in figures],
+        })
+        write_json(out / REPORT, report)
+    from freqdyn.results import to_json
+
+    return RunResult(out=out, report=to_json(report), result=result, figures=figures)
+
+
+def headline(result: RunResult, exp: Experiment) -> list[str]:
+    """The lines a command prints for a finished run."""
+    rep = result.report
+    verdict = "HOLDS" if rep["claim_holds"] else "DOES NOT HOLD"
+    lines = [f"{exp.name} ({exp.kind}, {exp.size} size, seeds {list(exp.seeds)}, "
+             f"{rep['seconds']:.1f} s): claim {verdict}"]
+    if exp.claim_text:
+        lines.append(f"  claim: {' '.join(exp.claim_text.split())}")
+    if rep.get("max_rel_l2_pde_vs_net") is not None:
+        lines.append(f"  max rel L2(xi) {rep.get('pde')} vs net over t > 0: "
+                     f"{rep['max_rel_l2_pde_vs_net']:.4f}")
+    for check in rep["checks"]:
+        numbers = {k: check[k] for k in ("max_rel_l2_pde_vs_net", "at_most", "max_rel_dev",
+                                         "max_miss_factor", "slope", "max_error", "min_ratio",
+                                         "max_log_spread", "spread", "spread_than", "rule")
+                   if k in check}
+        text = ", ".join(f"{k} {v}" for k, v in numbers.items())
+        lines.append(f"  check {check['kind']}: {'pass' if check['pass'] else 'FAIL'}"
+                     + (f" ({text})" if text else ""))
+    written = [str(result.out / REPORT)] + ([str(result.result)] if result.result else []) + \
+        [str(p) for p in result.figures]
+    lines.append("  wrote " + ", ".join(written))
+    return lines

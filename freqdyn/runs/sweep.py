@@ -34,7 +34,6 @@ thread (Dask sets ``OMP_NUM_THREADS=1`` in its worker processes).
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 import tomllib
@@ -44,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from freqdyn.errors import InputError
-from freqdyn.results import atomic_write
+from freqdyn.results import write_json
 
 ENGINES = ("dask",)
 EXECUTORS = ("local", "slurm", "inprocess")
@@ -124,30 +123,14 @@ def load_cell(out: str | Path, cell: Mapping) -> dict | None:
     return record if record.get("cell") == json.loads(json.dumps(dict(cell))) else None
 
 
-def _write_json_atomic(path: Path, record: dict) -> None:
-    text = json.dumps(record, allow_nan=False)
-    atomic_write(path, lambda tmp: tmp.write_text(text))
-
-
-def _finite(value):
-    """JSON-strict copy of a result: non-finite floats become None."""
-    if isinstance(value, dict):
-        return {str(k): _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def run_cell(task: Callable[[dict], dict], cell: dict, out: str) -> str:
     """Run ``task(cell)`` and store its result atomically; returns the cell file's path."""
     start = time.perf_counter()
     result = task(dict(cell))
-    record = {"cell": cell, "result": _finite(result),
+    record = {"cell": cell, "result": result,
               "seconds": round(time.perf_counter() - start, 3)}
     path = cell_path(out, cell)
-    _write_json_atomic(path, record)
+    write_json(path, record)
     return str(path)
 
 

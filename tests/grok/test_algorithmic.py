@@ -149,7 +149,7 @@ rule = "all(memorised) and max(t2) < 150"
 def test_run_modular_experiment_end_to_end(tmp_path):
     exp = load_experiment("tiny", text=EXPERIMENT)
     result = run_experiment(exp, tmp_path, device="cpu")
-    summary = json.loads((tmp_path / "summary.json").read_text())
+    summary = json.loads((tmp_path / "report.json").read_text())
     assert summary["claim_holds"] is True and result.summary["claim_holds"] is True
     ds = xr.open_dataset(tmp_path / "result.nc")
     assert ds["batch_acc"].dims == ("seed", "step") and ds.sizes["step"] == 150

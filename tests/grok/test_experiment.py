@@ -1,4 +1,4 @@
-"""Experiment files, claim rules and the runner that writes result.nc and summary.json."""
+"""Experiment files, claim rules and the runner that writes result.nc and report.json."""
 
 import json
 import math
@@ -23,7 +23,7 @@ seeds = [0, 1, 2]
 [settings]
 points = 20
 slope = 2.0
-[paper]
+[full]
 points = 200
 [claim]
 text = "the fitted slope is the true one in every seed"
@@ -52,10 +52,16 @@ def _toy(exp, out, device):
 
 @pytest.fixture
 def toy_kind(monkeypatch):
-    monkeypatch.setitem(runner.KINDS, "toy-kind", _toy)
+    from freqdyn.runs.kinds import KINDS, Kind
+
+    entry = Kind("toy-kind", "tests:unused", "a toy", frozenset({"points", "slope"}),
+                 frozenset({"fitted", "slope", "points"}))
+    monkeypatch.setitem(KINDS, "toy-kind", entry)
+    monkeypatch.setattr(Kind, "function", lambda self: _toy if self.name == "toy-kind"
+                        else Kind.target_function(self))
 
 
-def test_paper_size_seeds_and_overrides_merge():
+def test_paper_size_seeds_and_overrides_merge(toy_kind):
     exp = load_experiment("toy", text=TEXT)
     assert exp.settings["points"] == 20 and exp.seeds == (0, 1, 2) and not exp.paper
     paper = load_experiment("toy", text=TEXT, paper=True, seeds=[4])
@@ -71,19 +77,22 @@ def test_paper_size_seeds_and_overrides_merge():
     (("rule = \"all(abs(fitted - slope) < 0.1) and mean(fitted) > 1\"", ""), "claim.rule"),
     (("rule = \"all(abs(fitted - slope) < 0.1) and mean(fitted) > 1\"",
       "rule = \"fitted.__class__\""), "claim.rule"),
-    (("[paper]", "[extra]"), "extra"),
+    (("[full]", "[extra]"), "extra"),
+    (("[full]", "[paper]"), "paper"),
+    (("points = 20", "pionts = 20"), "settings.pionts"),
+    (("[experiment]", "[experiment]\nseed = [3, 4]"), "experiment.seed"),
 ])
-def test_bad_files_name_the_field(edit, field):
+def test_bad_files_name_the_field(edit, field, toy_kind):
     with pytest.raises(InputError) as info:
         load_experiment("toy", text=TEXT.replace(*edit))
     assert info.value.field == field
 
 
-def test_settings_are_checked_with_the_field_named():
+def test_settings_are_checked_with_the_field_named(toy_kind):
     exp = load_experiment("toy", text=TEXT, overrides={"points": 1.5, "slope": float("nan")})
     with pytest.raises(InputError, match=r"settings.points: must be an integer"):
         exp.number("points", integer=True)
-    with pytest.raises(InputError, match=r"settings.slope: must be finite"):
+    with pytest.raises(InputError, match=r"settings.slope: must be a finite number"):
         exp.number("slope")
     with pytest.raises(InputError, match=r"settings.width: required"):
         exp.require("width")
@@ -109,7 +118,7 @@ def test_claim_rules_compare_seed_by_seed():
 def test_runner_writes_result_figures_and_summary(tmp_path, toy_kind):
     exp = load_experiment("toy", text=TEXT)
     result = runner.run_experiment(exp, tmp_path)
-    summary = json.loads((tmp_path / "summary.json").read_text())
+    summary = json.loads((tmp_path / "report.json").read_text())
     assert summary == result.summary
     assert summary["claim_holds"] is True and summary["seeds"] == [0, 1, 2]
     assert summary["fitted"] == pytest.approx([2.0] * 3, abs=0.05)
@@ -129,11 +138,13 @@ def test_cli_runs_an_experiment_and_reports_errors(tmp_path, toy_kind, capsys):
     assert main(["grok", str(path), "--out", str(tmp_path / "o"), "--paper",
                  "--seeds", "3,4"]) == 0
     printed = capsys.readouterr().out
-    assert "claim HOLDS" in printed and "paper size" in printed
-    assert json.loads((tmp_path / "o" / "summary.json").read_text())["points"] == 200
+    assert "claim HOLDS" in printed and "full size" in printed
+    assert json.loads((tmp_path / "o" / "report.json").read_text())["points"] == 200
     path.write_text(TEXT.replace('kind = "toy-kind"', 'kind = "nope"'))
     assert main(["grok", str(path), "--out", str(tmp_path / "p")]) == 2
     assert "experiment.kind: unknown kind 'nope'" in capsys.readouterr().err
+    path.write_text(TEXT.replace("slope = 2.0", "slope = 0.5"))  # the claim fails: exit 1
+    assert main(["run", str(path), "--out", str(tmp_path / "q")]) == 1
 
 
 def test_every_experiment_file_parses_and_names_a_registered_kind():
@@ -145,11 +156,28 @@ def test_every_experiment_file_parses_and_names_a_registered_kind():
 
 
 def test_every_kind_resolves_to_a_function_and_has_an_experiment_file():
-    folder = Path(__file__).parents[2] / "validation" / "grokking"
-    used = {load_experiment(path).kind for path in folder.glob("*.toml")}
+    root = Path(__file__).parents[2] / "validation"
+    used = {load_experiment(path).kind for path in root.rglob("*.toml")
+            if "[experiment]" in path.read_text()}
     for kind in runner.KINDS:
         assert callable(runner.experiment_function(kind)), kind
     assert used == set(runner.KINDS)
+
+
+def test_a_rule_naming_an_unreported_key_is_refused_before_running(tmp_path, toy_kind):
+    exp = load_experiment("toy", text=TEXT.replace("mean(fitted) > 1", "mean(fitted) > 1 "
+                                                   "and rise_tol > 0"))
+    with pytest.raises(InputError, match=r"rise_tol.*do not report"):
+        runner.run_experiment(exp, tmp_path)
+    assert not (tmp_path / "report.json").exists()
+
+
+def test_a_second_run_into_the_same_folder_is_refused(tmp_path, toy_kind):
+    from freqdyn.results import FolderLock
+
+    exp = load_experiment("toy", text=TEXT)
+    with FolderLock(tmp_path), pytest.raises(InputError, match="another freqdyn run"):
+        runner.run_experiment(exp, tmp_path)
 
 
 def test_transformer_files_build_nandas_model_at_paper_size():

@@ -148,7 +148,7 @@ def test_aliasing_run_groks_only_on_the_sparse_nonuniform_set(tmp_path):
     got = ds.output_test_amplitude.sel(condition="sparse", seed=0, step=0).values
     assert np.allclose(got, want, atol=1e-6)
     assert ds.train_loss.dims == ("condition", "seed", "step")
-    assert json.loads((tmp_path / "summary.json").read_text())["claim_holds"] is True
+    assert json.loads((tmp_path / "report.json").read_text())["claim_holds"] is True
     assert {p.name for p in result.figures} == {"losses.png", "functions.png", "spectra.png",
                                                 "data_spectra.png"}
     ds.close()

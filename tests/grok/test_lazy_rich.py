@@ -52,7 +52,7 @@ def test_toy_end_to_end(tmp_path):
     exp = _experiment("lazy-rich-toy", TOY,
                       rule="decomposition_max_rel_error < 1e-6 and all(both_fall)")
     result = run_experiment(exp, tmp_path, device="cpu")
-    summary = json.loads((tmp_path / "summary.json").read_text())
+    summary = json.loads((tmp_path / "report.json").read_text())
     assert summary["claim_holds"] is True
     assert summary["decomposition_max_rel_error"] < 1e-6
     for name in ("learning_curves", "decomposition", "alignment"):

@@ -156,7 +156,7 @@ rule = "all(memorised) and max(n_key_frequencies) <= 15"
 def test_run_progress_measures_end_to_end(tmp_path):
     exp = load_experiment("tiny", text=EXPERIMENT)
     result = run_experiment(exp, tmp_path, device="cpu")
-    summary = json.loads((tmp_path / "summary.json").read_text())
+    summary = json.loads((tmp_path / "report.json").read_text())
     assert summary["claim_holds"] is True and result.summary["claim_holds"] is True
     ds = xr.open_dataset(tmp_path / "result.nc")
     assert list(ds["measure_step"].values) == list(range(0, 121, 20))

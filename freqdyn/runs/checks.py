@@ -1,0 +1,328 @@
+"""Named, registered checks: what an experiment file states it must show.
+
+A file lists ``[[check]]`` tables; each names a registered ``kind`` and its parameters.
+Every check is validated when the file is read (its kind exists and applies to the
+experiment's kind; required keys are there, unknown ones refused; numbers are numbers)
+and, for studies, again against the loaded case and arms before anything trains.  After
+the run each check returns its numbers and ``pass``; the experiment's ``claim_holds`` is
+true when every check passes.  ``[claim] rule = "..."`` is a check of kind ``rule``.
+
+Check kinds (``applies``: the experiment kinds; "any" for all):
+
+============== ======== ===================================================================
+kind           applies  passes when
+============== ======== ===================================================================
+rule           any      the expression ``rule`` over the report's keys is true
+                        (:mod:`freqdyn.runs.claims`)
+tolerance      study    max_rel_l2_pde_vs_net ≤ ``at_most`` (default: settings.tolerance)
+peak_order     study    peak ``first`` is learned before peak ``later``: its ratio is smaller
+                        at every t > 0, in the pde prediction and in the networks
+frozen         study    the ratios of ``peaks`` stay above 1 − ``tol`` (never learned)
+equal_decay    study    the ratios of ``peaks`` agree: max_t |log r_i − log r_j| ≤ ``tol``
+model_fails    study    prediction ``method`` misses the networks by at least ``at_least``
+slope          study    the fitted log–log slope of the pde-vs-net error in m lies in
+                        ``range`` (at least two widths)
+learning_times study    arm ``arm``: measured learning times vs ``wanted`` (per peak):
+                        max |T/T_wanted − 1| ≤ ``within``, or max(T/Tw, Tw/T) ≥ ``miss_by``
+spread_less    study    the learning-time spread max T/min T of arm ``arm`` is below that of
+                        arm ``than``
+============== ======== ===================================================================
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from freqdyn.config import Table
+from freqdyn.errors import InputError
+
+
+@dataclass(frozen=True)
+class CheckKind:
+    name: str
+    meaning: str
+    required: frozenset
+    optional: frozenset
+    applies: tuple[str, ...] | None  # experiment kinds; None: any
+    evaluate: Callable
+
+
+CHECKS: dict[str, CheckKind] = {}
+
+
+def register_check(name: str, meaning: str, *, required=(), optional=(), applies=None):
+    """Decorator: register ``evaluate(check, outcome, exp) -> dict`` (with ``pass``)."""
+    def wrap(function):
+        CHECKS[name] = CheckKind(name, meaning, frozenset(required), frozenset(optional),
+                                 None if applies is None else tuple(applies), function)
+        return function
+    return wrap
+
+
+def checks_from_file(check_list, claim_rule, experiment_kind: str, field: str) -> list[dict]:
+    """The checks of a file, validated (see the module text); the claim rule comes first."""
+    from freqdyn.runs.claims import check_rule
+
+    if not isinstance(check_list, list) or not all(isinstance(c, dict) for c in check_list):
+        raise InputError(field, "must be an array of tables ([[check]])")
+    checks = []
+    if claim_rule is not None:
+        if not isinstance(claim_rule, str) or not claim_rule.strip():
+            raise InputError("claim.rule", "must be an expression over the report's keys")
+        check_rule(claim_rule)
+        checks.append({"kind": "rule", "rule": claim_rule.strip()})
+    for i, raw in enumerate(check_list):
+        where = f"{field}[{i}]"
+        table = Table(raw, where)
+        kind = table.choice("kind", REQUIRED_KIND, sorted(CHECKS))
+        entry = CHECKS[kind]
+        if entry.applies is not None and experiment_kind not in entry.applies:
+            raise InputError(f"{where}.kind", f"{kind!r} applies to experiments of kind "
+                                              f"{', '.join(entry.applies)}, not "
+                                              f"{experiment_kind!r}")
+        table.refuse_unknown(entry.required | entry.optional | {"kind", "name"})
+        for key in sorted(entry.required):
+            if key not in table:
+                raise InputError(f"{where}.{key}", f"is required by a {kind!r} check")
+        _static(kind, table)
+        checks.append(dict(raw))
+    return checks
+
+
+REQUIRED_KIND = None  # Table.choice with None default: the key must be one of the kinds
+
+
+def _static(kind: str, t: Table) -> None:
+    """Type checks of a check's parameters that need no case."""
+    if kind == "rule":
+        from freqdyn.runs.claims import check_rule
+
+        check_rule(t.string("rule"))
+    for key in ("first", "later"):
+        if key in t:
+            t.integer(key, low=0)
+    if "peaks" in t:
+        t.integers("peaks", low=0)
+    for key in ("tol", "within", "at_least", "at_most"):
+        if key in t:
+            t.number(key, low=0.0)
+    if "miss_by" in t:
+        t.number("miss_by", low=1.0, low_open=True)
+    if "range" in t:
+        lo, hi = t.numbers("range", length=2)
+        if lo > hi:
+            raise InputError(t.field("range"), f"needs lo <= hi, got {[lo, hi]}")
+    if "wanted" in t:
+        t.numbers("wanted", low=0.0)
+    for key in ("arm", "than", "method"):
+        if key in t:
+            t.string(key)
+
+
+def evaluate_checks(exp, outcome) -> list[dict]:
+    """Every check of ``exp`` on the outcome, in file order, each with its numbers."""
+    results = []
+    for check in exp.checks:
+        entry = CHECKS[check["kind"]]
+        res = {"kind": entry.name, "meaning": entry.meaning,
+               **{k: v for k, v in check.items() if k != "kind"}}
+        res.update(entry.evaluate(check, outcome, exp))
+        res["pass"] = bool(res["pass"])
+        results.append(res)
+    return results
+
+
+# ---------------------------------------------------------------------------------------
+# rule (any kind)
+# ---------------------------------------------------------------------------------------
+
+
+@register_check("rule", "the expression over the report's keys is true", required={"rule"})
+def _rule(check, outcome, exp):
+    from freqdyn.runs.claims import evaluate_rule
+
+    return {"pass": evaluate_rule(check["rule"], outcome.summary)}
+
+
+# ---------------------------------------------------------------------------------------
+# studies: against the per-arm reports (outcome.details)
+# ---------------------------------------------------------------------------------------
+
+
+def _arm(check, outcome, key="arm") -> dict:
+    reports = outcome.details
+    return reports[check.get(key, next(iter(reports)))]
+
+
+def _later(rep) -> np.ndarray:
+    return np.asarray(rep["times"]) > 0
+
+
+def _sources(rep, outcome) -> dict[str, np.ndarray]:
+    """Peak ratios of the pde prediction and of the networks (seed mean), (peaks, times)."""
+    from freqdyn.analysis.compare import largest_width
+
+    out = {}
+    pde = outcome.summary.get("pde")
+    if pde and pde in rep["predictions"]:
+        out["pde"] = np.asarray(rep["predictions"][pde]["peak_ratios"])
+    net = largest_width(rep)
+    if net is not None:
+        out["net"] = np.asarray(net["peak_ratios_net"]["mean"])
+    return out
+
+
+@register_check("tolerance", "max_rel_l2_pde_vs_net (largest width, seed mean, t > 0) is at "
+                             "most at_most (default: settings.tolerance)",
+                optional={"at_most"}, applies=("study",))
+def _tolerance(check, outcome, exp):
+    bound = check.get("at_most", exp.settings.get("tolerance"))
+    value = outcome.summary.get("max_rel_l2_pde_vs_net")
+    if bound is None:
+        return {"pass": False, "note": "no at_most and no settings.tolerance"}
+    if value is None:
+        return {"pass": False, "at_most": bound, "note": "no networks were trained"}
+    return {"pass": value <= bound, "at_most": bound, "max_rel_l2_pde_vs_net": value}
+
+
+@register_check("peak_order", "peak first is learned before peak later: its ratio is smaller "
+                              "at every t > 0, in the pde prediction and in the networks",
+                required={"first", "later"}, optional={"arm"}, applies=("study",))
+def _peak_order(check, outcome, exp):
+    rep = _arm(check, outcome)
+    later = _later(rep)
+    res, ok = {}, True
+    sources = _sources(rep, outcome)
+    for src, r in sources.items():
+        ok &= bool(np.all(r[check["first"], later] < r[check["later"], later]))
+        res[f"{src}_ratios_first"] = r[check["first"]]
+        res[f"{src}_ratios_later"] = r[check["later"]]
+    res["pass"] = ok and bool(sources)
+    return res
+
+
+@register_check("frozen", "the ratios of peaks stay above 1 - tol at every time (never "
+                          "learned)", required={"peaks", "tol"}, optional={"arm"},
+                applies=("study",))
+def _frozen(check, outcome, exp):
+    sources = _sources(_arm(check, outcome), outcome)
+    mins = {src: float(np.min(r[check["peaks"]])) for src, r in sources.items()}
+    return {"min_ratio": mins,
+            "pass": bool(mins) and all(v >= 1 - check["tol"] for v in mins.values())}
+
+
+@register_check("equal_decay", "the ratios of peaks agree: max_t |log r_i - log r_j| <= tol",
+                required={"peaks", "tol"}, optional={"arm"}, applies=("study",))
+def _equal_decay(check, outcome, exp):
+    spread = {}
+    for src, r in _sources(_arm(check, outcome), outcome).items():
+        logs = np.log(np.maximum(r[check["peaks"]], 1e-300))
+        spread[src] = float(np.max(logs.max(axis=0) - logs.min(axis=0)))
+    return {"max_log_spread": spread,
+            "pass": bool(spread) and all(v <= check["tol"] for v in spread.values())}
+
+
+@register_check("model_fails", "prediction method misses the networks: its max error >= "
+                               "at_least", required={"method", "at_least"}, optional={"arm"},
+                applies=("study",))
+def _model_fails(check, outcome, exp):
+    from freqdyn.analysis.compare import largest_width
+
+    rep = _arm(check, outcome)
+    net = largest_width(rep)
+    if net is None:
+        return {"pass": False, "note": "no networks were trained"}
+    err = np.asarray(net[f"rel_l2_{check['method']}_vs_net"]["mean"])
+    value = float(np.max(err[_later(rep)]))
+    return {"max_error": value, "pass": value >= check["at_least"]}
+
+
+@register_check("slope", "fitted log-log slope of the pde-vs-net error against m lies in "
+                         "range", required={"range"}, optional={"arm"}, applies=("study",))
+def _slope(check, outcome, exp):
+    from freqdyn.analysis.compare import fit_loglog_slope
+
+    rep = _arm(check, outcome)
+    later = _later(rep)
+    pde = outcome.summary.get("pde")
+    widths = sorted(int(w) for w in rep["widths"])
+    errs = [float(np.max(np.asarray(rep["widths"][str(w)][f"rel_l2_{pde}_vs_net"]["mean"])
+                         [later])) for w in widths]
+    if len(widths) < 2:
+        return {"note": "needs at least two widths", "widths": widths, "pass": False}
+    slope, _ = fit_loglog_slope(widths, errs)
+    lo, hi = check["range"]
+    return {"widths": widths, "errors": errs, "slope": slope, "pass": lo <= slope <= hi}
+
+
+@register_check("learning_times", "arm: measured learning times vs wanted (per peak): "
+                                  "max |T/T_wanted - 1| <= within, or max(T/Tw, Tw/T) >= "
+                                  "miss_by", required={"wanted"},
+                optional={"arm", "within", "miss_by"}, applies=("study",))
+def _learning_times(check, outcome, exp):
+    from freqdyn.analysis.compare import largest_width
+
+    rep = _arm(check, outcome)
+    net = largest_width(rep)
+    if net is None:
+        return {"pass": False, "note": "no networks were trained"}
+    wanted = np.asarray(check["wanted"], dtype=float)
+    got = np.asarray(net["learning_times_net"]["mean"], dtype=float)
+    ratio = got / wanted
+    res = {"measured": got, "ratio": ratio}
+    pde = outcome.summary.get("pde")
+    if pde and pde in rep["predictions"]:
+        res["pde"] = rep["predictions"][pde]["learning_times"]
+    if "within" in check:
+        res["max_rel_dev"] = float(np.max(np.abs(ratio - 1)))
+        res["pass"] = res["max_rel_dev"] <= check["within"]
+    else:
+        res["max_miss_factor"] = float(np.max(np.maximum(ratio, 1 / ratio)))
+        res["pass"] = res["max_miss_factor"] >= check["miss_by"]
+    return res
+
+
+@register_check("spread_less", "measured learning-time spread max T/min T of arm is below "
+                               "that of arm than", required={"arm", "than"},
+                applies=("study",))
+def _spread_less(check, outcome, exp):
+    from freqdyn.analysis.compare import largest_width
+
+    def spread(rep):
+        lt = np.asarray(largest_width(rep)["learning_times_net"]["mean"], dtype=float)
+        return float(lt.max() / lt.min()) if math.isfinite(lt.max()) else math.inf
+
+    a, b = spread(_arm(check, outcome)), spread(_arm(check, outcome, "than"))
+    return {"spread": a, "spread_than": b, "pass": a < b}
+
+
+def validate_against_study(checks, arms: dict, n_peaks: dict, predictions, has_widths: int):
+    """Before training: arm names exist, peak indices exist, methods are predicted."""
+    for i, check in enumerate(checks):
+        where = f"check[{i}]"
+        for key in ("arm", "than"):
+            if key in check and check[key] not in arms:
+                raise InputError(f"{where}.{key}", f"no arm named {check[key]!r}; the arms are "
+                                                   f"{', '.join(arms)}")
+        arm = check.get("arm", next(iter(arms)))
+        peaks = n_peaks[arm]
+        indices = [check[k] for k in ("first", "later") if k in check] + \
+            list(check.get("peaks", []))
+        for index in indices:
+            if index >= peaks:
+                raise InputError(where, f"peak index {index} out of range: arm {arm!r} has "
+                                        f"{peaks} target peaks (indices 0 … {peaks - 1})")
+        if "wanted" in check and len(check["wanted"]) != peaks:
+            raise InputError(f"{where}.wanted", f"needs one time per peak ({peaks}), got "
+                                                f"{len(check['wanted'])}")
+        if "method" in check and check["method"] not in predictions:
+            raise InputError(f"{where}.method", f"{check['method']!r} is not among the "
+                                                f"predictions {list(predictions)}")
+        if check["kind"] in ("model_fails", "slope", "learning_times", "spread_less",
+                             "tolerance") and not has_widths:
+            raise InputError(where, f"a {check['kind']!r} check needs trained networks; "
+                                    "give settings.widths")
