@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 from freqdyn.grok.algorithmic import train_modular  # noqa: E402
 from freqdyn.grok.models import build_model  # noqa: E402
 from freqdyn.grok.modular import modular_dataset  # noqa: E402
-from freqdyn.nets.loop import adamw  # noqa: E402
+from freqdyn.nets.records import adamw  # noqa: E402
 
 
 def _median_update(forward, model, data, seconds: float) -> float:

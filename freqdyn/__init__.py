@@ -1,19 +1,62 @@
 """freqdyn: frequency dynamics of neural-network training.
 
 Theory (the frequency-space error PDE of 2-layer Fourier-feature networks in the NTK
-regime) and experiment (trained PyTorch networks) on one grid, in one file format.
-Fourier convention B throughout: features cos(2π w·x), sin(2π w·x) and
+regime, docs/theory.md) and experiment (trained PyTorch networks) on one grid, in one file
+format.  Fourier convention B throughout: features cos(2π w·x), sin(2π w·x) and
 û(ξ) = ∫ u(x) exp(−2πi ξ·x) dx.
+
+The five-line API::
+
+    import freqdyn
+    case = freqdyn.load_case("pde/gaussian-1d.toml")
+    pred = freqdyn.predict(case, method="modal")     # xarray Dataset, shared schema
+    meas = freqdyn.train(case, out="out/run")        # a TrainResult; meas.dataset
+    report = freqdyn.compare(pred, meas)             # {"max_rel_l2": ..., "rel_l2": ...}
+
+The data flow (docs/architecture.md): :mod:`freqdyn.inputs` (case, densities, target) →
+:mod:`freqdyn.theory` (derive, NTK, LFP) → :mod:`freqdyn.predict` (one registry) and
+:mod:`freqdyn.nets` (models, the one training loop, measurement) → :mod:`freqdyn.results`
+(one schema) → :mod:`freqdyn.analysis` (compare, checks, design) → :mod:`freqdyn.plots`;
+:mod:`freqdyn.runs` runs experiment files, :mod:`freqdyn.grok` holds the grokking studies.
 """
 
+import warnings
 from importlib.metadata import PackageNotFoundError, version
+
+# torch.func's jvp/vjp script a helper with torch.jit.script, which warns on every use from
+# torch 2.9 on; the warning is about torch's own code, not freqdyn's, and would only be noise
+warnings.filterwarnings("ignore", message=".*torch.jit.script. is deprecated",
+                        category=FutureWarning)
 
 try:
     __version__ = version("freqdyn")
 except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.0.0+unknown"
 
-from freqdyn.errors import InputError  # noqa: E402
+from freqdyn.errors import CaseError, InputError, TrainingDiverged  # noqa: E402
 from freqdyn.inputs.case import Case, load_case  # noqa: E402
 
-__all__ = ["Case", "InputError", "load_case", "__version__"]
+
+def predict(case, method: str = "modal", **options):
+    """û(ξ, t) of ``case`` by a registered method (:mod:`freqdyn.predict.registry`)."""
+    from freqdyn.predict.registry import predict as _predict
+
+    return _predict(case, method, **options)
+
+
+def train(case, out, **options):
+    """Train the case's network into ``out`` (:func:`freqdyn.nets.train.train`)."""
+    from freqdyn.nets.train import train as _train
+
+    return _train(case, out, **options)
+
+
+def compare(prediction, measurement, **options) -> dict:
+    """Relative L²(ξ) errors per time and their maximum (:func:`.analysis.compare.compare`)."""
+    from freqdyn.analysis.compare import compare as _compare
+
+    return _compare(prediction, measurement, **options)
+
+
+__all__ = ["Case", "CaseError", "InputError", "TrainingDiverged", "__version__", "compare",
+           "load_case", "predict", "train"]

@@ -134,3 +134,33 @@ def largest_width(arm_report: dict) -> dict | None:
     """The entry of the largest width in a study's per-arm report (None without networks)."""
     widths = arm_report["widths"]
     return widths[max(widths, key=int)] if widths else None
+
+
+def compare(prediction, measurement, *, times_after: float = 0.0) -> dict:
+    """How far a prediction is from a measurement (or any two schema results).
+
+    Returns ``rel_l2`` (per time of the measurement: ‖û_pred − û_meas‖/‖û_meas‖ over ξ),
+    ``times``, ``max_rel_l2`` (the largest over times > ``times_after``: t = 0 compares
+    two initial conditions, not dynamics) and the per-peak ``peak_ratios`` of both.  A
+    measurement may also be a :class:`freqdyn.nets.train.TrainResult` (its ``.dataset``).
+    """
+    from freqdyn.results import peak_ratios
+
+    meas = getattr(measurement, "dataset", measurement)
+    pred = getattr(prediction, "dataset", prediction)
+    errors = rel_l2_by_time(pred, meas)
+    times = meas["time"].values
+    later = times > times_after
+    return {"rel_l2": errors, "times": times,
+            "max_rel_l2": float(np.max(errors[later])) if later.any() else float(errors[0]),
+            "peak_ratios_prediction": peak_ratios(on_grid(pred, meas).to_dataset(
+                name="u").pipe(_as_schema, meas)),
+            "peak_ratios_measurement": peak_ratios(meas)}
+
+
+def _as_schema(ds, like):
+    """A dataset of ``like``'s schema holding the complex variable ``u``."""
+    out = like[["u_hat_real", "u_hat_imag"]].copy()
+    out["u_hat_real"] = ds["u"].real
+    out["u_hat_imag"] = ds["u"].imag
+    return out

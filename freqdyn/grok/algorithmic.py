@@ -50,16 +50,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import xarray as xr
 from scipy.optimize import curve_fit
 
+from freqdyn.analysis.stats import mean_std
 from freqdyn.errors import InputError
 from freqdyn.grok.models import build_model
 from freqdyn.grok.modular import ModularData, modular_dataset
-from freqdyn.nets.loop import TrainingLog, adamw, train_loop
+from freqdyn.nets.records import TrainingLog, adamw, train_loop
+from freqdyn.plots.grok import algorithmic as plots
 
 PHASES = ("t1", "t2", "t3", "t4")
 EVALUATED = ("train_loss", "train_acc", "val_loss", "val_acc")
@@ -355,14 +356,6 @@ def runs_dataset(runs: list[ModularRun], extra_evals: tuple[str, ...] = ()) -> x
                                          "step": np.arange(n_steps), "eval_step": eval_steps})
 
 
-def _mean_std(values) -> tuple[float, float]:
-    values = np.asarray(values, dtype=float)
-    values = values[np.isfinite(values)]
-    if not len(values):
-        return math.nan, math.nan
-    return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
-
-
 def runs_summary(runs: list[ModularRun]) -> dict:
     """Per-seed phase times, delays and final numbers, with mean and sample std."""
     summary: dict = {"seeds": [run.seed for run in runs]}
@@ -383,40 +376,9 @@ def runs_summary(runs: list[ModularRun]) -> dict:
     summary["cpu_seconds_training"] = round(sum(run.cpu_seconds for run in runs), 2)
     for key in ("t2", "t4", "delay_ratio", "final_val_acc"):
         values = [math.nan if v is None else v for v in summary[key]]
-        summary[f"{key}_mean"], summary[f"{key}_std"] = _mean_std(values)
+        summary[f"{key}_mean"], summary[f"{key}_std"] = (float(v) for v in mean_std(values))
     summary["n_grokked"] = int(sum(summary["grokked"]))
     return summary
-
-
-def mark_phases(ax, times: dict, color) -> None:
-    """Dotted vertical lines at the phase times that were reached (step 0 drawn at 1, for
-    logarithmic step axes)."""
-    for phase in PHASES:
-        if times[phase] is not None:
-            ax.axvline(max(times[phase], 1), color=color, lw=0.8, ls=":")
-
-
-def curves_figure(runs: list[ModularRun], title: str):
-    """Accuracy and loss (train solid, validation dashed) with t1–t4, and ‖θ‖₂, per seed."""
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
-    for i, run in enumerate(runs):
-        color = f"C{i}"
-        steps = np.maximum(np.asarray(run.log.eval_steps), 1)
-        axes[0].plot(steps, run.log.evals("train_acc"), color=color, label=f"seed {run.seed}")
-        axes[0].plot(steps, run.log.evals("val_acc"), color=color, ls="--")
-        axes[1].plot(steps, run.log.evals("train_loss"), color=color)
-        axes[1].plot(steps, run.log.evals("val_loss"), color=color, ls="--")
-        axes[2].plot(np.maximum(run.log.steps, 1), run.log.every("param_norm"), color=color)
-        for ax in axes[:2]:
-            mark_phases(ax, run.phase_times, color)
-    axes[0].set(xscale="log", xlabel="update", ylabel="accuracy",
-                title="train (solid), validation (dashed); t1–t4 dotted")
-    axes[1].set(xscale="log", yscale="log", xlabel="update", ylabel="cross-entropy (nats)")
-    axes[2].set(xscale="log", xlabel="update", ylabel="‖θ‖₂", title="weight norm")
-    axes[0].legend(fontsize=8)
-    fig.suptitle(title)
-    fig.tight_layout()
-    return fig
 
 
 def run_modular(exp, out: Path, device: str):
@@ -441,4 +403,4 @@ def run_modular(exp, out: Path, device: str):
     title = (f"{cfg.get('model', 'mlp')} on x {op} y mod {runs[0].data.p}, "
              f"r = {runs[0].data.train_fraction:g}")
     return Outcome(dataset=dataset, summary=summary,
-                   figures={"curves": curves_figure(runs, title)})
+                   figures={"curves": plots.curves_figure(runs, title)})

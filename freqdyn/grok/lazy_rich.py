@@ -29,12 +29,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import xarray as xr
 from scipy.stats import spearmanr
 
+from freqdyn.analysis.stats import mean_std
 from freqdyn.errors import InputError
 from freqdyn.grok.committee import (
     TeacherTask,
@@ -48,8 +48,7 @@ from freqdyn.grok.committee import (
     teacher_task,
     train_committee,
 )
-from freqdyn.grok.modular import modular_dataset
-from freqdyn.nets.loop import train_loop
+from freqdyn.plots.grok import lazy_rich as plots
 from freqdyn.runs.experiment import Experiment
 from freqdyn.runs.runner import Outcome
 
@@ -148,12 +147,10 @@ def _k0_baselines(task: TeacherTask, eps, step_size: float, steps: np.ndarray):
 
 
 def _stats(values) -> dict:
-    """Mean and standard deviation over seeds of the finite values (NaN when there are none)."""
-    values = np.asarray(values, dtype=float)
-    values = values[np.isfinite(values)]
-    if values.size == 0:
-        return {"mean": float("nan"), "std": float("nan")}
-    return {"mean": float(values.mean()), "std": float(values.std())}
+    """Mean and sample standard deviation over seeds of the finite values
+    (:func:`freqdyn.analysis.stats.mean_std`)."""
+    mean, std = mean_std(np.asarray(values, dtype=float).ravel())
+    return {"mean": float(mean), "std": float(std)}
 
 
 def _long(text: str, data: np.ndarray, dims: tuple[str, ...]) -> xr.DataArray:
@@ -264,71 +261,16 @@ def run_toy(exp: Experiment, out: Path, device: str) -> Outcome:
     data["k0_regression_train_loss"] = _long("training MSE of ridgeless K₀ regression",
                                              reg_train, ("seed",))
     ds = xr.Dataset(data, coords={"seed": seeds, "step": steps})
-    figures = {"learning_curves": _figure_toy_curves(ds),
-               "decomposition": _figure_decomposition(ds),
-               "alignment": _figure_alignment(ds)}
+    figures = {"learning_curves": plots.figure_toy_curves(ds),
+               "decomposition": plots.figure_decomposition(ds),
+               "alignment": plots.figure_alignment(ds)}
     return Outcome(ds, summary, figures)
 
 
-def _after_start(ds: xr.Dataset) -> tuple[xr.Dataset, np.ndarray]:
+def after_start(ds: xr.Dataset) -> tuple[xr.Dataset, np.ndarray]:
     """The logged steps t ≥ 1 (for log-scale step axes) and their step values."""
     ds = ds.isel(step=ds["step"].values > 0)
     return ds, ds["step"].values
-
-
-def _figure_toy_curves(ds: xr.Dataset):
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    ds, t = _after_start(ds)
-    for i, seed in enumerate(ds["seed"].values):
-        color = f"C{i}"
-        ax.plot(t, ds["train_loss"][i], color=color, label=f"seed {seed}: train")
-        ax.plot(t, ds["test_loss"][i], color=color, ls="--", label="test")
-        ax.plot(t, ds["twin_train_loss"][i], color=color, ls=":", alpha=0.7,
-                label="linearised twin (train, test)")
-        ax.plot(t, ds["twin_test_loss"][i], color=color, ls=":", alpha=0.7)
-        ax.axhline(float(ds["k0_regression_test_loss"][i]), color=color, lw=0.8, alpha=0.6,
-                   label="K₀ regression test MSE")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("GD step")
-    ax.set_ylabel("MSE")
-    ax.set_title("committee machine: lazy plateau, then feature learning")
-    handles, labels = ax.get_legend_handles_labels()
-    ax.legend(handles[:4], labels[:4], fontsize=7)
-    return fig
-
-
-def _figure_decomposition(ds: xr.Dataset):
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    ds, t = _after_start(ds)
-    ax.plot(t, ds["variance_term"][0], "r--", label="variance error")
-    ax.plot(t, ds["misalignment_term"][0], "g--", label="misalignment error")
-    ax.plot(t, ds["linear_term"][0], "k--", label="power in linear modes")
-    ax.plot(t, ds["population_loss"][0], color="orange", label="sum (population MSE)")
-    ax.plot(t, ds["test_loss"][0], color="C0", alpha=0.5, lw=0.8, label="test-set MSE")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("GD step")
-    ax.set_ylabel("MSE")
-    ax.set_ylim(1e-3 * float(ds["population_loss"][0].max()), None)
-    ax.set_title(f"exact test-loss decomposition, seed {int(ds['seed'][0])}")
-    ax.legend(fontsize=7)
-    return fig
-
-
-def _figure_alignment(ds: xr.Dataset):
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    ds, t = _after_start(ds)
-    right = ax.twinx()
-    for i, seed in enumerate(ds["seed"].values):
-        ax.plot(t, ds["alignment"][i], color=f"C{i}", label=f"seed {seed}: NTK alignment")
-        right.plot(t, ds["param_norm"][i], color=f"C{i}", ls="--", alpha=0.6)
-    ax.set_xscale("log")
-    ax.set_xlabel("GD step")
-    ax.set_ylabel("test-set NTK–label alignment")
-    right.set_ylabel("weight norm ‖W‖_F (dashed)")
-    ax.legend(fontsize=7, loc="upper left")
-    return fig
 
 
 # ---------------------------------------------------------------------------------------------
@@ -392,7 +334,8 @@ def run_alpha_sweep(exp: Experiment, out: Path, device: str) -> Outcome:
     summary = {
         "alphas": [float(a) for a in alphas],
         "grok_amount": amounts.tolist(), "grok_censored": censored.tolist(),
-        "grok_amount_mean": amounts.mean(0).tolist(), "grok_amount_std": amounts.std(0).tolist(),
+        "grok_amount_mean": mean_std(amounts)[0].tolist(),
+        "grok_amount_std": mean_std(amounts)[1].tolist(),
         "increasing_in_alpha": increasing,
         "final_test_loss": final_test.tolist(),
         "final_test_increasing_in_alpha": [bool(np.all(np.diff(r) > 0)) for r in final_test],
@@ -418,38 +361,7 @@ def run_alpha_sweep(exp: Experiment, out: Path, device: str) -> Outcome:
     data["k0_descent_train_loss"] = _long("training MSE of kernel GD with K₀", gd_train,
                                           ("seed", "step"))
     ds = xr.Dataset(data, coords={"seed": list(exp.seeds), "alpha": all_alphas, "step": steps})
-    return Outcome(ds, summary, {"alpha_sweep": _figure_alpha_sweep(ds, n_alpha)})
-
-
-def _figure_alpha_sweep(ds: xr.Dataset, n_alpha: int):
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    normalised = {k: ds[k] / ds[k].isel(step=0)
-                  for k in ("train_loss", "test_loss", "k0_descent_test_loss")}
-    norm_ds, t = _after_start(xr.Dataset(normalised))
-    for j, alpha in enumerate(ds["alpha"].values):
-        color = "grey" if j >= n_alpha else f"C{j}"
-        label = f"α = {alpha:g}" + (" (lazy limit)" if j >= n_alpha else "")
-        left.plot(t, norm_ds["train_loss"][0, j], color=color, label=label)
-        left.plot(t, norm_ds["test_loss"][0, j], color=color, ls="--")
-    left.plot(t, norm_ds["k0_descent_test_loss"][0], color="k", ls=":",
-              label="K₀ kernel GD (test)")
-    left.set_xscale("log")
-    left.set_yscale("log")
-    left.set_xlabel("GD step")
-    left.set_ylabel("L(t)/L(0): train solid, test dashed")
-    left.legend(fontsize=7)
-    alphas = ds["alpha"].values[:n_alpha]
-    amount = ds["grok_amount"].values[:, :n_alpha]
-    for i in range(amount.shape[0]):
-        right.plot(alphas, amount[i], "o", color="grey", alpha=0.6)
-    right.errorbar(alphas, amount.mean(0), yerr=amount.std(0), color="C3", marker="s",
-                   capsize=3, label="mean ± std over seeds")
-    right.set_xscale("log", base=2)
-    right.set_xlabel("output scale α")
-    right.set_ylabel("grok amount (GD steps)")
-    right.legend(fontsize=7)
-    fig.tight_layout()
-    return fig
+    return Outcome(ds, summary, {"alpha_sweep": plots.figure_alpha_sweep(ds, n_alpha)})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -521,138 +433,8 @@ def run_phase_diagram(exp: Experiment, out: Path, device: str) -> Outcome:
                              censored.astype(np.int8), ("seed", "alpha", "eps"))
     ds = xr.Dataset(data, coords={"seed": list(exp.seeds), "alpha": alphas, "eps": epsilons,
                                   "step": steps})
-    return Outcome(ds, summary, {"phase_diagram": _figure_phase(ds)})
-
-
-def _figure_phase(ds: xr.Dataset):
-    fig, ax = plt.subplots(figsize=(5.6, 4.4))
-    mean = ds["grok_amount"].mean("seed").values
-    image = ax.imshow(mean, origin="lower", aspect="auto", cmap="viridis")
-    ax.set_yticks(range(ds.sizes["alpha"]), [f"{a:g}" for a in ds["alpha"].values])
-    ax.set_xticks(range(ds.sizes["eps"]), [f"{e:g}" for e in ds["eps"].values])
-    censored = ds["censored"].mean("seed").values
-    for i, j in zip(*np.nonzero(censored), strict=True):
-        ax.text(j, i, f"{censored[i, j]:.0%}\nno pass", ha="center", va="center", fontsize=6,
-                color="white")
-    ax.set_ylabel("laziness α")
-    ax.set_xlabel("kernel alignment ε")
-    ax.set_title("amount of grokking (GD steps, seed mean)")
-    fig.colorbar(image, ax=ax)
-    return fig
+    return Outcome(ds, summary, {"phase_diagram": plots.figure_phase(ds)})
 
 
 # ---------------------------------------------------------------------------------------------
 # Fig. 2: modular addition with a quadratic MLP
-
-
-class QuadraticPairMLP(torch.nn.Module):
-    """f(x) = (scale/(D·N)) W₂ (W₁x)² on one-hot pairs x ∈ {0, 1}^D, D = 2p (spec G2.4, Fig. 2).
-
-    No biases; W₁ (N × D) and W₂ (p × N) start i.i.d. N(0, 1).  The authors' notebook applies
-    ``scale`` twice; freqdyn applies it once (documented choice), so scale = 1 is the same.
-    """
-
-    def __init__(self, p: int, width: int, scale: float, generator: torch.Generator):
-        super().__init__()
-        self.p, self.scale = p, scale
-        self.first = torch.nn.Parameter(torch.randn(width, 2 * p, generator=generator))
-        self.second = torch.nn.Parameter(torch.randn(p, width, generator=generator))
-
-    def forward(self, pairs: torch.Tensor) -> torch.Tensor:
-        x = torch.cat([torch.nn.functional.one_hot(pairs[:, 0], self.p),
-                       torch.nn.functional.one_hot(pairs[:, 1], self.p)], 1).to(self.first)
-        hidden = (x @ self.first.T) ** 2
-        return self.scale / (2 * self.p * self.first.shape[0]) * hidden @ self.second.T
-
-
-def run_modular_mlp(exp: Experiment, out: Path, device: str) -> Outcome:
-    """Paper Fig. 2: a + b mod p groks with plain GD, no weight decay, weight norm rising.
-
-    Settings: ``p`` (23), ``train_fraction`` (0.9), ``width`` (100), ``scale`` (1), ``lr``
-    (100, divided by scale²), ``steps``, ``eval_every``.  Loss: mean over pairs of the
-    squared error summed over the p outputs, against one-hot labels.
-    """
-    p = exp.number("p", 23, low=2, integer=True)
-    fraction = exp.number("train_fraction", 0.9, low=0.0, high=1.0)
-    width = exp.number("width", 100, low=1, integer=True)
-    scale = exp.number("scale", 1.0, low=1e-12)
-    lr = exp.number("lr", 100.0, low=1e-12) / scale**2
-    steps = exp.number("steps", 50_000, low=1, integer=True)
-    eval_every = exp.number("eval_every", 50, low=1, integer=True)
-    dev = _torch_device(device)
-    seeds = list(exp.seeds)
-    logs = []
-    for seed in seeds:
-        data = modular_dataset(p, "+", fraction, seed)
-        gen = torch.Generator().manual_seed(seed)
-        model = QuadraticPairMLP(p, width, scale, gen).to(dev)
-        xs = {"train": data.pairs_train.to(dev), "val": data.pairs_val.to(dev)}
-        ys = {"train": data.labels_train.to(dev), "val": data.labels_val.to(dev)}
-        targets = {k: torch.nn.functional.one_hot(v, p).to(torch.float32) for k, v in ys.items()}
-
-        def mse(split, model=model, xs=xs, targets=targets):
-            return ((model(xs[split]) - targets[split]) ** 2).sum(1).mean()
-
-        def evaluate(step, model=model, xs=xs, ys=ys, mse=mse):
-            with torch.no_grad():
-                row = {f"{k}_loss": float(mse(k)) for k in xs}
-                row |= {f"{k}_accuracy": float((model(xs[k]).argmax(1) == ys[k]).float().mean())
-                        for k in xs}
-                row["weight_norm"] = float(sum(torch.linalg.matrix_norm(w)
-                                               for w in model.parameters()))
-            return row
-
-        optimizer = torch.optim.SGD(model.parameters(), lr=lr)
-        logs.append(train_loop(model, optimizer, lambda t, mse=mse: mse("train"), steps=steps,
-                               evaluate=evaluate, eval_every=eval_every,
-                               label=f"mod-{p} MLP seed {seed}"))
-    steps_axis = np.asarray(logs[0].eval_steps)
-    keys = ("train_loss", "val_loss", "train_accuracy", "val_accuracy", "weight_norm")
-    curves = {k: np.stack([log.evals(k) for log in logs]) for k in keys}
-    summary = {k: [] for k in ("t_train_acc", "t_val_acc", "delay", "final_val_accuracy",
-                               "weight_norm_initial", "weight_norm_at_grok",
-                               "weight_norm_final", "norm_rises", "grokked")}
-    for i in range(len(seeds)):
-        t_train = first_passage(steps_axis, -curves["train_accuracy"][i], -0.999)
-        t_val = first_passage(steps_axis, -curves["val_accuracy"][i], -0.95)
-        at = np.flatnonzero(steps_axis == t_val)
-        norm = curves["weight_norm"][i]
-        norm_grok = float(norm[at[0]]) if at.size else float("nan")
-        summary["t_train_acc"].append(t_train)
-        summary["t_val_acc"].append(t_val)
-        summary["delay"].append(t_val - t_train)
-        summary["final_val_accuracy"].append(float(curves["val_accuracy"][i, -1]))
-        summary["weight_norm_initial"].append(float(norm[0]))
-        summary["weight_norm_at_grok"].append(norm_grok)
-        summary["weight_norm_final"].append(float(norm[-1]))
-        summary["norm_rises"].append(bool(norm_grok > norm[0]))
-        summary["grokked"].append(bool(np.isfinite(t_val) and t_val > t_train))
-    summary["delay_stats"] = _stats(summary["delay"])
-    text = {"train_loss": "training MSE (sum over outputs, mean over pairs)",
-            "val_loss": "validation MSE", "train_accuracy": "training accuracy (argmax)",
-            "val_accuracy": "validation accuracy (argmax)",
-            "weight_norm": "‖W₁‖_F + ‖W₂‖_F"}
-    ds = xr.Dataset({k: _long(text[k], v, ("seed", "step")) for k, v in curves.items()},
-                    coords={"seed": seeds, "step": steps_axis})
-    return Outcome(ds, summary, {"modular_mlp": _figure_modular(ds)})
-
-
-def _figure_modular(ds: xr.Dataset):
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    t = ds["step"].values
-    for i, seed in enumerate(ds["seed"].values):
-        left.plot(t, ds["train_accuracy"][i], color=f"C{i}", label=f"seed {seed}: train")
-        left.plot(t, ds["val_accuracy"][i], color=f"C{i}", ls="--", label="validation")
-        right.plot(t, ds["train_loss"][i], color=f"C{i}")
-        right.plot(t, ds["val_loss"][i], color=f"C{i}", ls="--")
-    norm = left.twinx()
-    norm.plot(t, ds["weight_norm"][0], color="orange", ls=":", label="weight norm (seed 0)")
-    norm.set_ylabel("‖W₁‖ + ‖W₂‖ (dotted)")
-    left.set_xlabel("GD step")
-    left.set_ylabel("accuracy")
-    left.legend(fontsize=7, loc="center right")
-    right.set_yscale("log")
-    right.set_xlabel("GD step")
-    right.set_ylabel("MSE (train solid, validation dashed)")
-    fig.tight_layout()
-    return fig

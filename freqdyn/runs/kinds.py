@@ -59,22 +59,22 @@ register_kind("study", "freqdyn.runs.study:run_study_kind",
 # Grokking I: frequency view (Zhou, Zhang, Xu) and lazy to rich (Kumar et al.)
 register_kind("aliasing", "freqdyn.grok.frequency_view:run_aliasing",
               "sin 6x learned from aliased samples")
-register_kind("parity", "freqdyn.grok.frequency_view:run_parity", "parity on the hypercube")
-register_kind("image", "freqdyn.grok.frequency_view:run_image", "MNIST / digits, large init")
+register_kind("parity", "freqdyn.grok.frequency_parity:run_parity", "parity on the hypercube")
+register_kind("image", "freqdyn.grok.frequency_images:run_image", "MNIST / digits, large init")
 register_kind("lazy-rich-toy", "freqdyn.grok.lazy_rich:run_toy", "committee machine, Fig. 1")
 register_kind("lazy-rich-alpha-sweep", "freqdyn.grok.lazy_rich:run_alpha_sweep",
               "grokking amount against the output scale α")
 register_kind("lazy-rich-phase", "freqdyn.grok.lazy_rich:run_phase_diagram",
               "(α, ε) phase diagram")
-register_kind("modular-mlp-lazy-rich", "freqdyn.grok.lazy_rich:run_modular_mlp",
+register_kind("modular-mlp-lazy-rich", "freqdyn.grok.lazy_rich_modular:run_modular_mlp",
               "mean-field quadratic MLP on modular addition")
 # Grokking II: algorithmic data, loss-curve spectra, robustness
 register_kind("modular", "freqdyn.grok.algorithmic:run_modular",
               "operation tables: phase times t1-t4, delays")
 register_kind("progress-measures", "freqdyn.grok.progress:run_progress_measures",
               "Nanda et al.'s progress measures")
-register_kind("loss-spectrum-grid", "freqdyn.grok.loss_spectrum:run_grid",
+register_kind("loss-spectrum-grid", "freqdyn.grok.loss_spectrum_grid:run_grid",
               "loss-curve spectra over a (r, lr, wd, seed) grid")
-register_kind("robustness-perturbation", "freqdyn.grok.robustness:run_perturbation",
+register_kind("robustness-perturbation", "freqdyn.grok.robustness_runs:run_perturbation",
               "input perturbations and grokking speed")
-register_kind("abelian", "freqdyn.grok.robustness:run_abelian", "abelian tests and penalty")
+register_kind("abelian", "freqdyn.grok.robustness_runs:run_abelian", "abelian tests and penalty")

@@ -211,7 +211,7 @@ def test_image_run_projects_on_the_first_principal_component(tmp_path):
 
 
 def test_deviations_name_what_the_run_did_not_show():
-    from freqdyn.grok.frequency_view import _image_deviations
+    from freqdyn.grok.frequency_images import _image_deviations
 
     paper_like = {"large_init_max_acc_gap": [0.6], "large_init_final_train_acc": [1.0],
                   "large_init_final_test_acc": [0.95], "default_init_max_acc_gap": [0.02],
@@ -223,7 +223,7 @@ def test_deviations_name_what_the_run_did_not_show():
 
 
 def test_mnist_experiment_file_runs_on_idx_files(tmp_path):
-    from freqdyn.grok.frequency_view import _image_data
+    from freqdyn.grok.frequency_images import _image_data
 
     write_tiny_mnist(tmp_path, n_train=40, n_test=20)
     text = (ROOT / "validation/grokking/mnist-large-init.toml").read_text()

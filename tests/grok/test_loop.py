@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from freqdyn.errors import InputError, TrainingDiverged
-from freqdyn.nets.loop import adamw, checkpoint_files, train_loop
+from freqdyn.nets.loop import checkpoint_files
+from freqdyn.nets.records import adamw, train_loop
 
 
 def _problem(seed=0):

@@ -47,7 +47,7 @@ def test_nanda_fast_pass_equals_the_plain_pass_and_its_gradients():
 
 
 def _nanda_curve(data, which: str, dtype, steps: int = 100):
-    from freqdyn.nets.loop import adamw
+    from freqdyn.nets.records import adamw
 
     model = build_model({"model": "nanda"}, data, seed=0).to(dtype)
     optimizer, scheduler = adamw(model, 1e-3, 1.0)

@@ -1,0 +1,1 @@
+"""Figures of the grokking studies, one module per study module of freqdyn.grok."""
