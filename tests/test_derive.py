@@ -108,7 +108,8 @@ def test_3d_derivation_runs():
 
 
 def test_tanh_transform_uses_pi_squared_argument():
-    """F[sech²](η) = 2π²η csch(π²η) in convention B (the spec's caveat, checked here)."""
+    """F[sech²](η) = 2π²η csch(π²η) in convention B (not πη, as a secondary source prints
+    it)."""
     for eta in (0.05, 0.2, 0.5):
         direct = 2 * integrate.quad(lambda x, e=eta: np.cos(2 * np.pi * e * x) / np.cosh(x) ** 2,
                                     0, 40, limit=400)[0]

@@ -1,5 +1,5 @@
 """LFP models: the exact ReLU NTK, the coefficient tables, and the LFP PDE against exact
-kernel flow (which confirms freqdyn's constants in derive_lfp and refutes the spec's)."""
+kernel flow (which confirms freqdyn's constants in derive_lfp and refutes the review's)."""
 
 from __future__ import annotations
 

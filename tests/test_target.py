@@ -1,4 +1,4 @@
-"""Target transforms (convention B): closed forms against the spec and quadrature."""
+"""Target transforms (convention B): closed forms (docs/theory.md §1) against quadrature."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,5 @@
-"""Compare predicted and measured frequency dynamics (schema datasets, any method).
+"""Compare predicted and measured frequency dynamics (schema datasets, any method;
+docs/theory.md §8).
 
 All quantities are in the units of the result schema: PDE time t (the t of
 ∂_t û = κ²α[σ_a²∇·(ρ_w∇û) − ρ_w û]) and frequency ξ in cycles per unit of x

@@ -4,7 +4,7 @@ Wanted: a per-frequency learning-time profile T_w(ξ) on a band [−B, B] (1D), 
 learning time of a target peak ω is the first PDE time t with
 |û(ω, t)| = e^{−1}|û(ω, 0)| (PDE time: the t of ∂_t û = κ²α[σ_a²(ρ_w û′)′ − ρ_w û]).
 
-The rule ρ_w = λ/∫λ with λ = 1/T_w (spec §8) is exact only without diffusion.  With it,
+The rule ρ_w = λ/∫λ with λ = 1/T_w (docs/theory.md §11) is exact only without diffusion.  With it,
 a narrow peak also spreads at the rate σ_a²ρ_w/(peak width)², and the zero-flux walls
 of a compactly supported ρ_w slow the spreading of peaks near ±B.  So the design
 
@@ -94,7 +94,7 @@ class Probe:
         return f"exp(-x**2/(2*{self.ell:.10g}**2))*({terms})"
 
     def initial(self) -> np.ndarray:
-        """û(ξ, 0) = −ĝ(ξ) at the nodes (spec §9.6, 1D)."""
+        """û(ξ, 0) = −ĝ(ξ) at the nodes (docs/theory.md §1, 1D)."""
         xi = self.nodes[:, None]
         s = math.sqrt(2 * np.pi) * self.ell / 2
         g = s * (np.exp(-2 * np.pi**2 * self.ell**2 * (xi - self.peaks) ** 2)

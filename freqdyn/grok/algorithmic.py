@@ -35,7 +35,7 @@ right), both at θ_t; with a full batch they are the training loss and accuracy 
 step.  Every ``eval_every`` updates: ``train_loss``, ``train_acc``, ``val_loss``,
 ``val_acc`` on the whole sets (no perturbation, no penalty), plus ``evaluate_extra``.
 
-Phase times (Notsawo et al., spec G3.2), read from the evaluations, so to the resolution
+Phase times (Notsawo et al. 2023), read from the evaluations, so to the resolution
 of ``eval_every``: t1 = first step with train accuracy > 0, t2 = first with train accuracy
 = 1 (memorised), t3 = first with validation accuracy > 0, t4 = first with validation
 accuracy = 1 (generalised); ``None`` where not reached.  A run "groks" when t4 exists;
@@ -71,7 +71,7 @@ CHECKPOINT_EVALS = 100
 
 @dataclass(frozen=True)
 class PowerLaw:
-    """t4(r) = a r^(−γ) + b with r in percent (spec G3.2: the paper's constants need it)."""
+    """t4(r) = a r^(−γ) + b with r in percent (the paper's constants need r in percent)."""
 
     a: float
     gamma: float
@@ -114,7 +114,7 @@ def stopping_budget(train_fraction: float, law: PowerLaw, margin: int = 1000) ->
 
 
 def phase_times(eval_steps, train_acc, val_acc) -> dict[str, int | None]:
-    """t1–t4 (spec G3.2) from evaluated accuracies: first steps of train acc > 0, = 1 and
+    """t1–t4 (Notsawo et al. 2023) from evaluated accuracies: first steps of train acc > 0, = 1 and
     val acc > 0, = 1; ``None`` for a phase never reached."""
     steps = np.asarray(eval_steps)
 

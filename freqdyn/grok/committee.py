@@ -7,7 +7,7 @@ Model, with readouts fixed to one and weights ``W = (w_1, ..., w_N)`` (rows), ``
 trained on the **centered** predictor f̃(x) = f(W, x) − f(W₀, x) (or on f itself) with the
 mean-squared error L = (1/P) Σ_μ (f̃(x_μ) − y_μ)² by full-batch gradient descent at learning
 rate ``lr = η₀ N / α²``.  The factor N undoes the 1/N output scaling (mean-field
-parametrization), the 1/α² keeps df/dt at t = 0 independent of α.  The spec writes the rule
+parametrization), the 1/α² keeps df/dt at t = 0 independent of α.  Kumar et al. write the rule
 as η = η₀/α² "times N for 1/N models"; the two statements are the same rule.
 
 Teacher: x ~ N(0, I_D / D), β ~ N(0, I_D), y = s (β·x)².  The paper's main task T1 is s = 1/2;
@@ -22,7 +22,7 @@ statistics w̄ − w̄₀ and M − M₀.  For Gaussian x the population loss is
       + 1/(2D²) ‖αε M − 2s ββᵀ‖_F²                (misalignment error)
       + α² |w̄|² / D                               (power in linear modes),
 
-with (w̄, M) the effective statistics (spec G2.5.3, written there for s = 1/2).
+with (w̄, M) the effective statistics (Kumar et al. 2024, App. B, written there for s = 1/2).
 
 Kernel.  Under lr = η₀N/α² one GD step moves the outputs by Δf = −(2η₀/P) K r on any point,
 with r the training residuals and
@@ -213,7 +213,7 @@ def k0_gram(x1: torch.Tensor, x2: torch.Tensor, eps) -> torch.Tensor:
 
 
 def kernel_alignment(gram: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Kernel–label alignment, authors' code variant (spec G2.5.4).
+    """Kernel–label alignment, authors' code variant (Kumar et al. 2024).
 
     y_c = y − mean(y); K_c = K minus its column means; A = y_cᵀ K_c y_c / (‖K_c‖_F ‖y_c‖²).
     gram (..., n, n), labels (..., n) → (...).  Dimensionless, invariant to the kernel's scale.
@@ -236,7 +236,7 @@ def kernel_regression_losses(gram_train: torch.Tensor, gram_test_train: torch.Te
 
 
 def task_difficulty(gram_train: torch.Tensor, y_train: torch.Tensor) -> torch.Tensor:
-    """yᵀ K(X, X)⁻¹ y (spec G2.5.6): ≫ 1 for a task the kernel finds hard; near the kernel
+    """yᵀ K(X, X)⁻¹ y (Kumar et al. 2024): ≫ 1 for a task the kernel finds hard; near the kernel
     limit it equals the parameter displacement |w − w₀|² needed to fit the labels."""
     coef = torch.linalg.solve(gram_train, y_train.unsqueeze(-1)).squeeze(-1)
     return (y_train * coef).sum(-1)

@@ -169,7 +169,7 @@ def run_image(exp: Experiment, out: Path, device: str) -> Outcome:
 
 
 def _image_deviations(summary: dict) -> list[str]:
-    """Where this run departs from the paper's image observations (spec G1.6), in words."""
+    """Where this run departs from the image observations of Zhou, Zhang, Xu 2024, in words."""
     notes = []
     gap = np.asarray(summary["large_init_max_acc_gap"])
     final_gap = np.asarray(summary["large_init_final_train_acc"]) - np.asarray(

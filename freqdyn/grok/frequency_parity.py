@@ -146,7 +146,7 @@ def run_parity(exp: Experiment, out: Path, device: str) -> Outcome:
 
 
 def _parity_deviations(summary: dict, fractions: list[float]) -> list[str]:
-    """Where this run departs from the paper's parity observations (spec G1.6), in words."""
+    """Where this run departs from the parity observations of Zhou, Zhang, Xu 2024, in words."""
     notes = []
     for frac in fractions:
         tag = f"f{round(100 * frac):02d}"

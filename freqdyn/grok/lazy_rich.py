@@ -15,7 +15,7 @@ Experiment kinds (``freqdyn grok FILE``), on the committee machine of
   with quadratic activation on one-hot pairs (a + b mod p), MSE on one-hot labels, plain GD
   without weight decay; the weight norm rises while it groks.
 
-Grok amount (spec G2.5.9, authors' code): t_tr(θ) and t_te(θ) are the first logged steps at
+Grok amount (Kumar et al. 2024, authors' code): t_tr(θ) and t_te(θ) are the first logged steps at
 which the train and test MSE fall below θ; grok amount = max(0, t_te(θ) − t_tr(θ)).  With
 ``relative_threshold = true`` the losses are first divided by their value at step 0 (the
 normalised losses of Fig. 3a).  freqdyn's choices for runs that end before a passage: if
@@ -407,7 +407,7 @@ def run_phase_diagram(exp: Experiment, out: Path, device: str) -> Outcome:
             steps, curves["train_loss"][idx], curves["test_loss"][idx], s["threshold"],
             relative=s["relative_threshold"])
     # a passage that never happens counts as step 0 (first-index search, authors' code as the
-    # spec describes it), so a run whose test loss never passes θ has grok amount 0
+    # paper's code does it), so a run whose test loss never passes θ has grok amount 0
     authors = np.where(censored, 0.0, amounts)
     mean = authors.mean(0)
     a_grid, e_grid = np.meshgrid(alphas, epsilons, indexing="ij")

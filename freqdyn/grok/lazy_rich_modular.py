@@ -18,7 +18,8 @@ from freqdyn.runs.runner import Outcome
 
 
 class QuadraticPairMLP(torch.nn.Module):
-    """f(x) = (scale/(D·N)) W₂ (W₁x)² on one-hot pairs x ∈ {0, 1}^D, D = 2p (spec G2.4, Fig. 2).
+    """f(x) = (scale/(D·N)) W₂ (W₁x)² on one-hot pairs x ∈ {0, 1}^D, D = 2p
+    (Kumar et al. 2024, Fig. 2).
 
     No biases; W₁ (N × D) and W₂ (p × N) start i.i.d. N(0, 1).  The authors' notebook applies
     ``scale`` twice; freqdyn applies it once (documented choice), so scale = 1 is the same.

@@ -5,7 +5,7 @@ time** of the training-loss curve L[t], t = 0 … T0−1 (T0 = 400 full-batch st
 nothing to do with the input-space frequencies of :mod:`freqdyn.grok.nudft`: here k counts
 cycles per T0 steps, and a frequency is k/T0 cycles per step.
 
-Signal processing (spec G3.3, freqdyn's reconstruction where the paper is silent)
+Signal processing (Notsawo et al. 2023; freqdyn's reconstruction where the paper is silent)
 ---------------------------------------------------------------------------------
 The paper wants a zero-mean oscillation L̃ made by removing the "non-oscillatory
 components" (it says "low-pass" where a high-pass / detrend is meant).  Three detrend
@@ -20,7 +20,7 @@ variants, all recorded (:data:`DETRENDS`):
 * ``fft-highpass``: real FFT of L over the window, zero the bins k ≤ k_c (default k_c = 2:
   periods longer than T0/2), inverse FFT.  The FFT treats L as periodic, so a trend
   (L[T0−1] ≠ L[0]) leaks into all bins as a saw-tooth; this variant is recorded as the
-  spec states it, the default is ``smooth``.
+  paper states it, the default is ``smooth``.
 
 and the same three on log L (``log-…``), since the paper does not say which it used.
 

@@ -52,7 +52,7 @@ class _Attention(nn.Module):
 
 
 class NandaTransformer(nn.Module):
-    """Nanda et al.'s one-layer transformer (spec 5.2), read at the "=" position.
+    """Nanda et al.'s one-layer transformer (Nanda et al. 2023), read at the "=" position.
 
     Input "x y =", learned positional embeddings, one attention layer (``n_heads`` heads of
     size ``d_head``), one ReLU MLP of width ``d_mlp``, no LayerNorm, untied unembedding to the
@@ -185,7 +185,7 @@ def _sinusoidal_positions(n_ctx: int, d_model: int) -> torch.Tensor:
 
 
 class PowerDecoder(nn.Module):
-    """Power et al.'s decoder-only transformer (spec 5.1, G3.1) on "x ∘ y =".
+    """The decoder-only transformer of Power et al. 2022 (as in Notsawo et al. 2023) on "x ∘ y =".
 
     ``n_layers`` causal post-LayerNorm blocks of width ``d_model`` with ``n_heads`` heads and
     a ReLU feed-forward layer of width 4·d_model, sinusoidal positions, no dropout.  The

@@ -1,4 +1,4 @@
-"""Nanda et al.'s progress measures for modular addition (spec 5.2): freqdyn's frequency view
+"""The progress measures of Nanda et al. 2023 for modular addition: freqdyn's frequency view
 applied to algorithmic data.
 
 Fourier basis over Z_p (p odd): the orthonormal functions of x ∈ {0, …, p − 1}

@@ -14,7 +14,7 @@ Abelian tests (commutativity a∘b = b∘a)
     * logit distance: the batch mean of ‖z(a, b) − z(b, a)‖₂² (logit units²);
     * abelian penalty: coefficient × MSE(z(a, b), z(b, a)), added to the training loss
       (coefficient 100 in the paper).  The paper's "MSE" is unspecified; the default is
-      torch's element-mean ``mse_loss``, the option ``"sum"`` the spec's reconstruction
+      torch's element-mean ``mse_loss``, the option ``"sum"`` freqdyn's reconstruction
       (the logit distance above, summed over the classes: p times larger).
 
 Matrix information quantities (Def. 2.1, 2.2, 5.1, 5.2; natural logarithms, nats)
@@ -170,7 +170,7 @@ def abelian_penalty(model: torch.nn.Module, pairs: torch.Tensor, coefficient: fl
 
     ``reduction = "mean"``: torch's element-mean MSE, (1/(B·C)) Σ (z(a,b) − z(b,a))², the
     paper's word "MSE" taken literally; ``"sum"``: the batch mean of ‖z(a,b) − z(b,a)‖₂²
-    (summed over the C classes, the spec's reconstruction), C times larger.
+    (summed over the C classes, freqdyn's reconstruction), C times larger.
     """
     if reduction not in PENALTY_REDUCTIONS:
         raise InputError("settings.penalty_reduction",

@@ -1,4 +1,5 @@
-"""Case files: one TOML file describes one network, target and frequency domain.
+"""Case files: one TOML file describes one network, target and frequency domain
+(docs/theory.md §1, §2; every key in docs/cases.md).
 
 ```toml
 name = "gaussian-1d"

@@ -3,7 +3,7 @@
 A target is sympy text in ``x`` (d = 1) or ``x0, x1, x2``.  Its transform is found in
 closed form when the target is a sum of Gaussian-windowed exponentials, which covers
 every windowed multi-sine g = exp(−|x|²/(2ℓ²)) Σ_k A_k cos(2π ω_k·x) (+ sines) of the
-spec, in any dimension:
+theory (docs/theory.md §1), in any dimension:
 
     ∫ exp(−xᵀAx + bᵀx + c) e^{−2πi ξ·x} dx = π^{d/2} det(A)^{−1/2} exp(¼ βᵀA⁻¹β + c),
     β = b − 2πi ξ,   Re A positive definite.

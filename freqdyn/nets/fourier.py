@@ -1,6 +1,6 @@
 """Fourier-feature networks: the 2-layer model of the theory and its multi-layer extension.
 
-**2-layer model** (spec §2, NTK parametrisation, convention B):
+**2-layer model** (docs/theory.md §1, NTK parametrisation, convention B):
 
     f(x) = κ m^{-1/2} Σ_j [a_j cos(2π w_j·x) + b_j sin(2π w_j·x)],
 

@@ -1,4 +1,4 @@
-"""Measurements of a trained network in the theory's terms.
+"""Measurements of a trained network in the theory's terms (docs/theory.md §8).
 
 * :func:`error_transform` — the error u = f − g on a uniform grid of the training box
   [−R, R]^d and its transform

@@ -72,7 +72,7 @@ class _FourierMLPCore(nn.Module):
 
 
 class FourierFeatureMLP(nn.Module):
-    """A Fourier first layer followed by an MLP of ``depth`` hidden layers (spec §11).
+    """A Fourier first layer followed by an MLP of ``depth`` hidden layers (docs/theory.md §10).
 
     With m frequencies w_j ∼ ρ_w (trained unless ``train_w=False``), hidden width h,
     activation φ and gains γ (tanh 5/3, relu and gelu √2, sin and softplus 1):

@@ -1,4 +1,4 @@
-"""Exact solutions of the frequency-space error PDE (spec §7), used as references.
+"""Exact solutions of the frequency-space error PDE (docs/theory.md §6), used as references.
 
 * :func:`pure_damping` — σ_a = 0 (or frozen frequencies): û(ξ, t) = û₀(ξ) e^{−κ²α ρ_w(ξ) t}.
 * :func:`uniform_box_series` — ρ_w uniform on a box K = c + [−B, B]^d: inside K the PDE

@@ -1,4 +1,5 @@
-"""Linear Frequency Principle (LFP) dynamics of 2-layer ReLU and tanh networks.
+"""Linear Frequency Principle (LFP) dynamics of 2-layer ReLU and tanh networks
+(docs/theory.md §9).
 
 Network and training (freqdyn's normalisation, see :func:`freqdyn.theory.lfp.derive_lfp`):
 f(x) = m^{-1/2} Σ_j a_j σ(w_j·x + b_j), w ∼ 𝒩(0, s_w² I_d), a ∼ 𝒩(0, s_a²),

@@ -1,4 +1,5 @@
-"""Symbolic derivation (sympy) of the NTK and of the frequency-space error PDE.
+"""Symbolic derivation (sympy) of the NTK and of the frequency-space error PDE
+(docs/theory.md §3, §5).
 
 Fourier-feature network (convention B), one unit of m, NTK parametrisation:
 

@@ -88,7 +88,8 @@ def derive_lfp(activation: str, dim: int, sigma_b: float, weight_scale: float = 
     Parameters at initialisation: w ∼ 𝒩(0, weight_scale² I_d), a ∼ 𝒩(0, outer_std²),
     b ∼ 𝒩(0, σ_b²) with σ_b ≫ 1, all trained; loss ½∫(f − g)² dx (Lebesgue data).
 
-    Derivation (freqdyn's own; the review quoted in the spec differs by constants).
+    Derivation (freqdyn's own; the review of Xu, Zhang and Cai, arXiv 2501.09987, differs by
+    constants).
     The NTK is Θ = E[σσ'] + E[a²σ'σ'](1 + x·x').  For σ_b ≫ 1 the bias density is
     flat, 1/(√(2π)σ_b), where it matters, so E_b[h(w·x + b) h(w·x' + b)] becomes
     (√(2π)σ_b)^{-1} (h ⋆ h)(w·(x − x')).  Its transform over z = x − x' is
@@ -102,7 +103,7 @@ def derive_lfp(activation: str, dim: int, sigma_b: float, weight_scale: float = 
         C_d = Γ(d/2) / (√(2π) σ_b π^{d/2}).
 
     For ReLU this is C_d E[r³/(16π⁴|ξ|^{d+3}) + a² r/(4π²|ξ|^{d+1})] for c, as quoted in
-    the spec, with C_d twice the quoted prefactor (both antipodal directions ±ξ/|ξ|
+    that review, with C_d twice the quoted prefactor (both antipodal directions ±ξ/|ξ|
     contribute), and D carries an extra 1/(4π²).  These constants are what freqdyn's
     LFP solver is checked against (kernel flow on the exact ReLU NTK).
     """

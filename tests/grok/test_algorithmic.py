@@ -47,7 +47,8 @@ def test_power_law_fit_recovers_known_constants(law):
 
 
 def test_power_law_units_and_stopping_rule():
-    # spec G3.2: with r in percent the paper's addition fit gives ≈ 1.5k, 5.6k, 97k updates
+    # Notsawo et al. 2023: with r in percent the paper's addition fit gives about 1.5k, 5.6k
+    # and 97k updates
     assert NOTSAWO_ADDITION(50) == pytest.approx(1.09e15 * 50**-7.73 + 1442.63)
     assert 1.4e3 < NOTSAWO_ADDITION(50) < 1.6e3
     assert 5.3e3 < NOTSAWO_ADDITION(30) < 5.9e3

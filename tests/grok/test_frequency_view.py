@@ -46,7 +46,7 @@ def test_aliasing_set_plants_the_k1_alias_of_the_spec_table():
     assert np.all(np.abs(np.sin(x[:20]) - np.sin(6 * x[:20])) <= np.sort(gap1)[19])
     assert np.allclose(x[30:], np.linspace(-np.pi, np.pi, 35))
     amp = np.abs(nudft(x, np.sin(6 * x), np.arange(9.0)))
-    # spec G1.6 "our run" table, extras evenly spaced
+    # the paper's "our run" setting (docs/grokking/frequency-view.md), extras evenly spaced
     assert np.allclose(amp, [0, 0.206, 0.060, 0.012, 0.141, 0.026, 0.537, 0.034, 0.147],
                        atol=6e-4)
     uniform = aliasing_points(65, "uniform")

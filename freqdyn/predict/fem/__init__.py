@@ -1,4 +1,4 @@
-"""Finite-element solver (DOLFINx) of the frequency-space error PDE.
+"""Finite-element solver (DOLFINx) of the frequency-space error PDE (docs/theory.md §5, §7).
 
 Strong form
 -----------
@@ -37,8 +37,8 @@ cell count is then raised until that interpolation error is below ``tol``.
 Domain
 ------
 * compact supp ρ_w (uniform, compact mixtures, expressions with a support box): Ω is
-  the box holding the support of ρ_w^sym, cut at half a width beyond the ξ box (§5.3 of
-  the theory: inside, the PDE with zero flux is exact; outside, ∂_t û = 0).  Cells on
+  the box holding the support of ρ_w^sym, cut at half a width beyond the ξ box
+  (docs/theory.md §5: inside, the PDE with zero flux is exact; outside, ∂_t û = 0).  Cells on
   which c = D = 0 (gaps between bands) are left out of the mesh, so each band has its
   own zero-flux wall.  Case-grid points off the mesh keep û₀ exactly.
 * otherwise Ω is the case's ξ box, widened (by at most half its width per side) to where

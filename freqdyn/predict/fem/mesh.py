@@ -53,7 +53,7 @@ def _live_cells(msh: mesh.Mesh, problem: Problem) -> np.ndarray:
 
     Where ρ_w^sym = 0 (gaps of a compactly supported density) c = D = 0 and ∂_t û = 0:
     such cells are left out of the mesh, so each part of the support evolves with its
-    own zero-flux boundary and û keeps its initial value in between (§5.3 of the theory).
+    own zero-flux boundary and û keeps its initial value in between (docs/theory.md §5).
     """
     element = basix.ufl.quadrature_element(msh.basix_cell(), degree=4)
     Q = fem.functionspace(msh, element)
