@@ -13,8 +13,9 @@ os.environ.setdefault("FREQDYN_NO_PROGRESS", "1")
 # The finite-element stack is a project dependency; a machine without it (for example a
 # GPU box used only for training tests) still collects the rest of the suite.
 if importlib.util.find_spec("dolfinx_solver") is None:
-    collect_ignore = ["test_fem.py", "test_fem_cases.py", "test_lfp.py", "test_solve.py",
-                      "test_solve_mpi.py"]
+    collect_ignore = ["predict/test_fem.py", "predict/test_fem_cases.py",
+                      "predict/test_lfp.py", "predict/test_registry.py",
+                      "predict/test_solve_mpi.py"]
 
 ROOT = Path(__file__).resolve().parents[1]
 PDE_DIR = ROOT / "pde"

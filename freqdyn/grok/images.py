@@ -108,7 +108,11 @@ def load_digits(n_train: int, seed: int) -> ImageData:
     ``n_train`` images (drawn without replacement with numpy's default_rng(seed)) form
     the training set, the rest the test set.
     """
-    from sklearn.datasets import load_digits as sklearn_digits
+    try:
+        from sklearn.datasets import load_digits as sklearn_digits
+    except ImportError:
+        raise InputError("settings.dataset", "the digits need scikit-learn: pip install "
+                                             "'freqdyn[grok]'") from None
 
     bunch = sklearn_digits()
     total = bunch.data.shape[0]

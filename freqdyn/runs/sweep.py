@@ -134,8 +134,17 @@ def run_cell(task: Callable[[dict], dict], cell: dict, out: str) -> str:
     return str(path)
 
 
+def _distributed():
+    try:
+        import distributed
+    except ImportError:
+        raise InputError("sweep", "a [sweep] needs Dask: pip install 'freqdyn[sweep]'") from None
+    return distributed
+
+
 def _client(settings: SweepSettings, stack: ExitStack):
-    from distributed import Client, LocalCluster
+    distributed = _distributed()
+    Client, LocalCluster = distributed.Client, distributed.LocalCluster
 
     # ":0": the scheduler's HTTP server takes a free port, so that sweeps side by side on
     # one machine do not collide on Dask's default 8787
@@ -161,7 +170,8 @@ def slurm_cluster(settings: SweepSettings):
     try:
         from dask_jobqueue import SLURMCluster
     except ImportError as err:  # pragma: no cover - a declared dependency
-        raise InputError("sweep.executor", "slurm needs the dask-jobqueue package") from err
+        raise InputError("sweep.executor", "slurm needs dask-jobqueue: pip install "
+                                           "'freqdyn[sweep]'") from err
     options = {**SLURM_DEFAULTS, **settings.slurm}
     try:
         return SLURMCluster(**options)
@@ -187,7 +197,7 @@ def run_sweep(task: Callable[[dict], dict], cells: Sequence[Mapping], out: str |
     missing = [cell for cell in cells if load_cell(out, cell) is None]
     failures: dict[str, str] = {}
     if missing:
-        from distributed import as_completed
+        as_completed = _distributed().as_completed
 
         with ExitStack() as stack:
             client = _client(settings, stack)

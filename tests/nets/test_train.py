@@ -35,7 +35,7 @@ from freqdyn.predict.kernel_flow import kernel_flow
 from freqdyn.results import read_dataset, u_hat
 from freqdyn.theory.ntk import empirical_ntk
 
-PDE = Path(__file__).resolve().parents[1] / "pde"
+PDE = Path(__file__).resolve().parents[2] / "pde"
 
 
 def _case(name="gaussian-1d", times=None, **train):

@@ -18,7 +18,7 @@ from freqdyn.predict.kernel_flow import kernel_flow
 from freqdyn.predict.registry import predict
 from freqdyn.results import u_hat
 
-CASES = sorted((Path(__file__).resolve().parents[1] / "pde").glob("*.toml"))
+CASES = sorted((Path(__file__).resolve().parents[2] / "pde").glob("*.toml"))
 #: Agreement required between the default FEM solution and the reference, every time.
 TOLERANCE = 1e-3
 #: How accurate the reference must say it is for the comparison to be meaningful.

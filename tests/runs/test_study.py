@@ -16,7 +16,7 @@ from freqdyn.runs.experiment import load_experiment
 from freqdyn.runs.runner import Outcome
 from freqdyn.runs.study import plan_study
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 STUDIES = sorted(p for p in (ROOT / "validation").glob("*.toml") if not p.stem.endswith("-case"))
 
 TINY = """
