@@ -56,6 +56,7 @@ import xarray as xr
 from scipy.optimize import curve_fit
 
 from freqdyn.analysis.stats import mean_std
+from freqdyn.config import Table
 from freqdyn.errors import InputError
 from freqdyn.grok.models import build_model
 from freqdyn.grok.modular import ModularData, modular_dataset
@@ -156,20 +157,6 @@ class ModularRun:
     cpu_seconds: float         # CPU seconds of this process during it (all threads)
 
 
-def _setting(cfg: dict, key: str, default, kind, *, low=None, strict=False):
-    value = cfg.get(key, default)
-    if kind is int:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    else:
-        ok = isinstance(value, int | float) and not isinstance(value, bool) and \
-            math.isfinite(value)
-    if not ok or (low is not None and (value <= low if strict else value < low)):
-        bound = "" if low is None else f" {'>' if strict else '≥'} {low}"
-        raise InputError(f"settings.{key}", f"must be a{'n integer' if kind is int else ' number'}"
-                                           f"{bound}, got {value!r}")
-    return value
-
-
 def modular_data(cfg: dict, seed: int) -> ModularData:
     """The split table of ``cfg`` (keys p, operation, train_fraction, dedupe_symmetric)."""
     return modular_dataset(cfg.get("p", 97), cfg.get("operation", "+"),
@@ -215,26 +202,27 @@ def train_modular(cfg: dict, seed: int, device: str = "cpu", *,
     """
     data = modular_data(cfg, seed)
     model = build_model(cfg, data, seed).to(device)
-    lr = _setting(cfg, "lr", 1e-3, float, low=0, strict=True)
-    weight_decay = _setting(cfg, "weight_decay", 1.0, float, low=0)
-    warmup = _setting(cfg, "warmup", 10, int, low=0)
-    steps = _setting(cfg, "steps", 10000, int, low=0)
-    eval_every = _setting(cfg, "eval_every", 10, int, low=1)
+    t = Table(cfg, "settings")
+    lr = t.number("lr", 1e-3, low=0.0, low_open=True)
+    weight_decay = t.number("weight_decay", 1.0, low=0.0)
+    warmup = t.integer("warmup", 10, low=0)
+    steps = t.integer("steps", 10000, low=0)
+    eval_every = t.integer("eval_every", 10, low=1)
     betas = cfg.get("betas", (0.9, 0.98))
     if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
         raise InputError("settings.betas", f"must be two numbers in [0, 1), got {betas!r}")
     clip = cfg.get("clip")
     if clip is not None:
-        clip = _setting(cfg, "clip", None, float, low=0, strict=True)
+        clip = t.number("clip", low=0.0, low_open=True)
     if cfg.get("power_law") is not None:
         law = cfg["power_law"]
         if len(law) != 3:
             raise InputError("settings.power_law", f"must be [a, gamma, b], got {law!r}")
-        margin = _setting(cfg, "stop_margin", 1000, int, low=0)
+        margin = t.integer("stop_margin", 1000, low=0)
         steps = min(steps, stopping_budget(data.train_fraction, PowerLaw(*law), margin))
     after_t4 = cfg.get("after_t4")
     if after_t4 is not None:
-        after_t4 = _setting(cfg, "after_t4", None, int, low=0)
+        after_t4 = t.integer("after_t4", low=0)
 
     pairs_train, labels_train = data.pairs_train.to(device), data.labels_train.to(device)
     pairs_val, labels_val = data.pairs_val.to(device), data.labels_val.to(device)

@@ -24,6 +24,7 @@ import math
 import torch
 from torch import nn
 
+from freqdyn.config import Table
 from freqdyn.errors import InputError
 from freqdyn.grok.modular import ModularData
 
@@ -276,10 +277,7 @@ MODELS = ("nanda", "power", "mlp")
 
 
 def _positive_int(cfg: dict, key: str, default: int) -> int:
-    value = cfg.get(key, default)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise InputError(f"settings.{key}", f"must be a positive integer, got {value!r}")
-    return value
+    return Table(cfg, "settings").integer(key, default, low=1)
 
 
 def build_model(cfg: dict, data: ModularData, seed: int) -> nn.Module:

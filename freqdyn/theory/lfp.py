@@ -15,13 +15,13 @@ evaluated numerically by :class:`RadialCoefficients`; the ``[lfp]`` table of a c
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import sympy as sp
 from scipy import integrate, interpolate
 
+from freqdyn.config import Table
 from freqdyn.errors import InputError
 
 LFP_ACTIVATIONS = ("relu", "tanh")
@@ -170,21 +170,10 @@ def lfp_params(case, activation: str) -> LFPParams:
     """Read the ``[lfp]`` table (sigma_b, weight_scale, outer_std, epsilon) of a case."""
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
-    table = case.section("lfp")
-    unknown = set(table) - LFP_KEYS
-    if unknown:
-        raise InputError("lfp", f"unknown key(s) {sorted(unknown)}; known: {sorted(LFP_KEYS)}")
-    vals = {}
-    for key, default in (("sigma_b", DEFAULT_SIGMA_B), ("weight_scale", 1.0),
-                         ("outer_std", 1.0), ("epsilon", None)):
-        val = table.get(key, default)
-        if val is None:
-            vals[key] = None
-            continue
-        if isinstance(val, bool) or not isinstance(val, int | float) or not math.isfinite(val) \
-                or val <= 0:
-            raise InputError(f"lfp.{key}", f"must be a finite number > 0, got {val!r}")
-        vals[key] = float(val)
+    t = Table(case.section("lfp"), "lfp", LFP_KEYS)
+    vals = {key: t.number(key, default, low=0.0, low_open=True, allow_none=True)
+            for key, default in (("sigma_b", DEFAULT_SIGMA_B), ("weight_scale", 1.0),
+                                 ("outer_std", 1.0), ("epsilon", None))}
     if vals["sigma_b"] < 1:
         raise InputError("lfp.sigma_b", f"must be >= 1 (the LFP needs sigma_b >> 1), "
                                        f"got {vals['sigma_b']!r}")

@@ -261,7 +261,7 @@ def test_step_plan_hits_reported_times():
     ({"tol": 0.5}, "fem.tol"),
     ({"mesh": "adaptive"}, "fem.mesh"),
     ({"startup": -1}, "fem.startup"),
-    ({"cell": 10}, "fem"),
+    ({"cell": 10}, "fem.cell"),
 ])
 def test_bad_fem_table(table, field):
     with pytest.raises(InputError) as info:
@@ -271,7 +271,7 @@ def test_bad_fem_table(table, field):
 
 
 def test_bad_value_in_case_file_names_the_field():
-    with pytest.raises(InputError, match=r"^fem\.dt: must be > 0, got -0\.1"):
+    with pytest.raises(InputError, match=r"^fem\.dt: must be a finite number > 0, got -0\.1"):
         predict(_case(UNIFORM_1D, "dt = -0.1"), "fem")
 
 

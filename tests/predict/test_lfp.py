@@ -156,7 +156,7 @@ def test_relu_kernel_flow_refuses_tanh(lfp_case):
     ("sigma_b = -3", "lfp.sigma_b"),
     ("outer_std = 'one'", "lfp.outer_std"),
     ("epsilon = 9.0", "lfp.epsilon"),
-    ("sigmab = 3", "lfp"),
+    ("sigmab = 3", "lfp.sigmab"),
 ])
 def test_bad_lfp_table(table, field):
     case = load_case("lfp", text=LFP_CASE.replace("sigma_b = 10.0", table))

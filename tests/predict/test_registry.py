@@ -48,7 +48,7 @@ def test_cli_reports_a_bad_field(tmp_path, capsys):
     bad = tmp_path / "bad.toml"
     bad.write_text(open("pde/gaussian-1d.toml").read() + "\n[fem]\ndt = 0\n")
     assert main(["solve", str(bad), "--out", str(tmp_path / "o")]) == 2
-    assert "fem.dt: must be > 0, got 0" in capsys.readouterr().err
+    assert "fem.dt: must be a finite number > 0, got 0" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from freqdyn.config import Table
 from freqdyn.errors import InputError
 from freqdyn.predict.fem.grading import AxisGrading, mesh_grading
 from freqdyn.predict.fem.mesh import build_mesh
@@ -37,55 +38,28 @@ class FemSettings:
     grading: tuple[AxisGrading, ...] | None = None  # None: uniform cells
 
 
-def _read_number(table, key, lo, hi, default, integer=False):
-    if key not in table:
-        return default
-    val = table[key]
-    kind = int if integer else int | float
-    if isinstance(val, bool) or not isinstance(val, kind) or not math.isfinite(val):
-        raise InputError(f"fem.{key}", f"must be {'an integer' if integer else 'a number'}, "
-                                      f"got {val!r}")
-    if not lo < val <= hi if not integer else not lo <= val <= hi:
-        rel = f"in [{lo}, {hi}]" if integer else f"> {lo:g}" + (f" and <= {hi:g}"
-                                                                if hi < math.inf else "")
-        raise InputError(f"fem.{key}", f"must be {rel}, got {val!r}")
-    return val
-
-
 def read_fem_table(table: dict, dim: int) -> dict:
     """Validate a ``[fem]`` table; returns the keys given (checked), nothing filled in."""
-    unknown = set(table) - FEM_KEYS
-    if unknown:
-        raise InputError("fem", f"unknown key(s) {sorted(unknown)}; known: {sorted(FEM_KEYS)}")
+    t = Table(table, "fem", FEM_KEYS)
     out = {}
-    if "cells" in table:
-        raw = table["cells"]
+    if "cells" in t:
+        raw = t.get("cells")
         cells = raw if isinstance(raw, list) else [raw] * dim
         if len(cells) != dim or any(isinstance(c, bool) or not isinstance(c, int) or c < 1
                                     for c in cells):
             raise InputError("fem.cells", f"must be an integer >= 1 (or {dim} of them), "
-                                         f"got {raw!r}")
+                                          f"got {raw!r}")
         out["cells"] = tuple(cells)
-    if "degree" in table:
-        out["degree"] = _read_number(table, "degree", 1, 3, None, integer=True)
-    if "scheme" in table:
-        if table["scheme"] not in SCHEMES:
-            raise InputError("fem.scheme", f"must be one of {', '.join(SCHEMES)}, "
-                                          f"got {table['scheme']!r}")
-        out["scheme"] = table["scheme"]
-    if "mesh" in table:
-        if table["mesh"] not in MESH_KINDS:
-            raise InputError("fem.mesh", f"must be one of {', '.join(MESH_KINDS)}, "
-                                        f"got {table['mesh']!r}")
-        out["mesh"] = table["mesh"]
-    if "dt" in table:
-        out["dt"] = float(_read_number(table, "dt", 0.0, math.inf, None))
-    if "tol" in table:
-        out["tol"] = float(_read_number(table, "tol", 0.0, 0.1, None))
-    if "modal_tol" in table:
-        out["modal_tol"] = float(_read_number(table, "modal_tol", 0.0, 0.1, None))
-    if "startup" in table:
-        out["startup"] = _read_number(table, "startup", 0, 100, None, integer=True)
+    readers = {"degree": lambda k: t.integer(k, low=1, high=3),
+               "scheme": lambda k: t.choice(k, None, SCHEMES),
+               "mesh": lambda k: t.choice(k, None, MESH_KINDS),
+               "dt": lambda k: t.number(k, low=0.0, low_open=True),
+               "tol": lambda k: t.number(k, low=0.0, high=0.1, low_open=True),
+               "modal_tol": lambda k: t.number(k, low=0.0, high=0.1, low_open=True),
+               "startup": lambda k: t.integer(k, low=0, high=100)}
+    for key, read in readers.items():
+        if key in t:
+            out[key] = read(key)
     return out
 
 
