@@ -148,3 +148,23 @@ def test_tiny_study_end_to_end(tmp_path, capsys):
     stamp = (out / "runs" / "tiny-m64-s0" / "measured.nc").stat().st_mtime_ns
     assert main(["validate", str(study), "--out", str(out), "--quiet"]) == 0
     assert (out / "runs" / "tiny-m64-s0" / "measured.nc").stat().st_mtime_ns == stamp
+
+
+def test_a_study_sweeps_its_networks_through_dask_with_the_same_report(tmp_path):
+    """[sweep] sends the (arm, width, seed) networks to Dask workers (here one in-process
+    worker); the report equals the sequential one, and a second run reuses the cells."""
+    plain = tmp_path / "plain.toml"
+    plain.write_text(TINY.replace("widths = [32, 64]", "widths = [32]"))
+    swept = tmp_path / "swept.toml"
+    swept.write_text(TINY.replace("widths = [32, 64]", "widths = [32]")
+                     .replace('kind = "slope"\nrange = [-10.0, 10.0]', 'kind = "peak_order"\n'
+                              'first = 0\nlater = 1')
+                     + '\n[sweep]\nexecutor = "inprocess"\n')
+    plain.write_text(swept.read_text().split("[sweep]")[0])
+    assert main(["run", str(plain), "--out", str(tmp_path / "a"), "--quiet"]) == 0
+    assert main(["run", str(swept), "--out", str(tmp_path / "b"), "--quiet"]) == 0
+    a, b = (json.loads((tmp_path / d / "report.json").read_text()) for d in "ab")
+    assert a["arms"]["tiny"]["widths"]["32"]["rel_l2_damping_vs_net"] == \
+        b["arms"]["tiny"]["widths"]["32"]["rel_l2_damping_vs_net"]
+    cells = sorted((tmp_path / "b" / "sweep" / "cells").glob("*.json"))
+    assert [c.name for c in cells] == ["armtiny_m32_seed0.json", "armtiny_m32_seed1.json"]
