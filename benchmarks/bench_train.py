@@ -1,25 +1,25 @@
 """Trainer speed and the network–kernel-flow agreement (a script, not a test).
 
-    python benchmarks/bench_train.py speed [--sizes 4096x2048,16384x8192]
-                                           [--dtypes float32,float64] [--devices cpu,cuda]
-                                           [--compile] [--seconds 3] [--threads N]
+    python benchmarks/bench_train.py speed [--sizes 16384x8192,65536x128x128]
+                                           [--dtypes float64,float32] [--devices cpu,cuda]
+                                           [--seconds 3] [--threads N] [--dense-limit N]
     python benchmarks/bench_train.py validate [--cases gaussian-1d,uniform-1d]
                                               [--widths 2048,8192,32768] [--device auto]
 
-``speed``: full-batch gradient-descent steps per second of the 2-layer Fourier-feature
-network on n samples in d = 1, for each (m, n), dtype and device:
+``speed``: one full-batch gradient-descent step (loss, the gradient of w, a and b, the
+SGD update) of the 2-layer Fourier-feature network with m units on a grid of n samples in
+d = 1 (``m x n``) or d = 2 (``m x n1 x n2``), for each size, dtype and device, timed in the
+same process:
 
-* ``closed-form`` — :meth:`FourierFeatureNetwork.loss_and_grad` (one pass over row
-  blocks: cos and sin of the n×m phases once, everything else matrix–vector
-  products) followed by ``torch.optim.SGD.step``;
-* ``autograd`` — the plain ``nn.Module`` forward, ½·mean squared error, ``backward``
-  and the same optimizer step;
-* with ``--compile``: ``closed-form-compiled`` — the same closed-form pass with each
-  block through ``torch.compile`` (``[train] compile = true``), and ``compiled`` —
-  the autograd step with the loss function compiled by ``torch.compile``.
+* ``nufft`` — the transform pass (:mod:`freqdyn.nets.transforms`, FINUFFT type 1 and 2,
+  tolerance 1e-12 in float64, 1e-6 in float32), the trainer's default on the CPU;
+* ``closed-form`` — :meth:`FourierFeatureNetwork.loss_and_grad`, the dense pass over row
+  blocks (cos and sin of the n×m phases once; the default before the transforms);
+* ``autograd`` — the plain ``nn.Module`` forward, ½·mean squared error, ``backward``.
 
-Each variant is warmed up, then timed over repeated steps for at least ``--seconds``
-(the median of the per-step times is reported; CUDA is synchronised per step).
+The dense passes are timed only where n·m ≤ ``--dense-limit`` (autograd up to a quarter
+of it); the ratio printed is against the closed form.  Each variant is warmed up, then
+timed over repeated steps for at least ``--seconds`` (the median per step).
 
 ``validate``: trains the case's network (f₀ = 0 by doubling, float64, gradient descent
 at a quarter of the stability bound) at each width, reports at the case's times and
@@ -37,6 +37,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import finufft
 import numpy as np
 import torch
 
@@ -47,6 +48,7 @@ from freqdyn.inputs.case import load_case  # noqa: E402
 from freqdyn.inputs.fourier import relative_l2  # noqa: E402
 from freqdyn.nets.fourier import FourierFeatureNetwork  # noqa: E402
 from freqdyn.nets.train import train  # noqa: E402
+from freqdyn.nets.transforms import FourierTransforms, GridSamples, loss_and_grad  # noqa: E402
 from freqdyn.predict.kernel_flow import kernel_flow  # noqa: E402
 from freqdyn.results import u_hat  # noqa: E402
 
@@ -72,76 +74,78 @@ def _time_steps(step, device, seconds: float, min_reps: int = 3) -> float:
     return statistics.median(times)
 
 
-def _problem(case, m, n, dtype, device):
+def _problem(case, m, grid, dtype, device):
+    """A network of m units on a cell-centred grid of ``grid`` points per axis on [-10, 10]^d."""
     net = FourierFeatureNetwork.from_case(case, m, torch.Generator().manual_seed(0),
-                                          f0="zero", dtype=dtype).to(device)
-    x = torch.linspace(-10.0, 10.0, n, dtype=torch.float64)[:, None]
-    y = torch.from_numpy(case.target(x.numpy()))
-    return net, x.to(device, dtype), y.to(device, dtype)
+                                          f0="random", dtype=dtype).to(device)
+    axes = [-10.0 + (np.arange(n) + 0.5) * 20.0 / n for n in grid]
+    pts = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, len(grid))
+    y = torch.from_numpy(case.target(pts))
+    layout = GridSamples(np.array([a[0] for a in axes]), np.array([a[1] - a[0] for a in axes]),
+                         tuple(grid))
+    return net, torch.from_numpy(pts).to(device, dtype), y.to(device, dtype), layout
 
 
 def speed(args) -> None:
-    case = load_case(ROOT / "pde" / "gaussian-1d.toml")
     sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
     devices = [d for d in args.devices.split(",") if d != "cuda" or torch.cuda.is_available()]
     rows = []
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads"
+    print(f"torch {torch.__version__}, finufft {finufft.__version__}, "
+          f"{torch.get_num_threads()} CPU threads"
           + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""))
     for device_name in devices:
         device = torch.device(device_name)
-        for m, n in sizes:
+        for size in sizes:
+            m, grid = size[0], size[1:]
+            case = load_case(ROOT / "pde" / ("gaussian-1d.toml" if len(grid) == 1
+                                             else "gaussian-2d.toml"))
+            n = math.prod(grid)
             for dtype_name in args.dtypes.split(","):
                 dtype = getattr(torch, dtype_name)
-                lr = 1e-4
-                net, x, y = _problem(case, m, n, dtype, device)
-                opt = torch.optim.SGD(net.parameters(), lr=lr)
+                net, x, y, layout = _problem(case, m, grid, dtype, device)
+                opt = torch.optim.SGD(net.parameters(), lr=1e-6)
+                variants = {}
+                if device.type == "cpu":
+                    tol = 1e-12 if dtype == torch.float64 else 1e-6
+                    transforms = FourierTransforms(layout, dtype, tol)
 
-                def closed_form(net=net, x=x, y=y, opt=opt):
-                    net.loss_and_grad(x, y)
-                    opt.step()
+                    def fast(net=net, y=y, opt=opt, tr=transforms):
+                        loss_and_grad(net, tr, y)
+                        opt.step()
 
-                def autograd(net=net, x=x, y=y, opt=opt):
-                    opt.zero_grad()
-                    r = net(x) - y
-                    (0.5 * (r * r).mean()).backward()
-                    opt.step()
+                    variants["nufft"] = fast
+                if n * m <= args.dense_limit:
+                    def closed_form(net=net, x=x, y=y, opt=opt):
+                        net.loss_and_grad(x, y)
+                        opt.step()
 
-                variants = {"closed-form": closed_form, "autograd": autograd}
-                if args.compile:
-                    loss_fn = torch.compile(lambda x, y, net=net: 0.5 * ((net(x) - y) ** 2).mean())
-
-                    def compiled(x=x, y=y, opt=opt, loss_fn=loss_fn):
+                    def autograd(net=net, x=x, y=y, opt=opt):
                         opt.zero_grad()
-                        loss_fn(x, y).backward()
+                        r = net(x) - y
+                        (0.5 * (r * r).mean()).backward()
                         opt.step()
 
-                    def closed_compiled(net=net, x=x, y=y, opt=opt):
-                        net.loss_and_grad(x, y, compiled=True)
-                        opt.step()
-
-                    variants["closed-form-compiled"] = closed_compiled
-                    variants["compiled"] = compiled
+                    variants["closed-form"] = closed_form
+                    if n * m <= args.dense_limit // 4:
+                        variants["autograd"] = autograd
                 timings = {}
                 for name, fn in variants.items():
                     try:
                         timings[name] = _time_steps(fn, device, args.seconds)
-                    except torch.OutOfMemoryError:
+                    except (torch.OutOfMemoryError, MemoryError):
                         timings[name] = math.nan
                     net._workspace.clear()
-                    if device.type == "cuda":
-                        torch.cuda.empty_cache()
-                base = timings["autograd"]
+                base = timings.get("closed-form", math.nan)
                 for name, sec in timings.items():
-                    rows.append((device_name, dtype_name, m, n, name, 1 / sec, sec * 1e3,
-                                 base / sec))
-                    print(f"  {device_name:5s} {dtype_name:8s} m={m:6d} n={n:6d} {name:20s} "
-                          f"{1 / sec:9.2f} steps/s  {sec * 1e3:9.2f} ms/step  "
-                          f"x{base / sec:5.2f} vs autograd", flush=True)
+                    rows.append((device_name, dtype_name, m, "x".join(map(str, grid)), name,
+                                 1 / sec, sec * 1e3, base / sec))
+                    print(f"  {device_name:5s} {dtype_name:8s} m={m:8d} "
+                          f"n={'x'.join(map(str, grid)):>8s} {name:12s} {sec * 1e3:10.2f} "
+                          f"ms/step  x{base / sec:7.1f} vs closed form", flush=True)
                 del net, x, y, opt
-    print("\ndevice dtype     m      n      variant               steps/s    ms/step  speed-up")
+    print("\ndevice dtype        m        n  variant        ms/step  vs closed form")
     for r in rows:
-        print(f"{r[0]:6s} {r[1]:8s} {r[2]:6d} {r[3]:6d} {r[4]:20s} {r[5]:9.2f} {r[6]:10.2f} "
-              f"{r[7]:7.2f}x")
+        print(f"{r[0]:6s} {r[1]:8s} {r[2]:8d} {r[3]:>8s}  {r[4]:12s} {r[6]:9.2f} {r[7]:9.1f}x")
 
 
 def validate(args) -> None:
@@ -180,11 +184,14 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("speed", help="steps/s: closed-form pass vs plain autograd")
-    p.add_argument("--sizes", default="4096x2048,16384x8192", help="m x n pairs")
-    p.add_argument("--dtypes", default="float32,float64")
+    p = sub.add_parser("speed", help="ms/step: transform pass vs closed form vs autograd")
+    p.add_argument("--sizes", default="4096x8192,16384x8192,65536x8192,262144x8192,"
+                                      "1048576x8192,65536x128x128",
+                   help="m x n (1D) or m x n1 x n2 (2D grids), comma-separated")
+    p.add_argument("--dtypes", default="float64,float32")
     p.add_argument("--devices", default="cpu,cuda")
-    p.add_argument("--compile", action="store_true", help="also time a torch.compile'd step")
+    p.add_argument("--dense-limit", type=int, default=2**28,
+                   help="time the dense passes only up to this n*m")
     p.add_argument("--seconds", type=float, default=3.0, help="timing budget per variant")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (torch default)")
     p.set_defaults(func=speed)

@@ -78,7 +78,19 @@ def as_float64(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def evaluate_on_grid(model, axis: np.ndarray, dim: int) -> np.ndarray:
-    """f at the tensor grid of ``axis`` (float64), shape (n,)*d."""
+    """f at the tensor grid of ``axis`` (float64), shape (n,)*d.
+
+    The 2-layer Fourier-feature network is evaluated by one type-1 transform
+    (:mod:`freqdyn.nets.transforms`, tolerance 1e-13), other models densely.
+    """
+    from freqdyn.nets.fourier import FourierFeatureNetwork
+
+    if isinstance(model, FourierFeatureNetwork):
+        from freqdyn.nets.transforms import FourierTransforms, GridSamples, forward
+
+        transforms = FourierTransforms(GridSamples.of_axis(np.asarray(axis), dim),
+                                       torch.float64, tol=1e-13)
+        return forward(as_float64(model), transforms).cpu().numpy().reshape((axis.size,) * dim)
     model64 = as_float64(model)
     device = next(model64.parameters()).device
     pts = torch.from_numpy(tensor_grid([axis] * dim).reshape(-1, dim)).to(device)

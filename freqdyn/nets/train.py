@@ -31,22 +31,20 @@ from freqdyn.nets.loop import Callback, Checkpoints, LossGuard, TrainingLoop
 from freqdyn.nets.measure import (
     analytic_kernel,
     as_float64,
-    empirical_kernel,
     error_transform,
     evaluate_on_grid,
-    gram_lambda_max,
     measurement_axis,
     ntk_comparison,
     nudft,
     parameter_drift,
     probe_points,
 )
+from freqdyn.nets.passes import NetworkPass
 from freqdyn.nets.schedule import check_learning_rate, pde_time, schedule, time_mapping_text
 from freqdyn.nets.settings import TrainSettings, train_settings
 from freqdyn.nets.setup import (
     build_model,
     build_optimizer,
-    centered_targets,
     independent_units,
     training_samples,
 )
@@ -185,18 +183,20 @@ def _train(case, settings, out, checkpoints, resume, stop_after, progress, figur
     volume = (2 * settings.R) ** case.dim
     alpha = case.loss_scale
     label = f"train {case.name}"
-    say(f"{label}: m = {settings.width}, {n} samples on [-{settings.R:g}, {settings.R:g}]^"
-        f"{case.dim}, {settings.backend} pass, {settings.dtype}, {settings.device}",
-        progress)
 
     model = build_model(case, settings)
+    net = NetworkPass(model, settings, x_np, x, case.dim)
+    say(f"{label}: m = {settings.width}, {n} samples on [-{settings.R:g}, {settings.R:g}]^"
+        f"{case.dim}, {net.backend} pass, {settings.dtype}, {settings.device}", progress)
     # f0 = "centered": θ₀ (rebuilt from the seed, also on resume) fixes the shifted
     # targets g + f₀ on the training samples and, below, on the measurement grid.
     initial = as_float64(model) if settings.f0 == "centered" else None
     if initial is not None:
-        y = centered_targets(model, x, y)
-        y_np = centered_targets(initial, torch.from_numpy(x_np).to(device),
-                                torch.from_numpy(y_np).to(device)).cpu().numpy()
+        f0 = net.evaluate()
+        y = y + f0.to(y.dtype)
+        y_np = y_np + (f0.double().cpu().numpy() if settings.dtype == "float64" else
+                       NetworkPass(initial, _as64(settings), x_np, x.double(),
+                                   case.dim).evaluate().cpu().numpy())
     probe = probe_points(case, min(settings.R, case.target.radius) / 2, settings.probe_points)
 
     if resume:
@@ -204,7 +204,7 @@ def _train(case, settings, out, checkpoints, resume, stop_after, progress, figur
         constants = saved["callbacks"][0]
     else:
         say(f"{label}: set-up (λ_max of the NTK Gram, the schedule, NTK at θ₀)", progress)
-        constants = _constants(case, settings, model, x, y, probe, volume)
+        constants = _constants(case, settings, model, net, y, probe, volume)
     lr, report_steps = constants["lr"], constants["report_steps"]
     total = report_steps[-1]
     checkpoints.at = frozenset(report_steps)
@@ -234,14 +234,8 @@ def _train(case, settings, out, checkpoints, resume, stop_after, progress, figur
     callbacks = [RunConstants(constants), reports, guard, clock]
     if batches is not None:
         callbacks.append(batches)
-    compile_kw = {"compiled": True} if settings.compile else {}
-
     def objective(step):
-        if batches is not None:
-            idx = batches.next().to(device)
-            return model.loss_and_grad(x[idx], y[idx], alpha, settings.block_rows,
-                                       **compile_kw)
-        return model.loss_and_grad(x, y, alpha, settings.block_rows, **compile_kw)
+        return net.loss_and_grad(y, alpha, None if batches is None else batches.next().to(device))
 
     loop = TrainingLoop(model, build_optimizer(model, settings, lr), objective, steps=total,
                         callbacks=callbacks, checkpoints=checkpoints,
@@ -252,10 +246,10 @@ def _train(case, settings, out, checkpoints, resume, stop_after, progress, figur
     for p in model.parameters():
         if not torch.isfinite(p).all():
             raise InputError("train", "parameters are NaN/inf at the end of training")
-    guard.pending.append(torch.tensor(_full_loss(model, x, y, alpha, settings)))
+    guard.pending.append(torch.tensor(_full_loss(net, y, alpha)))
     guard.flush(loop)  # the loss of the final state, checked like the others
     losses = np.array(guard.history)
-    ntk_end = empirical_kernel(model, probe)
+    ntk_end = net.ntk(probe)
     records = sorted(reports.records, key=lambda r: r["step"])
     steps_arr = np.array([r["step"] for r in records])
     times = pde_time(steps_arr, lr, volume, settings.momentum)
@@ -275,6 +269,7 @@ def _train(case, settings, out, checkpoints, resume, stop_after, progress, figur
                              else total / max(train_seconds, 1e-12)),
         "resumed_from_step": -1 if loop.resumed_from is None else loop.resumed_from,
         "measure_points_per_axis": int(axis.size), "transform": settings.transform,
+        "backend": net.backend,
     }
     if settings.model == "fourier":
         analytic = analytic_kernel(case, probe, settings.train_w)
@@ -307,27 +302,32 @@ def _train(case, settings, out, checkpoints, resume, stop_after, progress, figur
                        resumed_from=loop.resumed_from)
 
 
-def _constants(case, settings, model, x, y, probe, volume) -> dict:
+def _constants(case, settings, model, net, y, probe, volume) -> dict:
     """The run's constants at θ₀: η and the report steps, θ₀, NTK₀, the loss at θ₀."""
-    lam = gram_lambda_max(model, x, case.loss_scale, max(settings.block_rows, 256))
+    lam = net.gram_lambda_max(case.loss_scale)
     lr, report_steps = schedule(case, settings, lam, volume)
     info = check_learning_rate(lr, lam, settings.momentum) \
         if settings.optimizer in ("gd", "sgd") else {"lr": lr, "gram_lambda_max": lam}
     return {"lr": lr, "report_steps": report_steps, "stability": info,
             "initial": {k: v.detach().to("cpu", torch.float64).clone()
                         for k, v in model.named_parameters()},
-            "ntk_start": empirical_kernel(model, probe),
-            "loss_reference": _full_loss(model, x, y, case.loss_scale, settings),
+            "ntk_start": net.ntk(probe),
+            "loss_reference": _full_loss(net, y, case.loss_scale),
             # the measurement grid is fixed at the start (from θ₀'s frequencies): a
             # resumed run must measure on the same points
             "measure_points": measurement_axis(case, settings.R, model,
                                                settings.measure_points).size}
 
 
-def _full_loss(model, x, y, alpha, settings) -> float:
-    f = model.evaluate(x, settings.block_rows)
-    r = (f - y).double()
-    return float(0.5 * alpha * r.dot(r) / x.shape[0])
+def _full_loss(net, y, alpha) -> float:
+    r = (net.evaluate() - y).double()
+    return float(0.5 * alpha * r.dot(r) / y.shape[0])
+
+
+def _as64(settings):
+    from dataclasses import replace
+
+    return replace(settings, dtype="float64", nufft_tol=1e-13)
 
 
 def _sample_transform(model, case, x_np, y_np, volume) -> np.ndarray:
