@@ -23,7 +23,9 @@ per-peak ratios |û(ω_k, t)|/|û(ω_k, 0)| and learning times (first t with rat
 predictions exact in time computed on a fine time grid, so that they resolve any wanted
 time), the Parseval check of the loss and the parameter drift.  Top level:
 ``max_rel_l2_pde_vs_net``, the largest over t > 0 and arms of the seed-mean error of the
-``pde`` prediction at the largest width: the expected error of one trained network.
+``pde`` prediction at the largest width: the expected error of one trained network.  For
+1D arms trained by plain GD, ``budget`` splits the error at the largest width into finite
+width, time discretisation and sampling (:mod:`freqdyn.analysis.budget`).
 
 The networks are independent runs: with a ``[sweep]`` table they go to Dask workers
 (:mod:`freqdyn.runs.sweep`), here or on a cluster; each trains into
@@ -280,7 +282,26 @@ def _arm_report(arm: Arm, plan: StudyPlan, preds: dict, learning: dict, runs_by_
         entry["device"] = runs[0].attrs.get("device", "")
         entry["steps"] = [int(run["report_step"].values[-1]) for run in runs]
         rep["widths"][str(width)] = entry
+    if runs_by_width and plan.pde and _budget_applies(case, plan):
+        from freqdyn.analysis.budget import error_budget
+
+        largest = max(runs_by_width)
+        rep["budget"] = dict(error_budget(case, dict(plan.train, width=largest),
+                                          preds[plan.pde], runs_by_width[largest]),
+                             width=largest)
     return rep
+
+
+def _budget_applies(case, plan: StudyPlan) -> bool:
+    """The dense error budget: 1D, plain GD, at most a few thousand samples."""
+    from freqdyn.analysis.budget import MAX_SAMPLES
+    from freqdyn.nets.settings import train_settings
+
+    if case.dim != 1:
+        return False
+    s = train_settings(case, plan.train)
+    return s.optimizer == "gd" and s.momentum == 0 and s.n_samples <= MAX_SAMPLES \
+        and s.f0 in ("zero", "centered")
 
 
 def _max_pde_error(rep: dict, pde: str | None) -> float | None:
