@@ -36,6 +36,10 @@ def xi_dims(dim: int) -> tuple[str, ...]:
     return ("xi",) if dim == 1 else tuple(f"xi{i}" for i in range(dim))
 
 
+#: Units of û = F[f − g] (convention B, docs/theory.md §2).
+UNITS_U_HAT = "unit of g times (unit of x)^d"
+
+
 def frequency_dataset(case, u_hat: np.ndarray, method: str, *, times=None, xi_axes=None,
                       variables: dict | None = None, attrs: dict | None = None) -> xr.Dataset:
     """Build the schema dataset for ``u_hat`` of shape (time, *xi) on the case grid.
@@ -57,10 +61,10 @@ def frequency_dataset(case, u_hat: np.ndarray, method: str, *, times=None, xi_ax
     data = {
         "u_hat_real": (dims, u_hat.real.astype(float),
                        {"long_name": "real part of the error transform u_hat = F[f - g]",
-                        "units": "unit of g times (unit of x)^d"}),
+                        "units": UNITS_U_HAT}),
         "u_hat_imag": (dims, u_hat.imag.astype(float),
                        {"long_name": "imaginary part of the error transform u_hat = F[f - g]",
-                        "units": "unit of g times (unit of x)^d"}),
+                        "units": UNITS_U_HAT}),
     }
     for key, spec in (variables or {}).items():
         vdims, values, *rest = spec

@@ -26,7 +26,7 @@ class NetworkPass:
                      and x.device.type == "cpu")
         self.transforms = self.batch_transforms = None
         if self.fast:
-            layout = _layout(settings, x_np, case_dim)
+            layout = sample_layout(settings, x_np, case_dim)
             self.transforms = tf.FourierTransforms(layout, settings.torch_dtype,
                                                    settings.nufft_tol)
             self.x_np = x_np
@@ -74,7 +74,7 @@ class NetworkPass:
         return empirical_kernel(self.model, probe)
 
 
-def _layout(settings, x_np: np.ndarray, dim: int):
+def sample_layout(settings, x_np: np.ndarray, dim: int):
     """The training samples as a transform layout: the cell-centred grid or the points."""
     if settings.sampling == "grid":
         h = 2 * settings.R / settings.samples

@@ -16,6 +16,8 @@ depth, hidden       MLP hidden layers and their width (2, 256)
 activation          MLP activation: tanh, relu, gelu, sin, softplus (``"tanh"``)
 parametrization     MLP parametrisation: ``"ntk"`` or ``"standard"`` (``"ntk"``)
 train_w             train the frequencies w (true); false = random Fourier features
+twin                train the network's linearised twin alongside it (docs/theory.md §12):
+                    true by default for the 2-layer model with full-batch gd
 f0                  the initial output: ``"zero"`` (antisymmetric doubling, f₀ ≡ 0 with
                     m/2 independent units), ``"centered"`` (train f − f₀ with all m
                     units independent) or ``"random"`` (``"zero"``)
@@ -68,7 +70,7 @@ DEFAULT_WIDTH = {1: 16384, 2: 4096, 3: 1024}
 DEFAULT_PROBE = {1: 41, 2: 11, 3: 5}
 DEFAULT_NUFFT_TOL = {"float64": 1e-12, "float32": 1e-6}
 KEYS = {"model", "width", "backend", "nufft_tol", "depth", "hidden", "activation",
-        "parametrization", "train_w", "f0", "R", "sampling", "samples", "optimizer", "lr",
+        "parametrization", "train_w", "twin", "f0", "R", "sampling", "samples", "optimizer", "lr",
         "lr_fraction", "momentum", "batch_size", "weight_decay", "steps", "reports", "seed",
         "dtype", "device", "measure_points", "transform", "probe_points", "checkpoint_every",
         "divergence_factor", "block_rows", "compile"}
@@ -90,6 +92,7 @@ class TrainSettings:
     activation: str
     parametrization: str
     train_w: bool
+    twin: bool
     f0: str
     R: float
     sampling: str
@@ -192,6 +195,10 @@ def train_settings(case, overrides: dict | None = None) -> TrainSettings:
     momentum = t.number("momentum", 0.0, low=0.0, high=1.0, high_open=True)
     if momentum and optimizer not in ("gd", "sgd"):
         raise InputError("train.momentum", f"applies to gd and sgd, not {optimizer!r}")
+    twin = t.boolean("twin", model == "fourier" and optimizer == "gd")
+    if twin and (model != "fourier" or optimizer != "gd"):
+        raise InputError("train.twin", f"applies to model 'fourier' with optimizer 'gd', not "
+                                       f"{model!r} with {optimizer!r}; set twin = false")
     batch_size = t.integer("batch_size", max(1, n_total // 8) if optimizer == "sgd" else None,
                            low=1, allow_none=True)
     if batch_size is not None and optimizer != "sgd":
@@ -205,7 +212,7 @@ def train_settings(case, overrides: dict | None = None) -> TrainSettings:
         depth=t.integer("depth", 2, low=1), hidden=t.integer("hidden", 256, low=1),
         activation=t.choice("activation", "tanh", tuple(ACTIVATIONS)),
         parametrization=t.choice("parametrization", "ntk", PARAMETRIZATIONS),
-        train_w=train_w, f0=f0, R=R, sampling=sampling, samples=samples,
+        train_w=train_w, twin=twin, f0=f0, R=R, sampling=sampling, samples=samples,
         optimizer=optimizer, lr=t.number("lr", None, low=0.0, low_open=True, allow_none=True),
         lr_fraction=t.number("lr_fraction", 0.5, low=0.0, high=1.0, low_open=True),
         momentum=momentum, batch_size=batch_size,

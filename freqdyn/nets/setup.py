@@ -71,8 +71,9 @@ def centered_targets(initial_model, x: torch.Tensor, y: torch.Tensor) -> torch.T
     return y + initial_model.evaluate(x).to(y.dtype)
 
 
-def build_optimizer(model, settings: TrainSettings, lr: float) -> torch.optim.Optimizer:
-    params = list(model.parameters())
+def build_optimizer(params, settings: TrainSettings, lr: float) -> torch.optim.Optimizer:
+    """The run's optimizer on a model's parameters (or on a list of tensors)."""
+    params = list(params.parameters() if isinstance(params, torch.nn.Module) else params)
     if settings.optimizer in ("gd", "sgd"):
         return torch.optim.SGD(params, lr=lr, momentum=settings.momentum)
     if settings.optimizer == "adam":

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from freqdyn.errors import InputError
-from freqdyn.inputs.fourier import tensor_grid
+from freqdyn.inputs.fourier import relative_l2, tensor_grid
 from freqdyn.nets.loop import Callback, Checkpoints, LossGuard, TrainingLoop
 from freqdyn.nets.measure import (
     analytic_kernel,
@@ -39,7 +39,7 @@ from freqdyn.nets.measure import (
     parameter_drift,
     probe_points,
 )
-from freqdyn.nets.passes import NetworkPass
+from freqdyn.nets.passes import NetworkPass, sample_layout
 from freqdyn.nets.schedule import check_learning_rate, pde_time, schedule, time_mapping_text
 from freqdyn.nets.settings import TrainSettings, train_settings
 from freqdyn.nets.setup import (
@@ -48,8 +48,15 @@ from freqdyn.nets.setup import (
     independent_units,
     training_samples,
 )
+from freqdyn.nets.twin import LinearTwin
 from freqdyn.progress import say
-from freqdyn.results import FolderLock, frequency_dataset, write_dataset
+from freqdyn.results import (
+    UNITS_U_HAT,
+    FolderLock,
+    frequency_dataset,
+    write_dataset,
+    xi_dims,
+)
 
 
 @dataclass
@@ -232,6 +239,14 @@ def _train(case, settings, out, checkpoints, resume, stop_after, progress, figur
                       hint="(train.divergence_factor × the initial loss) Lower train.lr; ")
     reports, clock = Reports(report_steps, measure), Clock()
     callbacks = [RunConstants(constants), reports, guard, clock]
+    twin = None
+    if settings.twin:
+        # θ₀ is rebuilt from the seed, so a resumed run's twin starts from the same model
+        twin = LinearTwin(as_float64(model) if initial is None else initial,
+                          sample_layout(settings, x_np, case.dim), y_np, alpha,
+                          lambda params: build_optimizer(params, settings, lr), report_steps,
+                          axis, g_grid, case.xi_axes())
+        callbacks.append(twin)
     if batches is not None:
         callbacks.append(batches)
     def objective(step):
@@ -288,6 +303,19 @@ def _train(case, settings, out, checkpoints, resume, stop_after, progress, figur
         "report_step": (("time",), steps_arr, {"long_name": "optimizer step of each report"}),
     }
     u_hat = np.stack([r["u_hat"] for r in records])
+    if twin is not None:
+        twin_u = np.stack([r["u_hat"] for r in sorted(twin.records, key=lambda r: r["step"])])
+        dims = ("time", *xi_dims(case.dim))
+        text = "the linearised twin's error transform (docs/theory.md §12)"
+        variables["twin_u_hat_real"] = (dims, twin_u.real, {"long_name": f"real part of {text}",
+                                                            "units": UNITS_U_HAT})
+        variables["twin_u_hat_imag"] = (dims, twin_u.imag, {"long_name": f"imaginary part of "
+                                                            f"{text}", "units": UNITS_U_HAT})
+        variables["rel_l2_twin_vs_net"] = (
+            ("time",), relative_l2(twin_u, u_hat, axes=tuple(range(1, u_hat.ndim))),
+            {"long_name": "|u_hat_twin - u_hat| / |u_hat| over xi: the beyond-linear part",
+             "units": "1"})
+        attrs["twin_final_loss"] = twin.loss()
     ds = frequency_dataset(case, u_hat, "network", times=times, variables=variables,
                            attrs=attrs)
     path = write_dataset(ds, out / "measured.nc")

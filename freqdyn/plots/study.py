@@ -88,10 +88,12 @@ def _method_order(plan: StudyPlan) -> list[str]:
 
 
 def peaks_figure(plan: StudyPlan, data: dict, reports: dict, bands: dict | None = None):
-    """Per-peak decay: pde solid, other predictions dashed/dotted, networks as markers.
+    """Per-peak decay: pde solid, other predictions dashed/dotted, networks as circles with
+    their ± 1 std, their linearised twins as crosses, and the predicted finite-width spread
+    (pde ± 1 predicted std, docs/theory.md §12) as a hatched band.
 
-    ``bands`` (optional) maps an arm name to (lower, upper) ratio curves (peaks, times),
-    drawn as a hatched band (e.g. a predicted finite-width spread).
+    ``bands`` (optional) maps an arm name to (lower, upper) ratio curves (peaks, times)
+    that replace the predicted band.
     """
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
@@ -105,6 +107,7 @@ def peaks_figure(plan: StudyPlan, data: dict, reports: dict, bands: dict | None 
         rep = reports[name]
         times = np.asarray(rep["times"])
         net = compare.largest_width(rep)
+        band = (bands or {}).get(name) or _predicted_band(rep, plan.pde)
         for k, _peak in enumerate(arm.case.peaks):
             color = colors[k % len(colors)]
             for j, method in enumerate(methods):
@@ -116,8 +119,11 @@ def peaks_figure(plan: StudyPlan, data: dict, reports: dict, bands: dict | None 
                 ax.semilogy(times, np.maximum(mean, 1e-12), "o", color=color, mfc="none")
                 ax.fill_between(times, np.maximum(mean - std, 1e-12), mean + std,
                                 color=color, alpha=0.2, lw=0)
-            if bands and name in bands:
-                lo, hi = bands[name]
+                if "peak_ratios_twin" in net:
+                    twin = np.asarray(net["peak_ratios_twin"])[k]
+                    ax.semilogy(times, np.maximum(twin, 1e-12), "x", color=color, ms=5)
+            if band is not None:
+                lo, hi = band
                 ax.fill_between(times, np.maximum(lo[k], 1e-12), hi[k], facecolor="none",
                                 edgecolor=color, hatch="///", lw=0)
         ax.axhline(compare.LEARNED, color="grey", lw=0.8, ls=":")
@@ -136,6 +142,14 @@ def peaks_figure(plan: StudyPlan, data: dict, reports: dict, bands: dict | None 
         if net is not None:
             style_handles.append(Line2D([], [], color="k", marker="o", mfc="none", ls="none",
                                         label="networks ± 1 std"))
+            if "peak_ratios_twin" in net:
+                style_handles.append(Line2D([], [], color="k", marker="x", ls="none",
+                                            label="linearised twins"))
+        if band is not None:
+            from matplotlib.patches import Patch
+
+            style_handles.append(Patch(facecolor="none", edgecolor="k", hatch="///",
+                                       label="predicted spread (± 1 std)"))
         first = ax.legend(handles=peak_handles, fontsize=7, loc="lower left", title="peak",
                           title_fontsize=7)
         ax.add_artist(first)
@@ -143,6 +157,17 @@ def peaks_figure(plan: StudyPlan, data: dict, reports: dict, bands: dict | None 
     fig.suptitle(f"{plan.name}: per-peak decay (lines: theory, markers: networks, "
                  f"m = {max(plan.widths) if plan.widths else '-'})")
     return fig
+
+
+def _predicted_band(rep: dict, pde: str | None):
+    """pde ratio ± the predicted std of the peak ratios at the largest width, or None."""
+    fw = rep.get("finite_width") or {}
+    std = fw.get("predicted_peak_ratio_std")
+    if std is None or pde is None:
+        return None
+    ratio = np.asarray(rep["predictions"][pde]["peak_ratios"], float)
+    std = np.nan_to_num(np.asarray(std, float))
+    return ratio - std, ratio + std
 
 
 def loss_figure(arm: Arm, pred, runs):

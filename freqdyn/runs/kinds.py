@@ -55,7 +55,7 @@ def kind_entry(kind: str) -> Kind:
 register_kind("study", "freqdyn.runs.study:run_study_kind",
               "predictions next to trained networks on one case (or several arms)",
               settings_keys={"case", "predictions", "pde", "tolerance", "widths", "times",
-                             "train"})
+                             "train", "spread_draws"})
 # Grokking I: frequency view (Zhou, Zhang, Xu) and lazy to rich (Kumar et al.)
 register_kind("aliasing", "freqdyn.grok.frequency_view:run_aliasing",
               "sin 6x learned from aliased samples")

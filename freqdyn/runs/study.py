@@ -9,6 +9,7 @@ Settings (``[settings]``, overridden by ``[full]``)::
     widths = [512]                     # networks trained per arm and seed ([] : none)
     times = [0.0, 0.5, 1.0]            # optional: replaces the case's [frequency] times
     train = { lr_fraction = 0.9 }      # [train] overrides for every network
+    spread_draws = 16                  # kernel draws of the predicted spread (0: none)
 
 ``[[arm]]`` tables (``name``, and ``rho_w``, ``sigma_a``, ``kappa``, ``loss_scale``
 overrides) run several variants of the case.  Everything is in PDE time t (the t of
@@ -26,6 +27,15 @@ time), the Parseval check of the loss and the parameter drift.  Top level:
 ``pde`` prediction at the largest width: the expected error of one trained network.  For
 1D arms trained by plain GD, ``budget`` splits the error at the largest width into finite
 width, time discretisation and sampling (:mod:`freqdyn.analysis.budget`).
+
+Finite width (docs/theory.md §12): each network's linearised twin gives, per width,
+``rel_l2_twin_vs_net`` (the beyond-linear part) and ``rel_l2_twin_vs_<pde>`` (the part of
+the network's own kernel and samples), and ``max_rel_l2_twin_vs_net`` at the top level;
+per arm, ``predicted_spread`` (the standard deviation over draws of the m units of a
+network's error against the pde, predicted without training:
+:mod:`freqdyn.theory.finite_width`, in ``finite_width`` per time) next to
+``measured_spread`` (the sample std over the seeds, given from 8 seeds on), at the last
+reported time and the largest width.
 
 The networks are independent runs: with a ``[sweep]`` table they go to Dask workers
 (:mod:`freqdyn.runs.sweep`), here or on a cluster; each trains into
@@ -80,6 +90,7 @@ class StudyPlan:
     widths: list[int]
     seeds: list[int]
     train: dict
+    spread_draws: int = 16
 
 
 def _case_data(raw, base: Path) -> dict:
@@ -143,7 +154,8 @@ def plan_study(exp) -> StudyPlan:
     validate_against_study(exp.checks, {a.name: a for a in arms},
                            {a.name: len(a.case.peaks) for a in arms}, predictions, len(widths))
     return StudyPlan(name=exp.name, arms=arms, predictions=predictions, pde=pde, widths=widths,
-                     seeds=list(exp.seeds), train=train)
+                     seeds=list(exp.seeds), train=train,
+                     spread_draws=t.integer("spread_draws", 16, low=0))
 
 
 # ---------------------------------------------------------------------------------------
@@ -276,6 +288,8 @@ def _arm_report(arm: Arm, plan: StudyPlan, preds: dict, learning: dict, runs_by_
             loss_pde = compare.parseval_loss(preds[plan.pde], case.loss_scale, volume)
             entry["loss_parseval_pde"] = loss_pde
             entry["loss_parseval_rel_diff"] = np.abs(entry["loss_net"] - loss_pde) / loss_pde
+        entry.update(_twin_entries(runs, preds.get(plan.pde) if plan.pde else None, plan.pde,
+                                   peaks))
         entry["drift"] = mean_std([run["drift"].values for run in runs])[0]
         entry["drift_w"] = mean_std([run["drift_w"].values for run in runs])[0]
         entry["train_seconds"] = [float(run.attrs["train_seconds"]) for run in runs]
@@ -289,7 +303,54 @@ def _arm_report(arm: Arm, plan: StudyPlan, preds: dict, learning: dict, runs_by_
         rep["budget"] = dict(error_budget(case, dict(plan.train, width=largest),
                                           preds[plan.pde], runs_by_width[largest]),
                              width=largest)
+    if runs_by_width and plan.pde:
+        rep.update(_finite_width(case, plan, preds[plan.pde], runs_by_width))
     return rep
+
+
+#: Seeds from which a study reports the measured spread.
+SPREAD_SEEDS = 8
+
+
+def _twin_entries(runs, pred, pde: str | None, peaks) -> dict:
+    """Twin vs network and twin vs the pde prediction, per time (mean, std, per seed)."""
+    from freqdyn.nets.twin import twin_dataset
+
+    if not all("twin_u_hat_real" in run for run in runs):
+        return {}
+    twins = [twin_dataset(run) for run in runs]
+    out = {}
+    pairs = [("rel_l2_twin_vs_net", lambda tw, run: compare.rel_l2_by_time(tw, run))]
+    if pred is not None:
+        pairs.append((f"rel_l2_twin_vs_{pde}", lambda tw, run: compare.rel_l2_by_time(tw, pred)))
+    for key, fn in pairs:
+        errs = [fn(tw, run) for tw, run in zip(twins, runs, strict=True)]
+        mean, std = mean_std(errs)
+        out[key] = {"mean": mean, "std": std, "per_seed": errs}
+    out["peak_ratios_twin"] = mean_std([peak_ratios(tw, peaks) for tw in twins])[0]
+    return out
+
+
+def _finite_width(case, plan: StudyPlan, pred, runs_by_width) -> dict:
+    """Predicted against measured spread at the largest width (module text)."""
+    from freqdyn.theory.finite_width import predicted_spread
+
+    largest = max(runs_by_width)
+    runs = runs_by_width[largest]
+    errs = np.array([compare.rel_l2_by_time(pred, run) for run in runs])
+    measured = (float(mean_std(errs[:, -1])[1]) if len(runs) >= SPREAD_SEEDS else None)
+    out = {"measured_spread": measured, "measured_spread_seeds": len(runs)}
+    try:
+        if plan.spread_draws == 0:
+            raise InputError("settings.spread_draws", "is 0")
+        reference = compare.on_grid(pred, runs[0]).values
+        fw = predicted_spread(case, dict(plan.train, width=largest), case.times, reference,
+                              draws=plan.spread_draws)
+    except InputError as exc:
+        out.update(predicted_spread=None, finite_width={"not_predicted": str(exc)})
+        return out
+    out.update(predicted_spread=float(fw["predicted_spread"][-1]), finite_width=fw)
+    return out
 
 
 def _budget_applies(case, plan: StudyPlan) -> bool:
@@ -313,6 +374,15 @@ def _max_pde_error(rep: dict, pde: str | None) -> float | None:
     return float(np.max(err[later])) if later.any() else 0.0
 
 
+def _max_twin_error(rep: dict) -> float | None:
+    net = compare.largest_width(rep)
+    if net is None or "rel_l2_twin_vs_net" not in net:
+        return None
+    err = np.asarray(net["rel_l2_twin_vs_net"]["mean"])
+    later = np.asarray(rep["times"]) > 0
+    return float(np.max(err[later])) if later.any() else 0.0
+
+
 def run_study_kind(exp, out, device: str):
     """Experiment kind ``study`` (module text): predictions, networks, report, figures."""
     from freqdyn.runs.runner import Outcome
@@ -329,9 +399,11 @@ def run_study_kind(exp, out, device: str):
         reports[arm.name] = _arm_report(arm, plan, preds, learning, runs)
         data[arm.name] = (arm, preds, runs)
     errors = [e for r in reports.values() if (e := _max_pde_error(r, plan.pde)) is not None]
+    twin = [e for r in reports.values() if (e := _max_twin_error(r)) is not None]
     summary = {"pde": plan.pde, "predictions": plan.predictions, "widths": plan.widths,
                "train": plan.train, "tolerance": exp.settings.get("tolerance"),
-               "max_rel_l2_pde_vs_net": max(errors) if errors else None, "arms": reports}
+               "max_rel_l2_pde_vs_net": max(errors) if errors else None,
+               "max_rel_l2_twin_vs_net": max(twin) if twin else None, "arms": reports}
     from freqdyn.plots.study import study_figures
 
     return Outcome(dataset=None, summary=summary, details=reports,
