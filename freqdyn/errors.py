@@ -37,6 +37,10 @@ class InputError(ValueError):
 CaseError = InputError
 
 
+class AccuracyWarning(UserWarning):
+    """A result's own error estimate exceeds what its method is meant to deliver."""
+
+
 class TrainingDiverged(RuntimeError):
     """The loss became NaN/inf or grew past the divergence limit; the message names the step,
     the limit and the last good checkpoint."""

@@ -29,13 +29,14 @@ table may set ``R``, ``spacing``, ``method`` and ``estimate_error``.
 from __future__ import annotations
 
 import time as _time
+import warnings
 from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 from scipy import linalg
 
-from freqdyn.errors import InputError
+from freqdyn.errors import AccuracyWarning, InputError
 from freqdyn.inputs.fourier import relative_l2, riemann_transform, tensor_grid
 from freqdyn.results import frequency_dataset
 from freqdyn.theory.ntk import FourierFeatureKernel
@@ -44,6 +45,8 @@ from freqdyn.theory.ntk import FourierFeatureKernel
 DENSE_LIMIT = 1500
 #: Truncation error the default settings aim for (relative L²(ξ), every time).
 TARGET_ERROR = 3e-5
+#: Estimated truncation error beyond which the result carries an :class:`AccuracyWarning`.
+WARN_ERROR = 1e-3
 #: Largest grid the adaptive box growth may reach, per dimension.
 MAX_POINTS = {1: 3000, 2: 60_000, 3: 100_000}
 #: Most box enlargements the adaptive default makes.
@@ -157,12 +160,16 @@ def kernel_descent(gram, u0, times, *, step=None, cross=None):
     return tuple(o.numpy() for o in out) if as_numpy else tuple(out)
 
 
-def lanczos_exponential(matvec, u0, times, rtol: float = 1e-12, max_iter: int = 3000):
+def lanczos_exponential(matvec, u0, times, rtol: float = 1e-12, max_iter: int = 3000,
+                        integral: bool = False):
     """exp(−tA)u₀ at every t for a symmetric PSD operator A given by ``matvec``; (T, N), info.
 
     One Lanczos basis of u₀ (full reorthogonalisation); the Krylov approximation
     ‖u₀‖ V_m exp(−t T_m) e₁ converges after O(√(t λ_max)) products.  The a-posteriori
     bound β_m ‖u₀‖ |e_mᵀ exp(−t T_m) e₁| is driven below ``rtol``·‖u(t)‖ at every t.
+    With ``integral`` info also holds ∫₀ᵗ exp(−sA)u₀ ds = ‖u₀‖ V_m T_m⁻¹(1 − e^{−tT_m})e₁
+    (t where an eigenvalue of T_m is 0), shape (T, N): what moves the function between
+    the points (as ``cross`` in :func:`kernel_descent`).
     """
     beta0 = float(np.linalg.norm(u0))
     basis = np.empty((min(max_iter, u0.size) + 1, u0.size))
@@ -181,8 +188,14 @@ def lanczos_exponential(matvec, u0, times, rtol: float = 1e-12, max_iter: int = 
             bound = beta * np.abs(coeffs[:, -1])
             size = np.linalg.norm(coeffs, axis=1)
             if beta < 1e-14 * beta0 or np.all(bound <= rtol * np.maximum(size, 1e-300)):
-                return coeffs @ basis[: j + 1], {"lanczos_iterations": j + 1,
-                                                 "eigenvalue_max": float(theta.max())}
+                info = {"lanczos_iterations": j + 1, "eigenvalue_max": float(theta.max())}
+                if integral:
+                    t = np.asarray(times, dtype=float)[:, None]
+                    lam = np.maximum(theta, 0.0)[None, :]
+                    tiny = lam <= 1e-300
+                    factor = np.where(tiny, t, (1 - decay) / np.where(tiny, 1.0, lam))
+                    info["integral"] = (beta0 * (factor * q[0]) @ q.T) @ basis[: j + 1]
+                return coeffs @ basis[: j + 1], info
         betas.append(beta)
         basis[j + 1] = w / beta
     raise RuntimeError(f"kernel flow: Lanczos did not converge in {max_iter} iterations; "
@@ -247,6 +260,12 @@ def kernel_flow(case, settings: KernelFlowSettings | None = None, times=None):
         u_hat, info = evolve(case, settings, times)
         error = relative_l2(coarse, u_hat, axes=axes)
     variables = {} if error is None else {"truncation_error": (("time",), error)}
+    if error is not None and error.max() > WARN_ERROR:
+        worst = int(np.argmax(error))
+        warnings.warn(f"kernel-flow of {case.name}: estimated truncation error {error[worst]:.1e} "
+                      f"at t = {times[worst]:g} exceeds {WARN_ERROR:g} (the error's tails in x "
+                      "outgrow the box, as for ρ_w with jumps at late times); use the fem or "
+                      "modal method, or set [kernel_flow] R", AccuracyWarning, stacklevel=2)
     info["seconds"] = _time.perf_counter() - start
     return frequency_dataset(case, u_hat, "kernel-flow", times=times, variables=variables,
                              attrs={"kernel_flow": info})

@@ -15,12 +15,12 @@ from freqdyn.predict.fem.problem import Problem
 from freqdyn.predict.fem.stack import MPI, basix, fem, ufl
 from freqdyn.predict.fem.stepping import default_dt_ratio
 
-SCHEMES = ("be", "cn", "modal")
+SCHEMES = ("exponential", "modal", "cn", "be")
 FEM_KEYS = {"cells", "degree", "scheme", "dt", "tol", "startup", "modal_tol", "mesh"}
 MESH_KINDS = ("graded", "uniform")
 #: Default accuracy target (relative) of the space and of the time discretisation each,
 #: per dimension (in d ≥ 2 a looser target keeps the default mesh affordable).
-DEFAULT_TOL = {1: 1e-4, 2: 3e-4, 3: 3e-4}
+DEFAULT_TOL = {1: 1e-4, 2: 1e-4, 3: 3e-4}
 #: Largest number of cells per axis the automatic mesh choice may use, per dimension.
 MAX_CELLS = {1: 200_000, 2: 1200, 3: 120}
 
@@ -134,7 +134,7 @@ def fem_settings(problem: Problem, table: dict, times: np.ndarray,
     """Settings from a ``[fem]`` table, defaults filled in (``scheme`` overrides the table)."""
     given = read_fem_table(table, problem.dim)
     degree = given.get("degree", 2)
-    scheme = scheme or given.get("scheme", "cn")
+    scheme = scheme or given.get("scheme", "exponential")
     tol = given.get("tol", DEFAULT_TOL[problem.dim])
     startup = given.get("startup", 2 if scheme == "cn" else 0)
     t_end = float(times[-1])
@@ -142,9 +142,13 @@ def fem_settings(problem: Problem, table: dict, times: np.ndarray,
     if given.get("mesh", "graded") == "graded":
         grading = mesh_grading(problem, degree, t_end)
     cells = given.get("cells") or default_cells(problem, degree, tol, t_end, grading)
-    dt = given.get("dt") if scheme != "modal" else None
+    stepping = scheme in ("cn", "be")
+    if "dt" in given and not stepping:
+        raise InputError("fem.dt", f"applies to the time-stepping schemes cn and be; "
+                                   f"{scheme!r} is exact in time")
+    dt = given.get("dt") if stepping else None
     ratio = None
-    if scheme != "modal" and dt is None:
+    if stepping and dt is None:
         ratio = default_dt_ratio(times, scheme, startup, tol)
     return FemSettings(cells=tuple(cells), degree=degree, scheme=scheme, dt=dt, dt_ratio=ratio,
                        tol=tol, startup=startup, modal_tol=given.get("modal_tol", 1e-8),

@@ -9,6 +9,7 @@ import numpy as np
 
 from freqdyn.inputs.fourier import tensor_grid
 from freqdyn.predict.fem.discretisation import Discretisation, PointEvaluator
+from freqdyn.predict.fem.exponential import exponential_solution
 from freqdyn.predict.fem.modal import modal_solution
 from freqdyn.predict.fem.problem import Problem
 from freqdyn.predict.fem.settings import FemSettings
@@ -97,6 +98,13 @@ def solve_problem(problem: Problem, times, grid_axes: list[np.ndarray],
         variables["modal_rate"] = (("mode",), lam)
         variables["modal_weight"] = (("mode",), weight)
         variables["modal_truncation_error"] = (("time",), trunc)
+    elif settings.scheme == "exponential":
+        estimate, info = exponential_solution(disc, times, settings.modal_tol, observe)
+        attrs.update(krylov_vectors_max=info["krylov_vectors_max"],
+                     factorisations=info["factorisations"], time_tol=settings.modal_tol,
+                     time_scheme="exact in time: shift-and-invert Krylov exponential")
+        variables["time_error_estimate"] = (("time",), estimate, {
+            "long_name": "Krylov error estimate relative to |u_hat_h(t)|_M", "units": "1"})
     else:
         limit = settings.dt if settings.dt is not None else settings.dt_ratio * times
         plan = step_plan(times, limit, settings.scheme, settings.startup)
