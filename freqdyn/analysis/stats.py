@@ -22,3 +22,16 @@ def mean_std(values, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
     mean = np.where(count > 0, mean, np.nan)
     std = np.where(count > 1, std, np.nan)
     return (mean[()] if mean.ndim == 0 else mean), (std[()] if std.ndim == 0 else std)
+
+
+def std_interval(std: float, count: int, level: float = 0.95) -> tuple[float, float]:
+    """Two-sided ``level`` confidence interval of σ from a sample std of ``count`` normal
+    draws: s·√((n−1)/χ²_{(1±level)/2, n−1}).  For 8 draws at 95 %: s·[0.66, 2.04]."""
+    from scipy.stats import chi2
+
+    if count < 2 or not np.isfinite(std):
+        return (float("nan"), float("nan"))
+    dof = count - 1
+    lo = std * np.sqrt(dof / chi2.ppf(0.5 + level / 2, dof))
+    hi = std * np.sqrt(dof / chi2.ppf(0.5 - level / 2, dof))
+    return float(lo), float(hi)

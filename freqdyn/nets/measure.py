@@ -97,6 +97,12 @@ def evaluate_on_grid(model, axis: np.ndarray, dim: int) -> np.ndarray:
     return model64.evaluate(pts).cpu().numpy().reshape((axis.size,) * dim)
 
 
+def error_transform_of_values(f_values: np.ndarray, case, axis: np.ndarray) -> np.ndarray:
+    """û of u = f − g from f on the grid ``axis``^d (leading batch dimensions allowed)."""
+    g = case.target(tensor_grid([axis] * case.dim))
+    return riemann_transform(f_values - g, [axis] * case.dim, case.xi_axes())
+
+
 def error_transform(model, case, axis: np.ndarray, target_values: np.ndarray | None = None,
                     xi_axes=None) -> np.ndarray:
     """û(ξ) of u = f − g over the grid ``axis``^d on the case's ξ grid (complex).

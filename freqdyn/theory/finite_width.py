@@ -110,13 +110,15 @@ def kernel_draws(case, overrides: dict | None = None, times=None, reference=None
                  draws: int = 16, seed: int = 10_000, rtol: float = 1e-8) -> dict:
     """The linearised network's error over ``draws`` random draws of its m units.
 
-    Per draw the exact flow r(t) = e^{−A_m t} r(0) with the draw's empirical operator
-    A_m = V (α/N) J₀J₀ᵀ on the training samples (Lanczos; each product two fast
-    transforms), measured by the Riemann sum over the samples.  No network is trained.
-    Returns per draw and time the rel L²(ξ) error against ``reference`` (or û_∞ = the
-    mean over draws when None) and the peak ratios.
+    Per draw, the exact flow of the draw's empirical operator A_m = V (α/N) J₀J₀ᵀ on the
+    training samples, r(t) = e^{−A_m t} r(0) (Lanczos; each product two fast transforms),
+    and the function it implies on the measurement grid, f(x*) = f₀(x*) −
+    V(α/N) J₀(x*) J₀ᵀ ∫₀ᵗ r ds, measured exactly as a trained network is.  No network is
+    trained.  Returns per draw and time the rel L²(ξ) error against ``reference`` (or,
+    when None, against the mean over draws) and the peak ratios.
     """
     from freqdyn.nets import transforms as tf
+    from freqdyn.nets.measure import error_transform_of_values, measurement_axis
     from freqdyn.nets.passes import sample_layout
     from freqdyn.nets.settings import train_settings
     from freqdyn.nets.setup import build_model, training_samples
@@ -130,31 +132,43 @@ def kernel_draws(case, overrides: dict | None = None, times=None, reference=None
     n, volume = x.shape[0], (2 * s.R) ** case.dim
     weight = volume * case.loss_scale / n
     layout = sample_layout(s, x, case.dim)
-    axes = layout.axes()
-    r0 = -case.target(x)
-    peaks = np.asarray(case.peaks, dtype=float).reshape(-1, case.dim)
-    peak_phase = np.exp(-2j * np.pi * (peaks @ x.T)) * (volume / n)
-    errors, ratios, iterations = [], [], []
-    u_hats = []
+    target = case.target(x)
+    u_hats, ratios, iterations = [], [], []
     for k in range(draws):
         model = build_model(case, replace(s, seed=seed + k))
         transforms = tf.FourierTransforms(layout, torch.float64, 1e-12)
+        axis = measurement_axis(case, s.R, model, s.measure_points)
+        grid = tf.FourierTransforms(tf.GridSamples.of_axis(axis, case.dim), torch.float64,
+                                    1e-12)
+        random_f0 = s.f0 == "random"
+        f0 = tf.forward(model, transforms).numpy() if random_f0 else 0.0
+        f0_grid = tf.forward(model, grid).numpy() if random_f0 else 0.0
 
         def matvec(v, model=model, transforms=transforms):
             return weight * tf.jacobian(model, transforms,
                                         tf.jacobian_transpose(model, transforms, v))
 
-        r_t, info = lanczos_exponential(matvec, r0, times, rtol=rtol)
+        _, info = lanczos_exponential(matvec, f0 - target, times, rtol=rtol, integral=True)
         iterations.append(info["lanczos_iterations"])
-        u_hats.append(riemann_transform(r_t.reshape(times.size, *layout.n), axes,
-                                        case.xi_axes()))
-        p = np.abs(r_t @ peak_phase.T).T  # (K, T)
-        ratios.append(p / np.maximum(p[:, :1], 1e-300))
+        moved = np.stack([-weight * tf.jacobian(model, grid,
+                                                tf.jacobian_transpose(model, transforms, q))
+                          for q in info["integral"]])
+        values = (f0_grid + moved).reshape(times.size, *(axis.size,) * case.dim)
+        u_hat = error_transform_of_values(values, case, axis)
+        u_hats.append(u_hat)
+        ratios.append(peak_ratios_of(u_hat, case))
     ref = np.mean(u_hats, axis=0) if reference is None else np.asarray(reference)
     xi_axes = tuple(range(1, ref.ndim))
     errors = np.array([relative_l2(ref, u, axes=xi_axes) for u in u_hats])
     return {"times": times, "rel_l2": errors, "peak_ratios": np.array(ratios),
             "lanczos_iterations": iterations}
+
+
+def peak_ratios_of(u_hat: np.ndarray, case) -> np.ndarray:
+    """|û(ω_k, t)|/|û(ω_k, 0)| on the case grid (as :func:`freqdyn.results.peak_ratios`)."""
+    from freqdyn.results import frequency_dataset, peak_ratios
+
+    return peak_ratios(frequency_dataset(case, u_hat, "kernel draw"), case.peaks)
 
 
 def first_order_spread(case, overrides: dict | None = None, times=None, reference=None,

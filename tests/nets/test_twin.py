@@ -1,0 +1,62 @@
+"""The linearised twin (docs/theory.md §12): exact linear dynamics of the network's own
+kernel, beyond-linear gap O(1/m), checked against an independent Lanczos flow."""
+
+import numpy as np
+import pytest
+
+from freqdyn.errors import InputError
+from freqdyn.inputs.case import load_case
+from freqdyn.inputs.fourier import relative_l2
+from freqdyn.nets.settings import train_settings
+from freqdyn.nets.train import train
+from freqdyn.results import u_hat
+
+TEXT = open("pde/gaussian-1d.toml").read().replace("times = [0.0, 0.5, 1.0, 2.0, 5.0]",
+                                                   "times = [0.0, 0.25]")
+
+
+def _run(tmp_path, width, seed):
+    case = load_case("g", text=TEXT + f'\n[train]\nwidth = {width}\nlr_fraction = 0.9\n'
+                                      f'f0 = "centered"\nseed = {seed}\n')
+    return case, train(case, tmp_path / f"{width}-{seed}", progress=False, figure=False).dataset
+
+
+def _twin(ds):
+    return ds["twin_u_hat_real"].values + 1j * ds["twin_u_hat_imag"].values
+
+
+@pytest.mark.slow
+def test_twin_vs_net_is_small_and_falls_like_one_over_m(tmp_path):
+    gaps = {}
+    for width in (512, 4096):
+        gaps[width] = np.mean([_run(tmp_path, width, seed)[1]["rel_l2_twin_vs_net"].values[-1]
+                               for seed in (0, 1)])
+    slope = np.log(gaps[4096] / gaps[512]) / np.log(8)
+    assert -1.4 < slope < -0.6, gaps
+    assert gaps[4096] < 2e-2
+
+
+def test_the_twin_starts_at_the_network_and_follows_the_flow_of_its_own_kernel(tmp_path):
+    """Twin (GD on J₀ transforms, measured on the fine grid) against an independent
+    computation: Lanczos flow e^{−A_m t} r(0) of the same draw's kernel."""
+    from freqdyn.predict.registry import predict
+    from freqdyn.theory.finite_width import kernel_draws
+
+    case, ds = _run(tmp_path, 2048, 3)
+    net, twin = u_hat(ds).values, _twin(ds)
+    assert relative_l2(twin[0], net[0]) < 1e-11
+    assert ds.attrs["backend"] == "nufft"
+    pde = u_hat(predict(case, "modal")).values
+    draw = kernel_draws(case, {"width": 2048, "f0": "centered"}, reference=pde, draws=1,
+                        seed=3)["rel_l2"][0]
+    twin_err = relative_l2(pde, twin, axes=1)
+    assert twin_err[-1] > 0.02  # a real finite-width error to compare
+    assert abs(draw[-1] - twin_err[-1]) < 0.05 * twin_err[-1]
+
+
+def test_the_twin_needs_full_batch_gradient_descent():
+    case = load_case("pde/gaussian-1d.toml")
+    assert train_settings(case).twin
+    assert not train_settings(case, {"optimizer": "sgd"}).twin
+    with pytest.raises(InputError, match="train.twin"):
+        train_settings(case, {"optimizer": "adam", "steps": 10, "twin": True})
