@@ -174,8 +174,13 @@ def summary(ds: xr.Dataset) -> str:
     seconds = float(a.get("seconds", a.get("seconds_total", 0.0)))
     if "scheme" not in a:
         return f"{method} on {a['case_name']}: {seconds:.3g} s"
-    cost = (f"{a['modes']} modes ({a['eigensolver']})" if a["scheme"] == "modal"
-            else f"{a['scheme']} dt = {float(a['dt']):.3g}, {a['steps']} steps")
+    if a["scheme"] == "modal":
+        cost = f"{a['modes']} modes ({a['eigensolver']})"
+    elif a["scheme"] == "exponential":
+        cost = (f"exact in time (Krylov exponential, up to {a['krylov_vectors_max']} vectors, "
+                f"{a['factorisations']} factorisations)")
+    else:
+        cost = f"{a['scheme']} dt = {float(a['dt']):.3g}, {a['steps']} steps"
     return (f"{method} on {a['case_name']}: P{a['degree']}, cells {a['cells']}, "
             f"{a['dofs']} dofs, {cost}, {a['mpi_processes']} process(es), "
             f"{seconds:.3g} s solve + {float(a['seconds_settings']):.3g} s settings")

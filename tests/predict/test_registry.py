@@ -22,12 +22,13 @@ def test_cli_writes_prediction_and_figure(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("FREQDYN_NO_PROGRESS", "1")
     assert main(["solve", "pde/gaussian-1d.toml", "--out", str(tmp_path), "--method", "fem"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0].startswith("fem on gaussian-1d: P2, cells") and "steps" in out[0]
+    assert out[0].startswith("fem on gaussian-1d: P2, cells") and "exact in time" in out[0]
     ds = read_dataset(tmp_path / "prediction.nc")
     assert (tmp_path / "prediction.png").stat().st_size > 10_000
-    assert ds.attrs["method"] == "fem" and ds.attrs["scheme"] == "cn"
-    for key in ("cells", "degree", "dofs", "dt", "steps", "seconds", "domain"):
+    assert ds.attrs["method"] == "fem" and ds.attrs["scheme"] == "exponential"
+    for key in ("cells", "degree", "dofs", "krylov_vectors_max", "seconds", "domain"):
         assert key in ds.attrs
+    assert float(ds["time_error_estimate"].max()) <= float(ds.attrs["time_tol"])
     assert np.array_equal(ds["time"].values, load_case("pde/gaussian-1d.toml").times)
     assert int(ds.attrs["dofs"]) == 2 * json.loads(ds.attrs["cells"])[0] + 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["prediction.nc", "prediction.png"]
