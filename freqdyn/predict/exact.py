@@ -28,13 +28,19 @@ def pure_damping(case, times=None, xi_axes=None) -> np.ndarray:
     return u0[None] * np.exp(-np.multiply.outer(times, rate))
 
 
+#: Gauss–Legendre nodes per axis of the series' projections, per dimension (1024³ would
+#: not fit in memory; 128 nodes integrate the smooth û₀ of a 3D case to round-off).
+QUADRATURE_NODES = {1: 1024, 2: 1024, 3: 128}
+
+
 def uniform_box_series(case, times=None, xi_axes=None, modes: int | None = None,
-                       quadrature_nodes: int = 1024) -> np.ndarray:
+                       quadrature_nodes: int | None = None) -> np.ndarray:
     """The exact Neumann cosine series for a uniform ρ_w (any σ_a), shape (time, *xi).
 
     ``modes`` cosine modes per axis (default: enough that the discarded coefficients
     are below 1e-14 of the largest); projections by Gauss–Legendre quadrature with
-    ``quadrature_nodes`` per axis, exact to round-off for smooth û₀.
+    ``quadrature_nodes`` per axis (default :data:`QUADRATURE_NODES`), exact to round-off
+    for smooth û₀.
     """
     rho = case.rho_w
     if not isinstance(rho, Uniform):
@@ -44,6 +50,7 @@ def uniform_box_series(case, times=None, xi_axes=None, modes: int | None = None,
     times = case.times if times is None else np.asarray(times, dtype=float)
     xi_axes = case.xi_axes() if xi_axes is None else xi_axes
     d, B = case.dim, rho.bound
+    quadrature_nodes = quadrature_nodes or QUADRATURE_NODES[d]
     nodes, weights = np.polynomial.legendre.leggauss(quadrature_nodes)
     q_axis, q_w = B * nodes, B * weights
     u0_q = -case.target.transform_on_grid([q_axis] * d)  # û₀ at the quadrature nodes

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from scipy import linalg
 
+from freqdyn import memory
 from freqdyn.errors import AccuracyWarning, InputError
 from freqdyn.inputs.fourier import relative_l2, riemann_transform, tensor_grid
 from freqdyn.results import frequency_dataset
@@ -48,13 +49,27 @@ TARGET_ERROR = 3e-5
 #: Estimated truncation error beyond which the result carries an :class:`AccuracyWarning`.
 WARN_ERROR = 1e-3
 #: Largest grid the adaptive box growth may reach, per dimension.
-MAX_POINTS = {1: 3000, 2: 60_000, 3: 100_000}
+MAX_POINTS = {1: 3000, 2: 60_000, 3: 1_000_000}
 #: Most box enlargements the adaptive default makes.
 MAX_ROUNDS = 3
 
 
 def _points(R: float, spacing: float, dim: int) -> int:
     return (2 * int(round(R / spacing)) + 1) ** dim
+
+
+#: Memory model (bytes) of one run: the dense Gram (eig), or for Lanczos the FFT arrays of
+#: length 3n − 2 per axis (four live at a time) and :data:`LANCZOS_VECTORS` basis vectors.
+LANCZOS_VECTORS = 200
+
+
+def memory_needed(settings: "KernelFlowSettings", dim: int) -> tuple[int, float]:
+    """(grid points, bytes) of a kernel-flow run with ``settings``."""
+    n = 2 * int(round(settings.R / settings.spacing)) + 1
+    points = n**dim
+    if settings.method == "eig":
+        return points, 3 * 8.0 * points**2
+    return points, 8.0 * (4 * (3 * n) ** dim + LANCZOS_VECTORS * points)
 
 
 def _method_for(points: int) -> str:
@@ -245,6 +260,17 @@ def kernel_flow(case, settings: KernelFlowSettings | None = None, times=None):
     settings = default_settings(case) if settings is None else settings
     times = case.times if times is None else np.asarray(times, dtype=float)
     start = _time.perf_counter()
+    points, need = memory_needed(settings, case.dim)
+    if adaptive and points > MAX_POINTS[case.dim]:
+        raise InputError("kernel_flow.R", f"the default grid of {case.name} has {points:.3g} "
+                                          f"points (R = {settings.R:.3g}, spacing "
+                                          f"{settings.spacing:.3g}), beyond the "
+                                          f"{MAX_POINTS[case.dim]:.3g} a run finishes in "
+                                          "minutes; set [kernel_flow] R and spacing, or use "
+                                          "the fem method")
+    memory.require("kernel_flow.R", need, f"kernel flow on {points:.3g} grid points (R = "
+                   f"{settings.R:.3g}, spacing {settings.spacing:.3g})",
+                   "set [kernel_flow] R and spacing for a smaller grid, or use the fem method")
     coarse = None
     if settings.estimate_error:
         coarse, _ = evolve(case, replace(settings, R=0.75 * settings.R), times)
@@ -253,9 +279,11 @@ def kernel_flow(case, settings: KernelFlowSettings | None = None, times=None):
     error = relative_l2(coarse, u_hat, axes=axes) if coarse is not None else None
     for _ in range(MAX_ROUNDS if adaptive and error is not None else 0):
         grown = _points(4 * settings.R / 3, settings.spacing, case.dim)
-        if error.max() <= TARGET_ERROR or grown > MAX_POINTS[case.dim]:
+        bigger = replace(settings, R=4 * settings.R / 3, method=_method_for(grown))
+        if (error.max() <= TARGET_ERROR or grown > MAX_POINTS[case.dim]
+                or memory_needed(bigger, case.dim)[1] > memory.budget_bytes()):
             break
-        settings = replace(settings, R=4 * settings.R / 3, method=_method_for(grown))
+        settings = bigger
         coarse = u_hat
         u_hat, info = evolve(case, settings, times)
         error = relative_l2(coarse, u_hat, axes=axes)

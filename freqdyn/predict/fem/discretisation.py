@@ -61,6 +61,27 @@ class Discretisation:
         return math.sqrt(max(vec.dot(tmp), 0.0))
 
 
+#: Relative residual of the iterative solves (3D), far below any time tolerance.
+ITERATIVE_RTOL = 1e-12
+
+
+def spd_solver(A: PETSc.Mat, comm, dim: int) -> PETSc.KSP:
+    """A solver for the symmetric positive definite M + γK: sparse LU in 1D and 2D; in 3D,
+    where the fill of a direct factorisation grows like N^{4/3} in memory, conjugate
+    gradients to a relative residual of 1e-12, preconditioned by incomplete Cholesky on
+    one process (measured on 5·10⁵ P2 dofs: 1.3–3.8 s a solve, against 2.9–5.0 s for
+    algebraic multigrid, whose set-up alone took 8–10 s) and by GAMG on several."""
+    if dim < 3:
+        return lu_solver(A, comm)
+    ksp = PETSc.KSP().create(comm)
+    ksp.setOperators(A)
+    ksp.setType("cg")
+    ksp.getPC().setType("icc" if comm.size == 1 else "gamg")
+    ksp.setTolerances(rtol=ITERATIVE_RTOL, atol=0.0, max_it=2000)
+    ksp.setUp()
+    return ksp
+
+
 def lu_solver(A: PETSc.Mat, comm) -> PETSc.KSP:
     """A factored direct solver (MUMPS LU, KSP preonly) for A."""
     ksp = PETSc.KSP().create(comm)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from freqdyn import memory
 from freqdyn.config import Table
 from freqdyn.errors import InputError
 from freqdyn.predict.fem.grading import AxisGrading, mesh_grading
@@ -21,8 +22,25 @@ MESH_KINDS = ("graded", "uniform")
 #: Default accuracy target (relative) of the space and of the time discretisation each,
 #: per dimension (in d ≥ 2 a looser target keeps the default mesh affordable).
 DEFAULT_TOL = {1: 1e-4, 2: 1e-4, 3: 3e-4}
-#: Largest number of cells per axis the automatic mesh choice may use, per dimension.
-MAX_CELLS = {1: 200_000, 2: 1200, 3: 120}
+#: Largest number of cells per axis the automatic mesh choice may use, per dimension
+#: (in 3D, 64 cells of P2 are 2.1·10⁶ dofs, some minutes of conjugate gradients).
+MAX_CELLS = {1: 200_000, 2: 1200, 3: 64}
+#: Memory model (bytes), measured in 3D with P2 on one process: the interpreter and
+#: libraries, each dof of a solve (M, K, the shifted matrix and its preconditioner, the
+#: Krylov vectors; 2.1 kB measured at 5·10⁵ dofs), each simplex of the interpolation check
+#: (4.6 kB measured at 3.8·10⁵ tetrahedra).
+MEMORY_BASE, MEMORY_PER_DOF, MEMORY_PER_CHECK_CELL = 1.0e9, 2.5e3, 5.0e3
+
+
+def solve_memory(cells, degree: int) -> tuple[int, float]:
+    """(dofs, bytes) of a P_k solve on ``cells`` per axis."""
+    dofs = math.prod(degree * n + 1 for n in cells)
+    return dofs, MEMORY_BASE + MEMORY_PER_DOF * dofs
+
+
+def check_memory(cells) -> float:
+    """Bytes of the interpolation check on ``cells`` per axis (d! simplices a box cell)."""
+    return MEMORY_BASE + MEMORY_PER_CHECK_CELL * math.prod(cells) * math.factorial(len(cells))
 
 
 @dataclass(frozen=True)
@@ -115,15 +133,37 @@ def default_cells(problem: Problem, degree: int, tol: float, t_end: float,
     def cells_for(n_long):
         return tuple(max(2, int(math.ceil(n_long * L / lengths.max()))) for L in lengths)
 
-    n = 16
+    budget = memory.budget_bytes()
+
+    def affordable(n_long):
+        cells = cells_for(n_long)
+        return max(solve_memory(cells, degree)[1], check_memory(cells)) <= budget
+
+    n, measured = 16, None
     for _ in range(12):
+        if not affordable(n):
+            largest = 16
+            while affordable(largest + 1) and largest < n:
+                largest += 1
+            dofs, need = solve_memory(cells_for(n), degree)
+            need = max(need, check_memory(cells_for(n)))
+            reach = (f"; about {measured[1] * (measured[0] / largest) ** (degree + 1):.0e} is "
+                     f"within reach ({largest} cells)" if measured else "")
+            raise InputError("fem.tol", f"the automatic mesh for fem.tol = {tol:g} needs "
+                                        f"about {n} cells on the longest axis ({dofs:.2g} P"
+                                        f"{degree} dofs, {memory.gb(need)}), more than the "
+                                        f"{memory.gb(budget)} this machine allows "
+                                        f"(FREQDYN_MEMORY_GB); raise fem.tol{reach}, or set "
+                                        "fem.cells")
         err = relative_interpolation_error(problem, cells_for(n), degree, t_end, grading)
+        measured = (n, err)
         if err <= tol:
             return cells_for(n)
         if n >= cap:
             raise InputError("fem.cells", f"the automatic mesh needs more than {cap} cells per "
-                                         f"axis for fem.tol = {tol:g}; set fem.cells or raise "
-                                         "fem.tol")
+                                         f"axis for fem.tol = {tol:g} (interpolation error "
+                                         f"{err:.1e} at {cap}); set fem.cells or raise fem.tol "
+                                         f"above {err:.1e}")
         factor = (err / tol) ** (1.0 / (degree + 1))
         n = min(cap, int(math.ceil(n * min(max(1.15 * factor, 1.25), 8.0))))
     return cells_for(n)
@@ -142,6 +182,9 @@ def fem_settings(problem: Problem, table: dict, times: np.ndarray,
     if given.get("mesh", "graded") == "graded":
         grading = mesh_grading(problem, degree, t_end)
     cells = given.get("cells") or default_cells(problem, degree, tol, t_end, grading)
+    dofs, need = solve_memory(cells, degree)
+    memory.require("fem.cells", need, f"the P{degree} solve on {list(cells)} cells "
+                   f"({dofs:.2g} dofs)", "use fewer cells or a lower fem.degree")
     stepping = scheme in ("cn", "be")
     if "dt" in given and not stepping:
         raise InputError("fem.dt", f"applies to the time-stepping schemes cn and be; "
