@@ -63,7 +63,7 @@ def _points(R: float, spacing: float, dim: int) -> int:
 LANCZOS_VECTORS = 200
 
 
-def memory_needed(settings: "KernelFlowSettings", dim: int) -> tuple[int, float]:
+def memory_needed(settings: KernelFlowSettings, dim: int) -> tuple[int, float]:
     """(grid points, bytes) of a kernel-flow run with ``settings``."""
     n = 2 * int(round(settings.R / settings.spacing)) + 1
     points = n**dim

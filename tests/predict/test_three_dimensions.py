@@ -111,3 +111,13 @@ def test_a_3d_network_trains_and_is_measured_on_the_case_grid(tmp_path):
     moved = relative_l2(exact[1], exact[0], axes=(0, 1, 2))
     assert twin_vs_net[1] <= 0.02, twin_vs_net
     assert err[1] < 1.5 * moved, (err, moved)
+
+
+def test_the_modal_solution_beyond_the_memory_budget_is_refused(monkeypatch, capsys, tmp_path):
+    """A Gaussian ρ_w on a wide 2D box needs most of its modes (λ ≈ 0 where ρ_w ≈ 0): the
+    dense eigendecomposition would need tens of GB; it is refused before it starts."""
+    monkeypatch.setenv("FREQDYN_MEMORY_GB", "1.5")
+    code = main(["solve", str(PDE / "gaussian-2d.toml"), "--method", "modal",
+                 "--out", str(tmp_path / "out"), "--no-figure"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "fem.scheme" in err[0] and "GB" in err[0], err

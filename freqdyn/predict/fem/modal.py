@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from freqdyn import memory
 from freqdyn.predict.fem.discretisation import Discretisation
 from freqdyn.predict.fem.stack import MPI, SLEPc
 
@@ -89,6 +90,11 @@ def modal_solution(disc: Discretisation, times: np.ndarray, tol: float, observe)
     nev = min(disc.dofs, 64)
     while True:
         dense = nev >= disc.dofs // 3 or disc.dofs <= DENSE_MODAL
+        need = 3 * 8.0 * (disc.dofs**2 if dense else disc.dofs * nev)
+        memory.require("fem.scheme", need,
+                       f"the modal solution ({nev} modes of {disc.dofs} dofs"
+                       + (", by a dense eigendecomposition)" if dense else ")"),
+                       "use the default scheme 'exponential' (exact in time, no eigenpairs)")
         lam, vecs = _dense_eigenpairs(disc) if dense else _eigenpairs(disc, nev)
         coeff = np.stack([comm.allreduce(vecs.T @ m.getArray(), op=MPI.SUM) for m in Mu])
         resid = 0.0
