@@ -50,6 +50,8 @@ TARGET_ERROR = 3e-5
 WARN_ERROR = 1e-3
 #: Largest grid the adaptive box growth may reach, per dimension.
 MAX_POINTS = {1: 3000, 2: 60_000, 3: 1_000_000}
+#: Largest default grid a run is started on (beyond: refused, naming the settings to set).
+REFUSE_POINTS = {1: 200_000, 2: 2_000_000, 3: 1_000_000}
 #: Most box enlargements the adaptive default makes.
 MAX_ROUNDS = 3
 
@@ -261,11 +263,11 @@ def kernel_flow(case, settings: KernelFlowSettings | None = None, times=None):
     times = case.times if times is None else np.asarray(times, dtype=float)
     start = _time.perf_counter()
     points, need = memory_needed(settings, case.dim)
-    if adaptive and points > MAX_POINTS[case.dim]:
+    if adaptive and points > REFUSE_POINTS[case.dim]:
         raise InputError("kernel_flow.R", f"the default grid of {case.name} has {points:.3g} "
                                           f"points (R = {settings.R:.3g}, spacing "
                                           f"{settings.spacing:.3g}), beyond the "
-                                          f"{MAX_POINTS[case.dim]:.3g} a run finishes in "
+                                          f"{REFUSE_POINTS[case.dim]:.3g} a run finishes in "
                                           "minutes; set [kernel_flow] R and spacing, or use "
                                           "the fem method")
     memory.require("kernel_flow.R", need, f"kernel flow on {points:.3g} grid points (R = "
