@@ -2,26 +2,14 @@
 
 import numpy as np
 import pytest
+from conftest import make_case_text
 
 from freqdyn.analysis import compare
 from freqdyn.inputs.case import load_case
 from freqdyn.results import frequency_dataset
 
-CASE = """
-name = "cmp"
-[network]
-dim = 1
-sigma_a = 0.5
-[network.rho_w]
-family = "gaussian"
-scale = 1.0
-[target]
-g = "exp(-x**2/2)*cos(2*pi*1.0*x)"
-[frequency]
-bounds = [-5.0, 5.0]
-times = [0.0, 1.0, 2.0]
-points = 201
-"""
+CASE = make_case_text('family = "gaussian"\nscale = 1.0', g="exp(-x**2/2)*cos(2*pi*1.0*x)",
+                      bounds="[-5.0, 5.0]", extra="points = 201")
 
 
 @pytest.fixture(scope="module")

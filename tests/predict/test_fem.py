@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import make_case_text
 
 from freqdyn.errors import InputError
 from freqdyn.inputs.case import load_case
@@ -23,37 +24,12 @@ from freqdyn.predict.fem.stepping import StepPlan, step_plan
 from freqdyn.predict.registry import predict
 from freqdyn.results import u_hat
 
-UNIFORM_1D = """
-name = "uniform-test-1d"
-[network]
-dim = 1
-sigma_a = 0.5
-[network.rho_w]
-family = "uniform"
-bound = 2.0
-[target]
-g = "exp(-2*x**2)*(cos(2*pi*1.0*x) + 0.5*sin(2*pi*0.5*x))"
-[frequency]
-bounds = [-4.0, 4.0]
-times = [0.0, 1.0, 2.0]
-points = 801
-"""
-
-UNIFORM_2D = """
-name = "uniform-test-2d"
-[network]
-dim = 2
-sigma_a = 0.4
-[network.rho_w]
-family = "uniform"
-bound = 1.5
-[target]
-g = "exp(-2*(x0**2 + x1**2))*cos(2*pi*(0.6*x0 + 0.3*x1))"
-[frequency]
-bounds = [-3.0, 3.0]
-times = [0.0, 1.0]
-points = 121
-"""
+UNIFORM_1D = make_case_text('family = "uniform"\nbound = 2.0', bounds="[-4.0, 4.0]",
+                            g="exp(-2*x**2)*(cos(2*pi*1.0*x) + 0.5*sin(2*pi*0.5*x))",
+                            extra="points = 801")
+UNIFORM_2D = make_case_text('family = "uniform"\nbound = 1.5', dim=2, sigma_a=0.4,
+                            g="exp(-2*(x0**2 + x1**2))*cos(2*pi*(0.6*x0 + 0.3*x1))",
+                            bounds="[-3.0, 3.0]", times="[0.0, 1.0]", extra="points = 121")
 
 
 def _case(text: str, fem: str = ""):

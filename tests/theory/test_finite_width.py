@@ -1,9 +1,12 @@
 """The predicted finite-width spread (docs/theory.md §12), against independent
 computations: the analytic NTK, quadrature, exact kernel draws and trained networks."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+from conftest import make_case_text
 
 from freqdyn.analysis.stats import std_interval
 from freqdyn.inputs.case import load_case
@@ -20,23 +23,13 @@ from freqdyn.theory.finite_width import (
 )
 from freqdyn.theory.ntk import FourierFeatureKernel
 
-GAUSS_1D = open("pde/gaussian-1d.toml").read().replace("times = [0.0, 0.5, 1.0, 2.0, 5.0]",
-                                                       "times = [0.0, 0.25, 0.5]")
+GAUSS_1D = (Path(__file__).resolve().parents[2] / "pde" / "gaussian-1d.toml").read_text(
+).replace("times = [0.0, 0.5, 1.0, 2.0, 5.0]", "times = [0.0, 0.25, 0.5]")
 # a 2D case small enough for dense first order (N = 57² samples)
-GAUSS_2D = """name = "g2"
-[network]
-dim = 2
-sigma_a = 0.5
-[network.rho_w]
-family = "gaussian"
-scale = 0.5
-[target]
-g = "exp(-(x0**2 + x1**2)/2)*(cos(2*pi*0.5*x0) + 0.5*cos(2*pi*(0.5*x0 + 0.5*x1)))"
-[frequency]
-bounds = [-1.5, 1.5]
-times = [0.0, 0.25, 0.5]
-points = 31
-"""
+GAUSS_2D = make_case_text(
+    'family = "gaussian"\nscale = 0.5', dim=2, bounds="[-1.5, 1.5]",
+    g="exp(-(x0**2 + x1**2)/2)*(cos(2*pi*0.5*x0) + 0.5*cos(2*pi*(0.5*x0 + 0.5*x1)))",
+    times="[0.0, 0.25, 0.5]", extra="points = 31")
 
 
 def test_unit_features_average_to_the_ntk():
