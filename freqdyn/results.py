@@ -186,8 +186,10 @@ class FolderLock:
     """Refuse a second freqdyn run writing into the same output folder at the same time.
 
     An exclusive ``flock`` on ``<folder>/.freqdyn.lock`` for the life of the run; the
-    file records the holder's pid.  The operating system releases the lock when the
-    process ends, however it ends, so a killed run never leaves the folder locked.
+    file records the holder's pid.  Taking the lock removes the hidden temporaries of
+    atomic writes (``.name.*.tmp.ext``) that a killed run left in the folder.  The
+    operating system releases the lock when the process ends, however it ends, so a
+    killed run never leaves the folder locked.
     """
 
     def __init__(self, folder: str | Path, field: str = "--out"):
@@ -224,6 +226,10 @@ class FolderLock:
         handle.write(str(os.getpid()))
         handle.flush()
         self.handle = handle
+        # temporaries of an atomic write that a killed run left behind (no run holds the
+        # folder now, so none of them is being written)
+        for stale in [*self.folder.glob(".*.tmp*"), *self.folder.glob("*/.*.tmp*")]:
+            stale.unlink(missing_ok=True)
         return self
 
     def __exit__(self, *exc):
