@@ -187,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("case", help="case file (TOML)")
         p.add_argument("--out", required=True, help="output folder (prediction.nc, .png)")
         if name == "solve":
-            p.add_argument("--method", default="modal", choices=list(PREDICTORS),
+            p.add_argument("--method", default="fem", choices=list(PREDICTORS),
                            metavar="METHOD", help=f"prediction method ({methods})")
         p.add_argument("--no-figure", action="store_true", help="skip prediction.png")
         p.set_defaults(func=func)
