@@ -31,6 +31,7 @@ equal to the dense pass's to ≤ 1e-9 over 50 steps; float32 transforms reach ab
 
 from __future__ import annotations
 
+import ctypes
 import math
 from dataclasses import dataclass
 
@@ -90,6 +91,18 @@ class ScatteredSamples:
 
 def _complex_dtype(dtype) -> np.dtype:
     return np.complex64 if dtype in (torch.float32, np.float32) else np.complex128
+
+
+def _finufft(call, *args, **kwargs):
+    """A FINUFFT call; a Ctrl-C that ctypes wrapped into an ``ArgumentError`` while it
+    converted the arguments is raised as the ``KeyboardInterrupt`` it is, so that the run
+    stops as an interrupted run (checkpoint, exit code 130) and not with a traceback."""
+    try:
+        return call(*args, **kwargs)
+    except ctypes.ArgumentError as exc:
+        if isinstance(exc.__context__, KeyboardInterrupt) or "KeyboardInterrupt" in str(exc):
+            raise KeyboardInterrupt from None
+        raise
 
 
 #: Fewest frequencies (units) for which the transforms use more than one thread.
@@ -153,13 +166,13 @@ class FourierTransforms:
         phase = None
         if isinstance(self.samples, GridSamples):
             theta, phase = self._grid_phases(w)
-            plan.setpts(*theta)
+            _finufft(plan.setpts, *theta)
         else:
             freqs = [np.ascontiguousarray(2 * np.pi * w[:, k], dtype=self.rdtype)
                      for k in range(self.dim)]
             xs = [np.ascontiguousarray(self.x[:, k]) for k in range(self.dim)]
             src, tgt = (freqs, xs) if kind == "synthesis" else (xs, freqs)
-            plan.setpts(**dict(zip(("x", "y", "z"), src, strict=False)),
+            _finufft(plan.setpts, **dict(zip(("x", "y", "z"), src, strict=False)),
                         **dict(zip(("s", "t", "u"), tgt, strict=False)))
         self._held[key] = (np.array(w, copy=True), phase)
         return plan, phase
@@ -191,7 +204,8 @@ class FourierTransforms:
         plan, phase = self._prepared("synthesis", qq.shape[0], w)
         if phase is not None:
             qq = qq * phase
-        out = plan.execute(np.ascontiguousarray(qq, dtype=self.cdtype)).reshape(qq.shape[0], -1)
+        out = _finufft(plan.execute, np.ascontiguousarray(qq, dtype=self.cdtype))
+        out = out.reshape(qq.shape[0], -1)
         return out if many else out[0]
 
     def analysis(self, w: np.ndarray, e: np.ndarray) -> np.ndarray:
@@ -202,7 +216,8 @@ class FourierTransforms:
         plan, phase = self._prepared("analysis", ee.shape[0], w)
         if phase is not None:
             ee = ee.reshape(ee.shape[0], *self.samples.n)
-        out = plan.execute(np.ascontiguousarray(ee, dtype=self.cdtype)).reshape(ee.shape[0], -1)
+        out = _finufft(plan.execute, np.ascontiguousarray(ee, dtype=self.cdtype))
+        out = out.reshape(ee.shape[0], -1)
         if phase is not None:
             out = out * phase
         return out if many else out[0]
