@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import math
 import pickle
+import signal
+import threading
 import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -235,14 +237,17 @@ class TrainingLoop:
         for cb in self.callbacks:
             cb.on_start(self)
         bar = Progress(self.steps, self.label, initial=self.step, enabled=self.progress)
+        deferred = _DeferredInterrupt()
         try:
-            stopping = self._reach(self.step) if self.resumed_from is None else \
-                any(cb.stop(self) for cb in self.callbacks)
-            while not stopping and self.step < self.steps:
-                if stop_after is not None and self.step >= stop_after:
-                    self.save()
-                    break
-                stopping = self._update(bar)
+            with deferred:
+                stopping = self._reach(self.step) if self.resumed_from is None else \
+                    any(cb.stop(self) for cb in self.callbacks)
+                while not stopping and self.step < self.steps:
+                    deferred.check()
+                    if stop_after is not None and self.step >= stop_after:
+                        self.save()
+                        break
+                    stopping = self._update(bar)
         except KeyboardInterrupt:
             where = self.save() if self.checkpoints else None
             if where is not None:
@@ -275,6 +280,35 @@ class TrainingLoop:
             cb.after_update(self, self.step, loss.detach())
         bar.update(self.step)
         return self._reach(self.step)
+
+
+class _DeferredInterrupt:
+    """Ctrl-C (SIGINT) is acted on between updates only, so that an interrupted run stops
+    with its parameters, optimizer state and step count consistent (and its checkpoint
+    resumes to the uninterrupted numbers bit for bit); a signal that arrives inside an
+    update, a transform or a checkpoint write is held until that step is done."""
+
+    def __init__(self):
+        self.pending = False
+        self.previous = None
+
+    def _hold(self, signum, frame):
+        self.pending = True
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._hold)
+        return self
+
+    def check(self):
+        if self.pending:
+            self.pending = False
+            raise KeyboardInterrupt
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+        return False
 
 
 class LossGuard(Callback):
