@@ -67,7 +67,7 @@ LANCZOS_VECTORS = 200
 
 def memory_needed(settings: KernelFlowSettings, dim: int) -> tuple[int, float]:
     """(grid points, bytes) of a kernel-flow run with ``settings``."""
-    n = 2 * int(round(settings.R / settings.spacing)) + 1
+    n = settings.axis().size
     points = n**dim
     if settings.method == "eig":
         return points, 3 * 8.0 * points**2
