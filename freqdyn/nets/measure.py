@@ -59,8 +59,16 @@ def measurement_axis(case, R: float, model=None, points: int | None = None) -> n
 
     Default spacing h = ½ / (Ξ_ξ + max(Ξ_ξ, Ξ_w)) (twice finer than the no-aliasing
     limit), with Ξ_ξ the max-norm reach of the case's ξ domain and Ξ_w that of the
-    network's frequencies (of ρ_w to 1e-8 of its peak when no model is given).
+    network's frequencies (of ρ_w to 1e-8 of its peak when no model is given).  For a
+    network that is not band limited (the LFP's ReLU/tanh networks) h is the LFP data
+    spacing 1/(16 Ξ_ξ) of :func:`freqdyn.theory.lfp.lfp_data_grid`.
     """
+    if points is None and model is not None and not getattr(model, "band_limited", True):
+        from freqdyn.theory.lfp import lfp_data_grid
+
+        # f has kinks (ReLU): no aliasing-free spacing exists; use the LFP data spacing,
+        # that of the kernel-flow reference, whose Riemann sum this one then is
+        points = min(2 * round(R / lfp_data_grid(case)[1]) + 1, MAX_MEASURE_POINTS[case.dim])
     if points is None:
         xi_reach = float(np.max(np.abs(case.bounds)))
         w_reach = frequency_reach(model) if model is not None else case.rho_w.extent(1e-8)
@@ -165,6 +173,16 @@ def analytic_kernel(case, x: np.ndarray, train_w: bool) -> np.ndarray:
     """The infinite-width NTK of the 2-layer model at x (without the x·x' term when w is
     frozen): :class:`freqdyn.theory.ntk.FourierFeatureKernel`."""
     return FourierFeatureKernel.of_case(case, train_w)(x)
+
+
+def lfp_kernel(case, settings, x: np.ndarray) -> np.ndarray:
+    """The infinite-width NTK of the LFP network of ``settings.model`` (κ² included)."""
+    from freqdyn.nets.lfp_net import LFP_MODELS
+    from freqdyn.theory.lfp import lfp_params
+    from freqdyn.theory.ntk import lfp_ntk
+
+    params = lfp_params(case, LFP_MODELS[settings.model])
+    return case.kappa**2 * lfp_ntk(x, x, params)
 
 
 def empirical_kernel(model, x: np.ndarray) -> np.ndarray:

@@ -6,7 +6,9 @@ NTK on probe points.  For the 2-layer Fourier-feature network on the CPU with
 ``backend = "nufft"`` (the default) each of these is a non-uniform FFT
 (:mod:`freqdyn.nets.transforms`), O(n + m) in memory; otherwise the dense closed form over
 row blocks (``FourierFeatureNetwork.loss_and_grad``), or autograd for the MLP, with the
-NTK from torch.func.  GPUs use the dense pass (cuFINUFFT is not wired in).
+NTK from torch.func.  GPUs use the dense pass (cuFINUFFT is not wired in).  The LFP's
+ReLU/tanh networks bring their own closed-form passes (:mod:`freqdyn.nets.lfp_net`:
+``sorted`` prefix sums for ReLU in d = 1, else ``dense`` row blocks).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ class NetworkPass:
         self.model, self.settings, self.x = model, settings, x
         self.fast = (settings.model == "fourier" and settings.backend == "nufft"
                      and x.device.type == "cpu")
+        self.lfp = settings.model.startswith("lfp-")
         self.transforms = self.batch_transforms = None
         if self.fast:
             layout = sample_layout(settings, x_np, case_dim)
@@ -33,7 +36,7 @@ class NetworkPass:
 
     @property
     def backend(self) -> str:
-        return "nufft" if self.fast else "dense"
+        return "nufft" if self.fast else self.settings.backend if self.lfp else "dense"
 
     def loss_and_grad(self, y: torch.Tensor, alpha: float, idx: torch.Tensor | None = None):
         """L and its gradient (in ``.grad``) over all samples, or the minibatch ``idx``."""
@@ -59,6 +62,8 @@ class NetworkPass:
         return self.model.evaluate(self.x, self.settings.block_rows)
 
     def gram_lambda_max(self, alpha: float) -> float:
+        if self.lfp:
+            return self.model.gram_lambda_max(self.x, alpha)
         if self.fast:
             return tf.gram_lambda_max(self.model, self.transforms, alpha)
         from freqdyn.nets.measure import gram_lambda_max
@@ -69,6 +74,8 @@ class NetworkPass:
         """The empirical NTK at the probe points (closed form for the 2-layer network)."""
         if self.settings.model == "fourier":
             return tf.empirical_ntk(self.model, probe)
+        if self.lfp:
+            return self.model.empirical_ntk(probe)
         from freqdyn.nets.measure import empirical_kernel
 
         return empirical_kernel(self.model, probe)

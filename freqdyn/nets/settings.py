@@ -4,12 +4,16 @@
 key                 meaning (default)
 =================== ================================================================
 model               ``"fourier"``: the 2-layer model of the theory; ``"fourier-mlp"``:
-                    Fourier features followed by an MLP (``"fourier"``)
+                    Fourier features followed by an MLP; ``"lfp-relu"``, ``"lfp-tanh"``:
+                    the LFP's 2-layer ReLU / tanh network, drawn from the ``[lfp]`` table
+                    (``"fourier"``)
 width               number m of first-layer frequencies (16384 in 1D, 4096 in 2D,
                     1024 in 3D)
 backend             the 2-layer network's forward and gradient pass: ``"nufft"`` (fast
                     transforms, O(n + m) memory; the default wherever it applies) or
-                    ``"dense"`` (the closed form over n×m blocks)
+                    ``"dense"`` (the closed form over n×m blocks); for ``lfp-relu`` in
+                    d = 1 ``"sorted"`` (prefix sums over sorted breakpoints, O((n + m)
+                    log m), the default there)
 nufft_tol           relative tolerance of the transforms (1e-12 in float64, 1e-6 in
                     float32: trajectories equal to the dense pass's to ≤ 1e-9)
 depth, hidden       MLP hidden layers and their width (2, 256)
@@ -22,10 +26,12 @@ f0                  the initial output: ``"zero"`` (antisymmetric doubling, f₀
                     m/2 independent units), ``"centered"`` (train f − f₀ with all m
                     units independent) or ``"random"`` (``"zero"``)
 R                   half-width of the training box [−R, R]^d (the kernel-flow default:
-                    twice the target window, and the window plus several kernel widths)
+                    twice the target window, and the window plus several kernel widths;
+                    LFP models: the target window + 1, as their kernel-flow reference)
 sampling            ``"grid"`` (cell-centred uniform grid) or ``"random"`` (uniform)
 samples             grid points per axis, or the number of random points (grid: the
-                    kernel-flow spacing, which resolves ρ_w and the ξ domain)
+                    kernel-flow spacing, which resolves ρ_w and the ξ domain; LFP models:
+                    spacing 1/(16 Ξ), Ξ the reach of the ξ box)
 optimizer           ``"gd"`` (full batch), ``"sgd"`` (minibatches), ``"adam"``, ``"adamw"``
 lr                  learning rate η; for gd/sgd an upper bound, lowered so that every
                     reported time is a whole number of steps (lr_fraction × 2(1+μ)/λ_max)
@@ -62,8 +68,8 @@ import torch
 from freqdyn.config import Table
 from freqdyn.errors import InputError
 
-MODELS = ("fourier", "fourier-mlp")
-BACKENDS = ("nufft", "dense")
+MODELS = ("fourier", "fourier-mlp", "lfp-relu", "lfp-tanh")
+BACKENDS = ("nufft", "dense", "sorted")
 F0_CHOICES = ("zero", "centered", "random")
 OPTIMIZERS = ("gd", "sgd", "adam", "adamw")
 DEFAULT_WIDTH = {1: 16384, 2: 4096, 3: 1024}
@@ -167,24 +173,40 @@ def train_settings(case, overrides: dict | None = None) -> TrainSettings:
     model = t.choice("model", "fourier", MODELS)
     width = t.integer("width", DEFAULT_WIDTH[d], low=1)
     f0 = t.choice("f0", "zero", F0_CHOICES)
-    if model == "fourier" and f0 == "zero" and width % 2:
+    if model != "fourier-mlp" and f0 == "zero" and width % 2:
         raise InputError("train.width", f"must be even with f0 = 'zero', got {width}")
     train_w = t.boolean("train_w", True)
     compile_ = t.boolean("compile", False)
     dtype = t.choice("dtype", "float64", ("float64", "float32"))
-    backend = t.choice("backend", "nufft" if model == "fourier" else "dense", BACKENDS)
+    lfp = model.startswith("lfp-")
+    sorted_fits = model == "lfp-relu" and d == 1
+    backend = t.choice("backend", "nufft" if model == "fourier" else
+                       "sorted" if sorted_fits else "dense", BACKENDS)
     if model != "fourier" and backend == "nufft":
         raise InputError("train.backend", f"'nufft' applies to model 'fourier' only, not "
                                           f"{model!r}; use 'dense'")
+    if backend == "sorted" and not sorted_fits:
+        raise InputError("train.backend", f"'sorted' applies to model 'lfp-relu' in d = 1, not "
+                                          f"{model!r} in d = {d}; use 'dense'")
+    if lfp:
+        from freqdyn.theory.lfp import lfp_data_grid, lfp_params
+
+        lfp_params(case, model[4:])  # refuse a bad [lfp] table before training
+        if not train_w:
+            raise InputError("train.train_w", f"applies to Fourier features; the {model} "
+                                              "network trains all its parameters")
+        R_default, spacing_default = lfp_data_grid(case)
+    else:
+        R_default, spacing_default = kf.R, kf.spacing
     if compile_ and (model != "fourier" or backend != "dense"):
         raise InputError("train.compile", "applies to model 'fourier' with backend 'dense'")
     nufft_tol = t.number("nufft_tol", DEFAULT_NUFFT_TOL[dtype], low=1e-15, high=1e-2)
     if dtype == "float32" and nufft_tol < 1e-7:
         raise InputError("train.nufft_tol", f"float32 transforms reach about 1e-7 at best, "
                                             f"got {nufft_tol:g}; use >= 1e-7 or float64")
-    R = t.number("R", kf.R, low=0.0, low_open=True)
+    R = t.number("R", R_default, low=0.0, low_open=True)
     sampling = t.choice("sampling", "grid", ("grid", "random"))
-    per_axis = math.ceil(2 * R / kf.spacing)
+    per_axis = math.ceil(2 * R / spacing_default)
     samples = t.integer("samples", per_axis if sampling == "grid" else per_axis**d, low=2)
     n_total = samples**d if sampling == "grid" else samples
     optimizer = t.choice("optimizer", "gd", OPTIMIZERS)

@@ -7,6 +7,7 @@ import torch
 
 from freqdyn.inputs.fourier import tensor_grid
 from freqdyn.nets.fourier import FourierFeatureNetwork
+from freqdyn.nets.lfp_net import LFP_MODELS, LFPNetwork
 from freqdyn.nets.mlp import FourierFeatureMLP
 from freqdyn.nets.settings import TrainSettings
 
@@ -35,7 +36,13 @@ def build_model(case, settings: TrainSettings):
     """
     gen = torch.Generator().manual_seed(settings.seed)
     f0 = "random" if settings.f0 == "centered" else settings.f0
-    if settings.model == "fourier":
+    if settings.model in LFP_MODELS:
+        from freqdyn.theory.lfp import lfp_params
+
+        params = lfp_params(case, LFP_MODELS[settings.model])
+        model = LFPNetwork.from_case(case, params, settings.width, gen, f0=f0,
+                                     dtype=settings.torch_dtype, backend=settings.backend)
+    elif settings.model == "fourier":
         model = FourierFeatureNetwork.from_case(case, settings.width, gen, f0=f0,
                                                 dtype=settings.torch_dtype,
                                                 train_w=settings.train_w)

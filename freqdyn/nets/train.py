@@ -33,6 +33,7 @@ from freqdyn.nets.measure import (
     as_float64,
     error_transform,
     evaluate_on_grid,
+    lfp_kernel,
     measurement_axis,
     ntk_comparison,
     nudft,
@@ -286,8 +287,9 @@ def _train(case, settings, out, checkpoints, resume, stop_after, progress, figur
         "measure_points_per_axis": int(axis.size), "transform": settings.transform,
         "backend": net.backend,
     }
-    if settings.model == "fourier":
-        analytic = analytic_kernel(case, probe, settings.train_w)
+    if settings.model == "fourier" or net.lfp:
+        analytic = (analytic_kernel(case, probe, settings.train_w) if not net.lfp
+                    else lfp_kernel(case, settings, probe))
         independent = independent_units(settings)
         attrs["ntk_start"] = ntk_comparison(constants["ntk_start"], analytic, independent)
         attrs["ntk_end"] = ntk_comparison(ntk_end, analytic, independent)

@@ -38,7 +38,9 @@ kernels of Cho & Saul on the augmented input (x, 1)):
     E[relu relu] = |z||z'| (sin θ + (π − θ) cos θ) / (2π),   E[step step] = (π − θ)/(2π),
 
 discretised on [−R, R]^d with spacing h and propagated exactly by an eigendecomposition.
-Units: ξ in cycles per unit x; t in gradient-flow time of the loss above.
+Units: ξ in cycles per unit x; t in gradient-flow time of the loss above.  With the case's
+output scale κ and loss scale α every rate is multiplied by κ²α (``case.rate_factor``),
+as for Fourier features.
 """
 
 from __future__ import annotations
@@ -51,17 +53,20 @@ import numpy as np
 from freqdyn.inputs.fourier import riemann_transform, tensor_grid
 from freqdyn.predict.fem.problem import Problem, target_initial
 from freqdyn.predict.kernel_flow import kernel_descent
-from freqdyn.theory.lfp import LFPParams, RadialCoefficients
-from freqdyn.theory.ntk import relu_ntk
+from freqdyn.theory.lfp import LFPParams, RadialCoefficients, lfp_data_grid
+from freqdyn.theory.ntk import lfp_ntk
 
 
 def lfp_problem(case, params: LFPParams) -> tuple[Problem, RadialCoefficients]:
     """The LFP PDE on the case's ξ box minus the ball |ξ| < ε (values there: NaN)."""
     k_max = float(np.linalg.norm(np.max(np.abs(case.bounds), axis=1)))
     coef = RadialCoefficients(params, case.dim, k_max)
+    rate = case.rate_factor
+    damping, diffusion = coef.at("damping"), coef.at("diffusion")
     problem = Problem(
         dim=case.dim, domain=np.array(case.bounds, dtype=float),
-        damping=coef.at("damping"), diffusion=coef.at("diffusion"),
+        damping=(lambda p: rate * damping(p)) if rate != 1 else damping,
+        diffusion=(lambda p: rate * diffusion(p)) if rate != 1 else diffusion,
         initial=target_initial(case.target),
         breakpoints=tuple(np.zeros(1) for _ in range(case.dim)), hole=params.ball,
         outside="nan",
@@ -79,8 +84,9 @@ def lfp_ode(case, params: LFPParams, times=None, xi_axes=None) -> np.ndarray:
     coef = RadialCoefficients(params, case.dim, max(k_max, params.ball))
     pts = tensor_grid(xi_axes)
     radius = np.linalg.norm(pts, axis=-1)
-    rate = np.where(radius >= params.ball, coef.radial("damping", np.maximum(radius,
-                                                                             params.ball)), np.nan)
+    rate = case.rate_factor * np.where(radius >= params.ball,
+                                       coef.radial("damping", np.maximum(radius, params.ball)),
+                                       np.nan)
     u0 = -case.target.transform_on_grid(xi_axes)
     return u0[None] * np.exp(-np.multiply.outer(times, rate))
 
@@ -103,40 +109,53 @@ def lfp_ode_prediction(case, activation: str, times=None):
     return frequency_dataset(case, u_hat, f"lfp-{activation}-ode", times=times, attrs=attrs)
 
 
-def relu_flow_prediction(case, times=None):
-    """Kernel flow with the exact ReLU NTK of the ``[lfp]`` network as a schema dataset."""
+def ntk_flow_prediction(case, activation: str, times=None):
+    """Kernel flow with the exact NTK of the ``[lfp]`` network as a schema dataset."""
     from freqdyn.results import frequency_dataset
     from freqdyn.theory.lfp import lfp_params
 
-    params = lfp_params(case, "relu")
-    u_hat, info = relu_kernel_flow(case, params, times)
-    return frequency_dataset(case, u_hat, "relu-ntk-flow", times=times,
+    params = lfp_params(case, activation)
+    u_hat, info = lfp_kernel_flow(case, params, times)
+    return frequency_dataset(case, u_hat, f"{activation}-ntk-flow", times=times,
                              attrs=dict(params.attrs(), **info))
 
 
-def relu_kernel_flow(case, params: LFPParams, times=None, R: float | None = None,
-                     spacing: float | None = None) -> tuple[np.ndarray, dict]:
-    """û(ξ, t) on the case grid from exact kernel flow with the ReLU NTK; (time, *xi).
+#: Largest x grid of the dense LFP kernel flow (an eigendecomposition of that size).
+MAX_FLOW_POINTS = 12_000
 
-    x on [−R, R]^d with spacing h (quadrature weight h^d), u(t) = exp(−t h^d Θ) u₀ by a
-    dense eigendecomposition, û by the Riemann-sum transform.  Defaults: R = the target's
-    window + 1, h = 1/(16 Ξ) with Ξ the largest |ξ| of the grid (the kernel's kinks make
-    the quadrature error the limiting one; it falls with h).
+
+def lfp_kernel_flow(case, params: LFPParams, times=None, R: float | None = None,
+                    spacing: float | None = None) -> tuple[np.ndarray, dict]:
+    """û(ξ, t) on the case grid from exact kernel flow with the LFP network's NTK; (time, *xi).
+
+    x on [−R, R]^d with spacing h (quadrature weight h^d), u(t) = exp(−t κ²α h^d Θ) u₀ by
+    a dense eigendecomposition (:func:`freqdyn.predict.kernel_flow.kernel_descent`), û by
+    the Riemann-sum transform.  Θ: the arc-cosine closed form (ReLU) or the quadrature
+    of :func:`freqdyn.theory.ntk.tanh_ntk` (tanh, d = 1).  Defaults (R, h):
+    :func:`freqdyn.theory.lfp.lfp_data_grid`, the LFP networks' own data grid.
     """
-    if params.activation != "relu":
-        raise ValueError("the closed-form NTK reference exists for relu only")
+    from freqdyn.errors import InputError
+
+    if params.activation == "tanh" and case.dim != 1:
+        raise InputError("settings.predictions", "tanh-ntk-flow (the tanh NTK by quadrature) "
+                                                 "is for d = 1; leave it out in d = "
+                                                 f"{case.dim}")
     times = case.times if times is None else np.asarray(times, dtype=float)
     start = _time.perf_counter()
-    R = case.target.radius + 1.0 if R is None else float(R)
-    h = 1.0 / (16.0 * float(np.max(np.abs(case.bounds)))) if spacing is None else float(spacing)
+    R_default, h_default = lfp_data_grid(case)
+    R = R_default if R is None else float(R)
+    h = h_default if spacing is None else float(spacing)
     n = int(round(R / h))
     axis = h * np.arange(-n, n + 1)
     d = case.dim
     pts = tensor_grid([axis] * d).reshape(-1, d)
-    if pts.shape[0] > 12_000:
-        raise ValueError(f"relu kernel flow with {pts.shape[0]} points is too large for a "
-                         "dense eigendecomposition; raise the spacing or lower R")
-    u_t, _ = kernel_descent(h**d * relu_ntk(pts, pts, params), -case.target(pts), times)
+    if pts.shape[0] > MAX_FLOW_POINTS:
+        raise InputError("frequency.bounds", f"the LFP kernel flow would need {pts.shape[0]} "
+                                             f"x points (spacing {h:.3g} on [-{R:g}, {R:g}]^"
+                                             f"{d}), more than {MAX_FLOW_POINTS} for a dense "
+                                             "eigendecomposition; narrow the frequency box")
+    gram = case.rate_factor * h**d * lfp_ntk(pts, pts, params)
+    u_t, _ = kernel_descent(gram, -case.target(pts), times)
     u_hat = riemann_transform(u_t.reshape((times.size,) + (axis.size,) * d), [axis] * d,
                               case.xi_axes())
     return u_hat, {"R": R, "spacing": h, "grid_points": int(pts.shape[0]),
@@ -155,7 +174,7 @@ def compare_with_kernel_flow(case, params: LFPParams, times=None, settings_table
     from freqdyn.predict.fem.solver import solve_problem
 
     times = case.times if times is None else np.asarray(times, dtype=float)
-    reference, info = relu_kernel_flow(case, params, times, R=R, spacing=spacing)
+    reference, info = lfp_kernel_flow(case, params, times, R=R, spacing=spacing)
     problem, _ = lfp_problem(case, params)
     settings = fem_settings(problem, settings_table if settings_table is not None
                             else case.section("fem"), times)

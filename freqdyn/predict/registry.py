@@ -24,6 +24,7 @@ lfp-tanh       the LFP PDE of a 2-layer tanh network
 lfp-relu-ode   the effective LFP of ReLU: damping only
 lfp-tanh-ode   the effective LFP of tanh
 relu-ntk-flow  kernel flow with the exact (arc-cosine) ReLU NTK: the LFP's reference
+tanh-ntk-flow  kernel flow with the tanh NTK by quadrature (d = 1): the tanh LFP's reference
 ============== ========================================================================
 """
 
@@ -47,17 +48,21 @@ class Predictor:
     run: Callable[..., xr.Dataset]
     dims: tuple[int, ...] = (1, 2, 3)
     mpi: bool = False  # runs under mpiexec (every process computes, rank 0 writes)
+    #: exact in time and cheap per time: learning times and figures use a fine time grid
+    exact_in_time: bool = False
 
 
 PREDICTORS: dict[str, Predictor] = {}
 
 
-def register(name: str, description: str, *, dims=(1, 2, 3), mpi: bool = False):
+def register(name: str, description: str, *, dims=(1, 2, 3), mpi: bool = False,
+             exact_in_time: bool = False):
     """Decorator: register ``function(case, **options) -> Dataset`` as method ``name``."""
     def wrap(function):
         if name in PREDICTORS:
             raise ValueError(f"predictor {name!r} is registered twice")
-        PREDICTORS[name] = Predictor(name, description, function, tuple(dims), mpi)
+        PREDICTORS[name] = Predictor(name, description, function, tuple(dims), mpi,
+                                     exact_in_time)
         return function
     return wrap
 
@@ -92,7 +97,8 @@ def predict(case, method: str = "modal", **options) -> xr.Dataset:
 # ---------------------------------------------------------------------------------------
 
 
-@register("kernel-flow", "infinite-width kernel gradient flow in x (the reference)")
+@register("kernel-flow", "infinite-width kernel gradient flow in x (the reference)",
+          exact_in_time=True)
 def _kernel_flow(case, times=None, settings=None):
     from freqdyn.predict.kernel_flow import kernel_flow
 
@@ -106,21 +112,22 @@ def _fem(case, comm=None, progress: bool = False):
     return solve_case(case, "fem", comm, progress)
 
 
-@register("modal", "the FEM discretisation, exact in time by its eigenmodes", mpi=True)
+@register("modal", "the FEM discretisation, exact in time by its eigenmodes", mpi=True,
+          exact_in_time=True)
 def _modal(case, comm=None, progress: bool = False):
     from freqdyn.predict.fem.solver import solve_case
 
     return solve_case(case, "modal", comm, progress)
 
 
-@register("fd", "1D conservative finite differences, exact in time", dims=(1,))
+@register("fd", "1D conservative finite differences, exact in time", dims=(1,), exact_in_time=True)
 def _fd(case, times=None):
     from freqdyn.predict.fd import fd_prediction
 
     return fd_prediction(case, times)
 
 
-@register("damping", "pure damping û₀ exp(−κ²α ρ_w t)")
+@register("damping", "pure damping û₀ exp(−κ²α ρ_w t)", exact_in_time=True)
 def _damping(case, times=None):
     from freqdyn.predict.exact import pure_damping
     from freqdyn.results import frequency_dataset
@@ -129,7 +136,8 @@ def _damping(case, times=None):
                              attrs={"model": "pure damping u_hat0 exp(-rho_w t)"})
 
 
-@register("uniform-series", "the exact Neumann cosine series of a uniform rho_w")
+@register("uniform-series", "the exact Neumann cosine series of a uniform rho_w",
+          exact_in_time=True)
 def _uniform_series(case, times=None):
     from freqdyn.predict.exact import uniform_box_series
     from freqdyn.results import frequency_dataset
@@ -157,14 +165,22 @@ def _lfp_ode(activation):
 for _act in ("relu", "tanh"):
     register(f"lfp-{_act}", f"the LFP PDE of a 2-layer {_act} network, finite elements",
              mpi=True)(_lfp_pde(_act))
-    register(f"lfp-{_act}-ode", f"the effective LFP of {_act}: damping only")(_lfp_ode(_act))
+    register(f"lfp-{_act}-ode", f"the effective LFP of {_act}: damping only",
+             exact_in_time=True)(_lfp_ode(_act))
 
 
-@register("relu-ntk-flow", "kernel flow with the exact arc-cosine ReLU NTK", dims=(1, 2))
-def _relu_flow(case, times=None):
-    from freqdyn.predict.lfp import relu_flow_prediction
+def _ntk_flow(activation):
+    def run(case, times=None):
+        from freqdyn.predict.lfp import ntk_flow_prediction
 
-    return relu_flow_prediction(case, times)
+        return ntk_flow_prediction(case, activation, times)
+    return run
+
+
+register("relu-ntk-flow", "kernel flow with the exact arc-cosine ReLU NTK", dims=(1, 2),
+         exact_in_time=True)(_ntk_flow("relu"))
+register("tanh-ntk-flow", "kernel flow with the tanh NTK by quadrature", dims=(1,),
+         exact_in_time=True)(_ntk_flow("tanh"))
 
 
 def summary(ds: xr.Dataset) -> str:

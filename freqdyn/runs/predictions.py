@@ -15,10 +15,6 @@ import numpy as np
 
 from freqdyn.predict.registry import predict, predictor, summary
 
-#: Methods whose figure is computed on a dense time grid (exact in time, no stepping).
-DENSE_FIGURE = {"kernel-flow", "modal", "fd", "damping", "uniform-series", "lfp-relu-ode",
-                "lfp-tanh-ode", "relu-ntk-flow"}
-
 
 @dataclass
 class Written:
@@ -52,7 +48,7 @@ def solve_to(case, out, method: str = "modal", figure: bool = True) -> Written |
         from freqdyn.plots import dynamics_figure, save_figure
 
         fig_ds = ds
-        if method in DENSE_FIGURE and case.times.size < 40:
+        if predictor(method).exact_in_time and case.times.size < 40:
             dense = np.union1d(case.times, np.linspace(0.0, case.times[-1], 81))
             fig_ds = predict(replace(case, times=dense), method)
         title = f"{case.name}: {method}, error transform |û(ξ, t)|"

@@ -12,7 +12,8 @@ Settings (``[settings]``, overridden by ``[full]``)::
     spread_draws = 16                  # kernel draws of the predicted spread (0: none)
 
 ``[[arm]]`` tables (``name``, and ``rho_w``, ``sigma_a``, ``kappa``, ``loss_scale``
-overrides) run several variants of the case.  Everything is in PDE time t (the t of
+overrides, or ``lfp``: keys merged over the case's ``[lfp]`` table) run several variants
+of the case.  Everything is in PDE time t (the t of
 ∂_t û = κ²α[σ_a²∇·(ρ_w∇û) − ρ_w û], docs/theory.md §5) and ξ in cycles per unit of x.
 
 Per arm, width and reported time the report holds: the relative L²(ξ) error
@@ -64,11 +65,8 @@ from freqdyn.inputs.case import Case, case_from_dict
 from freqdyn.progress import say
 from freqdyn.results import peak_ratios, read_dataset, write_dataset
 
-ARM_KEYS = {"name", "rho_w", "sigma_a", "kappa", "loss_scale"}
-#: Predictions exact in time: their learning times come from a fine time grid.
-EXACT_IN_TIME = {"kernel-flow", "modal", "fd", "damping", "uniform-series", "lfp-relu-ode",
-                 "lfp-tanh-ode", "relu-ntk-flow"}
-#: Points of that grid.
+ARM_KEYS = {"name", "rho_w", "sigma_a", "kappa", "loss_scale", "lfp"}
+#: Points of the fine time grid of the predictions exact in time (their learning times).
 FINE_TIMES = 401
 
 
@@ -128,6 +126,11 @@ def plan_study(exp) -> StudyPlan:
         for key in ("rho_w", "sigma_a", "kappa", "loss_scale"):
             if key in arm_table:
                 arm_data.setdefault("network", {})[key] = arm_table.get(key)
+        if "lfp" in arm_table:  # e.g. lfp = { sigma_b = 2.0 }: merged over the case's [lfp]
+            lfp = arm_table.get("lfp")
+            if not isinstance(lfp, dict):
+                raise InputError(f"arm[{i}].lfp", f"must be a table of [lfp] keys, got {lfp!r}")
+            arm_data["lfp"] = {**arm_data.get("lfp", {}), **lfp}
         arm_data["name"] = f"{base_name}-{name}" if len(arms_raw) > 1 else base_name
         arms.append(Arm(name, case_from_dict(arm_data, text=tomli_w.dumps(arm_data))))
     if len({a.name for a in arms}) != len(arms):
@@ -241,7 +244,7 @@ def train_all(exp, out, extra: dict | None = None) -> None:
 def _predictions(arm: Arm, plan: StudyPlan, out: Path) -> tuple[dict, dict]:
     """Every prediction of an arm (written to out/predictions), and fine-time learning
     times for the predictions exact in time."""
-    from freqdyn.predict.registry import predict
+    from freqdyn.predict.registry import predict, predictor
 
     case = arm.case
     preds, learning = {}, {}
@@ -249,7 +252,7 @@ def _predictions(arm: Arm, plan: StudyPlan, out: Path) -> tuple[dict, dict]:
         start = _time.perf_counter()
         preds[method] = predict(case, method)
         write_dataset(preds[method], out / "predictions" / f"{arm.name}-{method}.nc")
-        if method in EXACT_IN_TIME:
+        if predictor(method).exact_in_time:
             fine = np.union1d(case.times, np.linspace(0.0, case.times[-1], FINE_TIMES))
             ds = predict(replace(case, times=fine), method)
             learning[method] = compare.learning_times(fine, peak_ratios(ds, case.peaks))

@@ -185,6 +185,16 @@ def lfp_params(case, activation: str) -> LFPParams:
     return LFPParams(activation=activation, **vals)
 
 
+def lfp_data_grid(case) -> tuple[float, float]:
+    """(R, h): the data box [−R, R]^d and grid spacing of the LFP's networks and references.
+
+    R = the target's window (|g| < 1e-13 max|g| beyond it) + 1 and h = 1/(16 Ξ), Ξ the
+    largest |ξ| of the case's frequency box: the kernel's kinks (ReLU) make the
+    quadrature error of the x grid the limiting one, and it falls with h.
+    """
+    return case.target.radius + 1.0, 1.0 / (16.0 * float(np.max(np.abs(case.bounds))))
+
+
 class RadialCoefficients:
     """c(k) and D(k) of the LFP PDE as vectorised functions of points (..., d)."""
 

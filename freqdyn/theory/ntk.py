@@ -12,8 +12,10 @@ a uniform grid, matrix-free products in O(N log N) (k ⋆ v by FFT, once per ter
 what the kernel-flow reference (:mod:`freqdyn.predict.kernel_flow`) uses.  The symbolic
 form of :func:`freqdyn.theory.derive.derive` is checked against it in the tests.
 
-**ReLU** (the LFP's network f = m^{-1/2} Σ a σ(w·x + b), all trained; arc-cosine kernels
-of Cho & Saul on the augmented input (x, 1)): :func:`relu_ntk`.
+**ReLU and tanh** (the LFP's network f = m^{-1/2} Σ a σ(w·x + b), all trained;
+:func:`lfp_ntk`): for ReLU the arc-cosine kernels of Cho & Saul on the augmented input
+(x, 1) (:func:`relu_ntk`), for tanh, which has no closed form, a product trapezoid rule
+over (w, b) whose error falls exponentially with the node spacing (:func:`tanh_ntk`).
 
 **Empirical**: Θ̂(x, x') = ∇_θ f(x)·∇_θ f(x') of any finite torch network
 (:func:`empirical_ntk`); its deviation from Θ is Monte-Carlo error, O(m^{-1/2}).
@@ -133,6 +135,54 @@ def relu_ntk(x: np.ndarray, xp: np.ndarray, params) -> np.ndarray:
     k1 = np.outer(nz, nzp) * (np.sin(theta) + (np.pi - theta) * cos) / (2 * np.pi)
     k0 = (np.pi - theta) / (2 * np.pi)
     return k1 + params.outer_std**2 * k0 * (x @ xp.T + 1.0)
+
+
+def tanh_ntk(x: np.ndarray, xp: np.ndarray, params, digits: float = 25.0,
+             chunk: int = 4096) -> np.ndarray:
+    """Θ(x_i, x'_j) of f = m^{-1/2} Σ a tanh(w x + b) (all trained) in d = 1, by quadrature.
+
+    Θ = E[tanh(wx + b) tanh(wx' + b)] + s_a² E[sech²(wx + b) sech²(wx' + b)](x x' + 1),
+    w ∼ 𝒩(0, s_w²), b ∼ 𝒩(0, σ_b²).  Both integrands are analytic in b in the strip
+    |Im b| < π/2 (the poles of tanh) and in w in |Im w| < π/(2X), X = max |x|, so the
+    trapezoid rule with steps Δb = π²/L, Δw = π²/(X L) has relative error about e^{−L}
+    (L = ``digits``); the Gaussian weights are cut at 9 standard deviations (e^{−40}).
+    The integrands are even under (w, b) → (−w, −b), so only b ≥ 0 is summed.
+    Cost: (n + n') × nodes features, nodes ≈ (18 s_w/Δw)(9 σ_b/Δb).
+    """
+    x, xp = np.asarray(x, dtype=float), np.asarray(xp, dtype=float)
+    if x.ndim != 2 or x.shape[1] != 1 or xp.shape[1] != 1:
+        raise ValueError("tanh_ntk is for d = 1 (points of shape (n, 1))")
+    reach = max(float(np.abs(x).max(initial=0.0)), float(np.abs(xp).max(initial=0.0)), 1e-3)
+    s_w, s_b, s_a = params.weight_scale, params.sigma_b, params.outer_std
+    db, dw = math.pi**2 / digits, math.pi**2 / (reach * digits)
+    b = db * np.arange(0, math.ceil(9 * s_b / db) + 1)
+    wb = np.where(b == 0, 1.0, 2.0) * db * np.exp(-b**2 / (2 * s_b**2)) / (math.sqrt(2 * math.pi)
+                                                                             * s_b)
+    n_w = math.ceil(9 * s_w / dw)
+    w = dw * np.arange(-n_w, n_w + 1)
+    ww = dw * np.exp(-w**2 / (2 * s_w**2)) / (math.sqrt(2 * math.pi) * s_w)
+    nodes_w, nodes_b = (arr.ravel() for arr in np.meshgrid(w, b, indexing="ij"))
+    weights = np.outer(ww, wb).ravel()
+    keep = weights > 1e-300
+    nodes_w, nodes_b, weights = nodes_w[keep], nodes_b[keep], weights[keep]
+    k_act = np.zeros((x.shape[0], xp.shape[0]))
+    k_der = np.zeros_like(k_act)
+    for s in range(0, weights.size, chunk):
+        sl = slice(s, s + chunk)
+        sq = np.sqrt(weights[sl])
+        t, tp = np.tanh(x * nodes_w[sl] + nodes_b[sl]), np.tanh(xp * nodes_w[sl] + nodes_b[sl])
+        k_act += (t * sq) @ (tp * sq).T
+        k_der += ((1 - t * t) * sq) @ ((1 - tp * tp) * sq).T
+    return k_act + s_a**2 * k_der * (x @ xp.T + 1.0)
+
+
+def lfp_ntk(x: np.ndarray, xp: np.ndarray, params) -> np.ndarray:
+    """The infinite-width NTK of the LFP network of ``params`` (relu or tanh)."""
+    if params.activation == "relu":
+        return relu_ntk(x, xp, params)
+    if params.activation == "tanh":
+        return tanh_ntk(x, xp, params)
+    raise ValueError(f"no NTK for activation {params.activation!r}")
 
 
 def empirical_ntk(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
