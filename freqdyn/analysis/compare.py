@@ -6,7 +6,8 @@ All quantities are in the units of the result schema: PDE time t (the t of
 (convention B, û(ξ) = ∫u e^{−2πiξ·x} dx).
 
 * :func:`rel_l2_by_time` — ‖û_a(·, t) − û_b(·, t)‖_{L²(ξ)} / ‖û_b(·, t)‖_{L²(ξ)} per time,
-  on the common ξ grid (uniform, so the grid weights cancel).
+  on the common ξ grid (uniform, so the grid weights cancel); over |ξ| ≥ ε when a
+  dataset declares an excluded ball (the LFP models).
 * :func:`parseval_loss` — the loss a prediction implies for the trainer.  The trainer
   minimises L = (α/2N) Σ_i (f(x_i) − g(x_i))² over N samples filling the box [−R, R]^d of
   volume V = (2R)^d, an estimate of (α/2V) ∫_box (f − g)² dx.  By Parseval
@@ -58,10 +59,31 @@ def on_grid(ds: xr.Dataset, like: xr.Dataset) -> xr.DataArray:
     return values
 
 
+def excluded_ball(ds: xr.Dataset) -> float:
+    """ε of a dataset whose model leaves out |ξ| < ε (the LFP's ``excluded_ball``), else 0."""
+    return float(ds.attrs.get("excluded_ball", 0.0))
+
+
+def kept_frequencies(a: xr.Dataset, b: xr.Dataset) -> np.ndarray | None:
+    """The mask |ξ| ≥ ε on the grid of ``b``, ε the larger excluded ball; None without one."""
+    eps = max(excluded_ball(a), excluded_ball(b))
+    if eps <= 0:
+        return None
+    grid = np.stack(np.meshgrid(*(b[n].values for n in xi_names(b)), indexing="ij"), axis=-1)
+    return np.linalg.norm(grid, axis=-1) >= eps
+
+
 def rel_l2_by_time(a: xr.Dataset, b: xr.Dataset) -> np.ndarray:
-    """Relative L²(ξ) difference ‖û_a − û_b‖/‖û_b‖ at each time of ``b``."""
+    """Relative L²(ξ) difference ‖û_a − û_b‖/‖û_b‖ at each time of ``b``.
+
+    Where either dataset leaves out a ball |ξ| < ε (:func:`excluded_ball`, the LFP
+    models) the norms are over |ξ| ≥ ε; NaN anywhere else is kept, not hidden.
+    """
     ua = on_grid(a, b).values
     ub = u_hat(b).values
+    kept = kept_frequencies(a, b)
+    if kept is not None:
+        return relative_l2(ua[:, kept], ub[:, kept], axes=1)
     axes = tuple(range(1, ub.ndim))
     return relative_l2(ua, ub, axes=axes)
 

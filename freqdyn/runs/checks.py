@@ -26,6 +26,9 @@ learning_times study    arm ``arm``: measured learning times vs ``wanted`` (per 
                         max |T/T_wanted − 1| ≤ ``within``, or max(T/Tw, Tw/T) ≥ ``miss_by``
 spread_less    study    the learning-time spread max T/min T of arm ``arm`` is below that of
                         arm ``than``
+error_larger   study    the max error of ``method`` (default: the pde) against the networks
+                        in arm ``arm`` is at least ``factor`` (1) times that of
+                        ``than_method`` (default: ``method``) in arm ``than`` (default: ``arm``)
 ============== ======== ===================================================================
 """
 
@@ -107,7 +110,7 @@ def _static(kind: str, t: Table) -> None:
             t.integer(key, low=0)
     if "peaks" in t:
         t.integers("peaks", low=0)
-    for key in ("tol", "within", "at_least", "at_most"):
+    for key in ("tol", "within", "at_least", "at_most", "factor"):
         if key in t:
             t.number(key, low=0.0)
     if "miss_by" in t:
@@ -118,7 +121,7 @@ def _static(kind: str, t: Table) -> None:
             raise InputError(t.field("range"), f"needs lo <= hi, got {[lo, hi]}")
     if "wanted" in t:
         t.numbers("wanted", low=0.0)
-    for key in ("arm", "than", "method"):
+    for key in ("arm", "than", "method", "than_method"):
         if key in t:
             t.string(key)
 
@@ -300,6 +303,33 @@ def _spread_less(check, outcome, exp):
     return {"spread": a, "spread_than": b, "pass": a < b}
 
 
+@register_check("error_larger", "the max error of method (default: the pde) against the "
+                                "networks in arm is at least factor times that of than_method "
+                                "(default: method) in arm than (default: arm)",
+                optional={"arm", "than", "method", "than_method", "factor"},
+                applies=("study",))
+def _error_larger(check, outcome, exp):
+    from freqdyn.analysis.compare import largest_width
+
+    method = check.get("method", outcome.summary.get("pde"))
+    than_method = check.get("than_method", method)
+
+    def worst(rep, name):
+        net = largest_width(rep)
+        if net is None:
+            return None
+        return float(np.max(np.asarray(net[f"rel_l2_{name}_vs_net"]["mean"])[_later(rep)]))
+
+    first = _arm(check, outcome)
+    a = worst(first, method)
+    b = worst(outcome.details[check["than"]] if "than" in check else first, than_method)
+    if a is None or b is None:
+        return {"pass": False, "note": "no networks were trained"}
+    factor = check.get("factor", 1.0)
+    return {"method": method, "than_method": than_method, "max_error": a,
+            "max_error_than": b, "factor": factor, "pass": a >= factor * b}
+
+
 def validate_against_study(checks, arms: dict, n_peaks: dict, predictions, has_widths: int):
     """Before training: arm names exist, peak indices exist, methods are predicted."""
     for i, check in enumerate(checks):
@@ -319,10 +349,11 @@ def validate_against_study(checks, arms: dict, n_peaks: dict, predictions, has_w
         if "wanted" in check and len(check["wanted"]) != peaks:
             raise InputError(f"{where}.wanted", f"needs one time per peak ({peaks}), got "
                                                 f"{len(check['wanted'])}")
-        if "method" in check and check["method"] not in predictions:
-            raise InputError(f"{where}.method", f"{check['method']!r} is not among the "
-                                                f"predictions {list(predictions)}")
+        for key in ("method", "than_method"):
+            if key in check and check[key] not in predictions:
+                raise InputError(f"{where}.{key}", f"{check[key]!r} is not among the "
+                                                   f"predictions {list(predictions)}")
         if check["kind"] in ("model_fails", "slope", "learning_times", "spread_less",
-                             "tolerance") and not has_widths:
+                             "tolerance", "error_larger") and not has_widths:
             raise InputError(where, f"a {check['kind']!r} check needs trained networks; "
                                     "give settings.widths")

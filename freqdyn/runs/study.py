@@ -145,6 +145,7 @@ def plan_study(exp) -> StudyPlan:
             if arm.case.dim not in entry.dims:
                 raise InputError("settings.predictions", f"{p!r} works in d = {entry.dims}; "
                                                          f"the case has d = {arm.case.dim}")
+    _refuse_peaks_in_ball(arms, predictions)
     pde = t.get("pde", predictions[0] if predictions else None)
     if pde is not None and pde not in predictions:
         raise InputError("settings.pde", f"{pde!r} must be one of the predictions {predictions}")
@@ -160,6 +161,22 @@ def plan_study(exp) -> StudyPlan:
     return StudyPlan(name=exp.name, arms=arms, predictions=predictions, pde=pde, widths=widths,
                      seeds=list(exp.seeds), train=train,
                      spread_draws=t.integer("spread_draws", 16, low=0))
+
+
+def _refuse_peaks_in_ball(arms, predictions) -> None:
+    """An LFP prediction leaves out |ξ| < ε: a target peak there has no predicted ratio."""
+    from freqdyn.theory.lfp import lfp_params
+
+    acts = {p.split("-")[1] for p in predictions if p.startswith("lfp-")}
+    for arm in arms:
+        for act in acts:
+            eps = lfp_params(arm.case, act).ball
+            inside = np.linalg.norm(arm.case.peaks, axis=1) < eps
+            if inside.any():
+                raise InputError("target.peaks", f"peak {arm.case.peaks[inside][0].tolist()} of "
+                                                 f"arm {arm.name!r} lies in the LFP's excluded "
+                                                 f"ball |xi| < {eps:g}; move it out or lower "
+                                                 "lfp.epsilon")
 
 
 # ---------------------------------------------------------------------------------------
@@ -270,6 +287,11 @@ def _arm_report(arm: Arm, plan: StudyPlan, preds: dict, learning: dict, runs_by_
         rep["predictions"][method] = {
             "peak_ratios": ratios,
             "learning_times": learning.get(method, compare.learning_times(times, ratios))}
+    balls = {compare.excluded_ball(ds) for ds in preds.values()} - {0.0}
+    if balls:  # every error and ratio of the arm leaves out |ξ| < ε
+        rep["excluded_ball"] = {"epsilon": max(balls), "meaning": (
+            "errors are over |xi| >= epsilon: the LFP models leave out the ball |xi| < epsilon "
+            "(their coefficients are singular at 0; NaN there)")}
     rep["prediction_pairs"] = {
         f"{a} vs {b}": compare.rel_l2_by_time(preds[a], preds[b])
         for i, a in enumerate(plan.predictions) for b in plan.predictions[i + 1:]}
@@ -288,7 +310,7 @@ def _arm_report(arm: Arm, plan: StudyPlan, preds: dict, learning: dict, runs_by_
         entry["learning_times_net"] = {"mean": mean_std(lt)[0], "per_seed": lt}
         volume = float(runs[0].attrs["box_volume"])
         entry["loss_net"] = mean_std([compare.measured_loss_at_reports(r) for r in runs])[0]
-        if plan.pde:
+        if plan.pde and not compare.excluded_ball(preds[plan.pde]):
             loss_pde = compare.parseval_loss(preds[plan.pde], case.loss_scale, volume)
             entry["loss_parseval_pde"] = loss_pde
             entry["loss_parseval_rel_diff"] = np.abs(entry["loss_net"] - loss_pde) / loss_pde
@@ -337,12 +359,13 @@ def _twin_entries(runs, pred, pde: str | None, peaks) -> dict:
 
 def _finite_width(case, plan: StudyPlan, pred, runs_by_width) -> dict:
     """Predicted against measured spread at the largest width (module text)."""
+    from freqdyn.analysis.stats import std_interval
+    from freqdyn.nets.settings import train_settings
     from freqdyn.theory.finite_width import predicted_spread
 
     largest = max(runs_by_width)
     runs = runs_by_width[largest]
     errs = np.array([compare.rel_l2_by_time(pred, run) for run in runs])
-    from freqdyn.analysis.stats import std_interval
 
     measured = (float(mean_std(errs[:, -1])[1]) if len(runs) >= SPREAD_SEEDS else None)
     out = {"measured_spread": measured, "measured_spread_seeds": len(runs),
@@ -351,6 +374,10 @@ def _finite_width(case, plan: StudyPlan, pred, runs_by_width) -> dict:
     try:
         if plan.spread_draws == 0:
             raise InputError("settings.spread_draws", "is 0")
+        model = train_settings(case, dict(plan.train, width=largest)).model
+        if model != "fourier":
+            raise InputError("train.model", f"the finite-width prediction covers the 2-layer "
+                                            f"Fourier-feature model, not {model!r}")
         reference = compare.on_grid(pred, runs[0]).values
         fw = predicted_spread(case, dict(plan.train, width=largest), case.times, reference,
                               draws=plan.spread_draws)
@@ -369,8 +396,8 @@ def _budget_applies(case, plan: StudyPlan) -> bool:
     if case.dim != 1:
         return False
     s = train_settings(case, plan.train)
-    return s.optimizer == "gd" and s.momentum == 0 and s.n_samples <= MAX_SAMPLES \
-        and s.f0 in ("zero", "centered")
+    return s.model == "fourier" and s.optimizer == "gd" and s.momentum == 0 \
+        and s.n_samples <= MAX_SAMPLES and s.f0 in ("zero", "centered")
 
 
 def _max_pde_error(rep: dict, pde: str | None) -> float | None:

@@ -139,7 +139,7 @@ def derive_lfp(activation: str, dim: int, sigma_b: float, weight_scale: float = 
                            diffusion=diffusion, radius=k, damping_effective=damping)
 
 
-LFP_KEYS = {"sigma_b", "weight_scale", "outer_std", "epsilon"}
+LFP_KEYS = {"sigma_b", "weight_scale", "outer_std", "epsilon", "R", "spacing"}
 ACTIVATIONS = ("relu", "tanh")
 DEFAULT_SIGMA_B = 10.0
 
@@ -158,7 +158,7 @@ class LFPParams:
         """The parameters as result-file attributes."""
         return {"activation": self.activation, "sigma_b": self.sigma_b,
                 "weight_scale": self.weight_scale, "outer_std": self.outer_std,
-                "epsilon": self.ball}
+                "epsilon": self.ball, "excluded_ball": self.ball}
 
     @property
     def ball(self) -> float:
@@ -174,6 +174,7 @@ def lfp_params(case, activation: str) -> LFPParams:
     vals = {key: t.number(key, default, low=0.0, low_open=True, allow_none=True)
             for key, default in (("sigma_b", DEFAULT_SIGMA_B), ("weight_scale", 1.0),
                                  ("outer_std", 1.0), ("epsilon", None))}
+    lfp_data_grid(case)  # R and spacing: checked here, used by the networks and the flow
     if vals["sigma_b"] < 1:
         raise InputError("lfp.sigma_b", f"must be >= 1 (the LFP needs sigma_b >> 1), "
                                        f"got {vals['sigma_b']!r}")
@@ -188,11 +189,18 @@ def lfp_params(case, activation: str) -> LFPParams:
 def lfp_data_grid(case) -> tuple[float, float]:
     """(R, h): the data box [−R, R]^d and grid spacing of the LFP's networks and references.
 
-    R = the target's window (|g| < 1e-13 max|g| beyond it) + 1 and h = 1/(16 Ξ), Ξ the
-    largest |ξ| of the case's frequency box: the kernel's kinks (ReLU) make the
-    quadrature error of the x grid the limiting one, and it falls with h.
+    ``[lfp] R`` and ``spacing``; by default R = the target's window (|g| < 1e-13 max|g|
+    beyond it) + 1 and h = 1/(16 Ξ), Ξ the largest |ξ| of the case's frequency box: the
+    kernel's kinks (ReLU) make the quadrature error of the x grid the limiting one, and it
+    falls with h.  In d = 2 a coarser h keeps the dense reference within reach.
     """
-    return case.target.radius + 1.0, 1.0 / (16.0 * float(np.max(np.abs(case.bounds))))
+    t = Table(case.section("lfp"), "lfp", LFP_KEYS)
+    R = t.number("R", case.target.radius + 1.0, low=0.0, low_open=True)
+    h = t.number("spacing", 1.0 / (16.0 * float(np.max(np.abs(case.bounds)))), low=0.0,
+                 low_open=True)
+    if h >= R:
+        raise InputError("lfp.spacing", f"must be smaller than lfp.R = {R:g}, got {h:g}")
+    return R, h
 
 
 class RadialCoefficients:

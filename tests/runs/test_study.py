@@ -168,3 +168,85 @@ def test_a_study_sweeps_its_networks_through_dask_with_the_same_report(tmp_path)
         b["arms"]["tiny"]["widths"]["32"]["rel_l2_damping_vs_net"]
     cells = sorted((tmp_path / "b" / "sweep" / "cells").glob("*.json"))
     assert [c.name for c in cells] == ["armtiny_m32_seed0.json", "armtiny_m32_seed1.json"]
+
+
+LFP_TINY = """
+[experiment]
+name = "lfp-tiny"
+kind = "study"
+seeds = [0]
+[settings]
+predictions = ["lfp-relu", "lfp-relu-ode", "relu-ntk-flow"]
+pde = "lfp-relu"
+tolerance = 0.5
+widths = [512]
+train = { model = "lfp-relu", f0 = "centered", lr_fraction = 0.9, momentum = 0.9 }
+[[arm]]
+name = "sb5"
+lfp = { sigma_b = 5.0 }
+[[arm]]
+name = "sb2"
+lfp = { sigma_b = 2.0 }
+[settings.case]
+name = "lfp-tiny"
+[settings.case.network]
+dim = 1
+sigma_a = 1.0
+[settings.case.network.rho_w]
+family = "gaussian"
+scale = 1.0
+[settings.case.target]
+g = "exp(-x**2/2)*cos(2*pi*0.5*x)"
+[settings.case.frequency]
+bounds = [-2.0, 2.0]
+times = [0.0, 5.0, 10.0]
+points = 81
+[settings.case.lfp]
+sigma_b = 10.0
+[claim]
+text = "tiny ReLU networks against the LFP, two sigma_b"
+[[check]]
+kind = "tolerance"
+[[check]]
+kind = "error_larger"
+method = "lfp-relu-ode"
+than_method = "lfp-relu"
+factor = 0.0
+"""
+
+
+def test_lfp_study_end_to_end(tmp_path):
+    """An LFP study: ReLU networks, the three LFP predictions, the excluded ball, arms that
+    change sigma_b, and the same report as for Fourier features."""
+    from freqdyn.analysis import compare
+    from freqdyn.results import read_dataset
+
+    study = tmp_path / "lfp.toml"
+    study.write_text(LFP_TINY)
+    out = tmp_path / "out"
+    assert main(["validate", str(study), "--out", str(out), "--quiet"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert [c["pass"] for c in report["checks"]] == [True, True]
+    for arm, sigma_b in (("sb5", 5.0), ("sb2", 2.0)):
+        rep = report["arms"][arm]
+        assert rep["excluded_ball"]["epsilon"] == pytest.approx(min(0.1, 1 / sigma_b))
+        entry = rep["widths"]["512"]
+        errs = entry["rel_l2_lfp-relu_vs_net"]["mean"]
+        assert all(e is not None and np.isfinite(e) for e in errs)
+        assert "loss_parseval_pde" not in entry  # the ball is left out: no Parseval loss
+        # recomputed from the stored files, over |xi| >= epsilon
+        net = read_dataset(next((out / "runs").glob(f"{arm}-m512-s0/measured.nc")))
+        pred = read_dataset(out / "predictions" / f"{arm}-lfp-relu.nc")
+        assert json.loads(net.attrs["train"])["model"] == "lfp-relu"
+        assert np.allclose(compare.rel_l2_by_time(pred, net), errs, rtol=1e-9)
+        assert rep["finite_width"]["not_predicted"].startswith("train.model")
+    assert (out / "peaks.png").is_file()
+
+
+def test_lfp_peak_inside_the_ball_is_refused(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text(LFP_TINY.replace('g = "exp(-x**2/2)*cos(2*pi*0.5*x)"',
+                                     'g = "exp(-x**2/2)*cos(2*pi*0.5*x)"\npeaks = [0.05]'))
+    with pytest.raises(InputError) as info:
+        plan_study(load_experiment(path))
+    assert info.value.field == "target.peaks"
