@@ -3,6 +3,7 @@
     python benchmarks/bench_train.py speed [--sizes 16384x8192,65536x128x128]
                                            [--dtypes float64,float32] [--devices cpu,cuda]
                                            [--seconds 3] [--threads N] [--dense-limit N]
+    python benchmarks/bench_train.py lfp [--sizes 4096x820,65536x820] [--seconds 3]
     python benchmarks/bench_train.py validate [--cases gaussian-1d,uniform-1d]
                                               [--widths 2048,8192,32768] [--device auto]
 
@@ -20,6 +21,12 @@ same process:
 The dense passes are timed only where n·m ≤ ``--dense-limit`` (autograd up to a quarter
 of it); the ratio printed is against the closed form.  Each variant is warmed up, then
 timed over repeated steps for at least ``--seconds`` (the median per step).
+
+``lfp``: one full-batch GD step of the LFP's ReLU / tanh network (m units, n grid samples
+on [−8, 8] in d = 1): ``sorted`` (ReLU: prefix sums over sorted breakpoints,
+O((n + m) log m)), ``dense`` (the closed form over row blocks) and ``autograd`` (the plain
+``nn.Module`` forward, ``backward``), timed in the same process; the ratio is against
+autograd.
 
 ``validate``: trains the case's network (f₀ = 0 by doubling, float64, gradient descent
 at a quarter of the stability bound) at each width, reports at the case's times and
@@ -180,6 +187,51 @@ def validate(args) -> None:
             print(f"{name}: error ~ m^{slope:.2f} between m = {m0} and {m1} (theory: m^-0.5)")
 
 
+def lfp_speed(args) -> None:
+    from freqdyn.nets.lfp_net import LFPNetwork
+
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
+    device = torch.device("cpu")
+    rows = []
+    for size in args.sizes.split(","):
+        m, n = (int(v) for v in size.split("x"))
+        gen = torch.Generator().manual_seed(0)
+        w = torch.randn(m, 1, generator=gen, dtype=torch.float64)
+        b = 10.0 * torch.randn(m, generator=gen, dtype=torch.float64)
+        a = torch.randn(m, generator=gen, dtype=torch.float64)
+        x = (-8.0 + (torch.arange(n, dtype=torch.float64) + 0.5) * 16.0 / n)[:, None]
+        y = torch.exp(-x[:, 0] ** 2 / 2)
+        for activation in ("relu", "tanh"):
+            timings = {}
+            for variant in ("sorted", "dense", "autograd"):
+                if variant == "sorted" and activation != "relu":
+                    continue
+                if variant != "sorted" and n * m > args.dense_limit:
+                    continue
+                net = LFPNetwork(w, b, a, activation,
+                                 backend="sorted" if variant == "sorted" else "dense")
+                opt = torch.optim.SGD(net.parameters(), lr=1e-6)
+
+                def step(net=net, opt=opt, variant=variant, x=x, y=y):
+                    if variant == "autograd":
+                        opt.zero_grad()
+                        r = net(x) - y
+                        (0.5 * (r * r).mean()).backward()
+                    else:
+                        net.loss_and_grad(x, y)
+                    opt.step()
+
+                timings[variant] = _time_steps(step, device, args.seconds)
+            base = timings.get("autograd", math.nan)
+            for variant, sec in timings.items():
+                rows.append((activation, m, n, variant, sec * 1e3, base / sec))
+                print(f"  {activation:5s} m={m:8d} n={n:6d} {variant:9s} {sec * 1e3:10.3f} "
+                      f"ms/step  x{base / sec:8.1f} vs autograd", flush=True)
+    print("\nactivation        m      n  variant     ms/step  vs autograd")
+    for r in rows:
+        print(f"{r[0]:10s} {r[1]:8d} {r[2]:6d}  {r[3]:9s} {r[4]:9.3f} {r[5]:9.1f}x")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -195,6 +247,15 @@ def main(argv=None) -> None:
     p.add_argument("--seconds", type=float, default=3.0, help="timing budget per variant")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (torch default)")
     p.set_defaults(func=speed)
+    p = sub.add_parser("lfp", help="ms/step of the LFP's ReLU/tanh network: sorted vs dense "
+                                   "vs autograd")
+    p.add_argument("--sizes", default="4096x820,16384x820,65536x820,262144x820",
+                   help="m x n (1D grid), comma-separated")
+    p.add_argument("--dense-limit", type=int, default=2**28,
+                   help="time the dense passes only up to this n*m")
+    p.add_argument("--seconds", type=float, default=3.0, help="timing budget per variant")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (torch default)")
+    p.set_defaults(func=lfp_speed)
     p = sub.add_parser("validate", help="trained network vs kernel flow, relative L2(xi)")
     p.add_argument("--cases", default="gaussian-1d")
     p.add_argument("--widths", default="2048,8192,32768")
