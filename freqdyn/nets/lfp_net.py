@@ -140,12 +140,42 @@ class LFPNetwork(nn.Module):
 
     def loss_and_grad(self, x: torch.Tensor, y: torch.Tensor, loss_scale: float = 1.0,
                       block_rows: int | None = None) -> torch.Tensor:
-        """L = (α/2N) Σ (f − y)² and ∇L = Jᵀe (in ``.grad``), e = (α/N)(f − y)."""
-        resid = self.evaluate(x) - y
+        """L = (α/2N) Σ (f − y)² and ∇L = Jᵀe (in ``.grad``), e = (α/N)(f − y).
+
+        ``dense``: one pass over row blocks (σ and σ' of each block once: e of a row needs
+        only its own f); ``sorted``: f, then Jᵀe by prefix sums.
+        """
         n = x.shape[0]
+        if self.backend == "dense":
+            return self._dense_loss_and_grad(x, y, loss_scale, block_rows)
+        resid = self.evaluate(x) - y
         gw, gb, ga = self.vjp(x, (loss_scale / n) * resid)
         self.w.grad, self.b.grad, self.a.grad = gw, gb, ga
         return 0.5 * loss_scale / n * resid.dot(resid)
+
+    @torch.no_grad()
+    def _dense_loss_and_grad(self, x, y, loss_scale, block_rows):
+        sigma, deriv = ACT[self.activation]
+        w, b, a = self.w.detach(), self.b.detach(), self.a.detach()
+        n, c = x.shape[0], self.scale
+        rows = block_rows or default_block_rows(self.width, x.device)
+        g_act = torch.zeros_like(a)
+        g_der = torch.zeros((self.width, 1 + x.shape[1]), dtype=a.dtype, device=a.device)
+        loss = torch.zeros((), dtype=a.dtype, device=a.device)
+        for s in range(0, n, rows):
+            xb = x[s:s + rows]
+            z = xb @ w.T + b
+            act = sigma(z)
+            der = (1.0 - act * act) if self.activation == "tanh" else deriv(z)
+            resid = c * (act @ a) - y[s:s + rows]
+            loss += resid.dot(resid)
+            e = (loss_scale / n) * resid
+            g_act += act.T @ e
+            g_der += der.T @ torch.cat([e[:, None], e[:, None] * xb], dim=1)
+        self.a.grad = c * g_act
+        self.b.grad = c * a * g_der[:, 0]
+        self.w.grad = c * a[:, None] * g_der[:, 1:]
+        return 0.5 * loss_scale / n * loss
 
     def gram_lambda_max(self, x: torch.Tensor, loss_scale: float = 1.0,
                         tol: float = 1e-3) -> float:
