@@ -28,7 +28,8 @@ DIFFERENCE_FLOOR = 1e-3
 
 def _log10_abs(values: np.ndarray) -> np.ndarray:
     mag = np.abs(values)
-    return np.log10(np.maximum(mag, mag.max() * 1e-12 + 1e-300))
+    with np.errstate(invalid="ignore"):  # NaN (an excluded ball) stays NaN: left blank
+        return np.log10(np.maximum(mag, np.nanmax(mag) * 1e-12 + 1e-300))
 
 
 def heatmap_figure(pred, runs, title: str):
@@ -44,11 +45,15 @@ def heatmap_figure(pred, runs, title: str):
     meas = compare.mean_dataset(runs)
     up = compare.on_grid(pred, meas).values
     um = u_hat(meas).values
+    kept = compare.kept_frequencies(pred, meas)
+    if kept is not None:  # the LFP's excluded ball |ξ| < ε: blank in all three panels
+        up, um = np.where(kept, up, np.nan), np.where(kept, um, np.nan)
     names = compare.xi_names(meas)
     lp, lm = _log10_abs(up), _log10_abs(um)
-    floor = np.log10(DIFFERENCE_FLOOR * max(np.abs(up).max(), np.abs(um).max()))
-    diff = np.where(np.maximum(lp, lm) > floor, lm - lp, np.nan)
-    vmax = float(max(lp.max(), lm.max()))
+    floor = np.log10(DIFFERENCE_FLOOR * max(np.nanmax(np.abs(up)), np.nanmax(np.abs(um))))
+    with np.errstate(invalid="ignore"):
+        diff = np.where(np.maximum(lp, lm) > floor, lm - lp, np.nan)
+    vmax = float(max(np.nanmax(lp), np.nanmax(lm)))
     times = meas["time"].values
     labels = (f"predicted ({pred.attrs.get('method')})", f"measured (mean of {len(runs)})",
               "log10|û_net| − log10|û_pred| (where |û| > 1e-3 max)")

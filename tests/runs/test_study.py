@@ -240,6 +240,16 @@ def test_lfp_study_end_to_end(tmp_path):
         assert json.loads(net.attrs["train"])["model"] == "lfp-relu"
         assert np.allclose(compare.rel_l2_by_time(pred, net), errs, rtol=1e-9)
         assert rep["finite_width"]["not_predicted"].startswith("train.model")
+        # the heatmaps leave the ball blank and show everything else
+        from freqdyn.plots.study import heatmap_figure
+
+        fig = heatmap_figure(pred, [net], arm)
+        panels = fig.axes[:3]  # predicted, measured, difference
+        for mesh in (c for ax in panels for c in ax.collections):
+            assert np.all(np.isfinite(mesh.get_clim()))
+        magnitude = np.concatenate([np.ma.filled(c.get_array().astype(float), np.nan).ravel()
+                                    for c in panels[1].collections])
+        assert 0.5 < np.isfinite(magnitude).mean() < 1.0  # all but the ball
     assert (out / "peaks.png").is_file()
 
 
