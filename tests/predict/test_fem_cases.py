@@ -21,9 +21,10 @@ from freqdyn.predict.kernel_flow import KernelFlowSettings, kernel_flow
 from freqdyn.predict.registry import predict
 from freqdyn.results import u_hat
 
-#: The 1D and 2D cases (the 3D ones, with their own tolerances: test_three_dimensions.py).
+#: The 1D and 2D Fourier-feature cases (the 3D ones, with their own tolerances:
+#: test_three_dimensions.py; the LFP cases, with an [lfp] table: test_lfp.py).
 CASES = [p for p in sorted((Path(__file__).resolve().parents[2] / "pde").glob("*.toml"))
-         if load_case(p).dim < 3]
+         if load_case(p).dim < 3 and "lfp" not in load_case(p).sections]
 #: Agreement required between the default FEM solution and the reference, every time,
 #: relative to the solution at that time.
 TOLERANCE = 1e-3

@@ -204,3 +204,28 @@ def test_bad_lfp_table(table, field):
     with pytest.raises(InputError) as info:
         lfp_params(case, "relu")
     assert info.value.field == field
+
+
+#: The LFP cases of pde/ (their [lfp] table), the activation each is written for, and the
+#: measured agreement of the LFP PDE with kernel flow on the exact NTK (every t > 0).
+LIBRARY = {"relu-1d": ("relu", 0.02), "tanh-1d": ("tanh", 0.05), "relu-2d": ("relu", 0.01)}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(LIBRARY))
+def test_lfp_case_library_agrees_with_exact_kernel_flow(name):
+    from pathlib import Path
+
+    from freqdyn.analysis import compare
+    from freqdyn.predict.registry import predict
+
+    root = Path(__file__).resolve().parents[2] / "pde"
+    lfp_cases = {p.stem for p in root.glob("*.toml") if "lfp" in load_case(p).sections}
+    assert lfp_cases == set(LIBRARY)  # a new LFP case needs its row here
+    case = load_case(root / f"{name}.toml")
+    activation, tolerance = LIBRARY[name]
+    flow = predict(case, f"{activation}-ntk-flow")
+    err = compare.rel_l2_by_time(predict(case, f"lfp-{activation}"), flow)
+    assert np.all(err[1:] <= tolerance), err
+    ode = compare.rel_l2_by_time(predict(case, f"lfp-{activation}-ode"), flow)
+    assert np.all(ode[1:] > err[1:]), ode  # the diffusion term always helps
