@@ -34,10 +34,10 @@ import math
 
 import numpy as np
 import torch
-from scipy.sparse.linalg import LinearOperator, eigsh
 from torch import nn
 
 from freqdyn.nets.fourier import default_block_rows
+from freqdyn.nets.measure import top_eigenvalue
 
 LFP_MODELS = {"lfp-relu": "relu", "lfp-tanh": "tanh"}
 LFP_BACKENDS = ("sorted", "dense")
@@ -186,12 +186,7 @@ class LFPNetwork(nn.Module):
             vt = torch.as_tensor(np.ravel(v), dtype=x.dtype, device=x.device)
             return (loss_scale / n) * self.jvp(x, *self.vjp(x, vt)).double().cpu().numpy()
 
-        if n <= 2:
-            dense = np.column_stack([product(col) for col in np.eye(n)])
-            return float(np.linalg.eigvalsh(0.5 * (dense + dense.T)).max())
-        op = LinearOperator((n, n), matvec=product, dtype=np.float64)
-        return float(eigsh(op, k=1, which="LA", tol=tol, v0=np.ones(n), ncv=min(n - 1, 20),
-                           return_eigenvectors=False)[0])
+        return top_eigenvalue(product, n, tol)
 
     @torch.no_grad()
     def empirical_ntk(self, probe: np.ndarray) -> np.ndarray:

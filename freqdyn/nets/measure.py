@@ -237,10 +237,16 @@ def gram_lambda_max(model, x: torch.Tensor, loss_scale: float = 1.0,
                              (grads,))[1] for s in range(0, n, block_rows)])
         return (loss_scale / n) * out.double().cpu().numpy()
 
-    op = LinearOperator((n, n), matvec=product, dtype=np.float64)
+    return top_eigenvalue(product, n, tol)
+
+
+def top_eigenvalue(product, n: int, tol: float = 1e-3) -> float:
+    """The largest eigenvalue of a symmetric n × n operator given by ``product`` (Lanczos;
+    a dense eigensolve for n ≤ 2): the Gram's λ_max for every trainer's step bound."""
     if n <= 2:
         dense = np.column_stack([product(col) for col in np.eye(n)])
         return float(np.linalg.eigvalsh(0.5 * (dense + dense.T)).max())
-    val = eigsh(op, k=1, which="LA", tol=tol, v0=np.ones(n),
-                ncv=min(n - 1, 20), return_eigenvectors=False)
+    op = LinearOperator((n, n), matvec=product, dtype=np.float64)
+    val = eigsh(op, k=1, which="LA", tol=tol, v0=np.ones(n), ncv=min(n - 1, 20),
+                return_eigenvectors=False)
     return float(val[0])

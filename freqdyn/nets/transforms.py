@@ -309,7 +309,7 @@ def jacobian(model, transforms: FourierTransforms, v: np.ndarray) -> np.ndarray:
 def gram_lambda_max(model, transforms: FourierTransforms, loss_scale: float = 1.0,
                     tol: float = 1e-3) -> float:
     """λ_max of (α/N) J Jᵀ on the samples, by Lanczos with transform products."""
-    from scipy.sparse.linalg import LinearOperator, eigsh
+    from freqdyn.nets.measure import top_eigenvalue
 
     n = transforms.samples.size
 
@@ -317,12 +317,7 @@ def gram_lambda_max(model, transforms: FourierTransforms, loss_scale: float = 1.
         return (loss_scale / n) * jacobian(model, transforms,
                                            jacobian_transpose(model, transforms, np.ravel(u)))
 
-    if n <= 2:
-        dense = np.column_stack([product(col) for col in np.eye(n)])
-        return float(np.linalg.eigvalsh(0.5 * (dense + dense.T)).max())
-    op = LinearOperator((n, n), matvec=product, dtype=np.float64)
-    return float(eigsh(op, k=1, which="LA", tol=tol, v0=np.ones(n), ncv=min(n - 1, 20),
-                       return_eigenvectors=False)[0])
+    return top_eigenvalue(product, n, tol)
 
 
 def empirical_ntk(model, x: np.ndarray, chunk: int = 1 << 15) -> np.ndarray:
