@@ -307,7 +307,7 @@ def _arm_report(arm: Arm, plan: StudyPlan, preds: dict, learning: dict, runs_by_
         mean, std = mean_std(ratios)
         lt = [compare.learning_times(times, r) for r in ratios]
         entry["peak_ratios_net"] = {"mean": mean, "std": std}
-        entry["learning_times_net"] = {"mean": mean_std(lt)[0], "per_seed": lt}
+        entry["learning_times_net"] = {"mean": mean_learning_times(lt), "per_seed": lt}
         volume = float(runs[0].attrs["box_volume"])
         entry["loss_net"] = mean_std([compare.measured_loss_at_reports(r) for r in runs])[0]
         if plan.pde and not compare.excluded_ball(preds[plan.pde]):
@@ -332,6 +332,13 @@ def _arm_report(arm: Arm, plan: StudyPlan, preds: dict, learning: dict, runs_by_
     if runs_by_width and plan.pde:
         rep.update(_finite_width(case, plan, preds[plan.pde], runs_by_width))
     return rep
+
+
+def mean_learning_times(per_seed) -> np.ndarray:
+    """Seed mean of learning times (seeds × peaks); inf where no seed learned the peak
+    within the reported times (mean_std leaves inf out, which would give NaN there)."""
+    arr = np.asarray(per_seed, dtype=float)
+    return np.where(np.all(np.isposinf(arr), axis=0), np.inf, mean_std(arr)[0])
 
 
 #: Seeds from which a study reports the measured spread.

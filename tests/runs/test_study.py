@@ -260,3 +260,14 @@ def test_lfp_peak_inside_the_ball_is_refused(tmp_path):
     with pytest.raises(InputError) as info:
         plan_study(load_experiment(path))
     assert info.value.field == "target.peaks"
+
+
+def test_a_peak_no_seed_learned_has_infinite_mean_time():
+    """A peak never learned within the reported times in any seed has mean time inf, so a
+    check of kind learning_times with miss_by sees the miss (it read NaN and failed)."""
+    from freqdyn.runs.study import mean_learning_times
+
+    lt = [[0.9, np.inf, np.inf], [1.1, 2.0, np.inf]]
+    mean = mean_learning_times(lt)
+    assert mean[0] == pytest.approx(1.0) and mean[1] == pytest.approx(2.0)
+    assert np.isposinf(mean[2])
