@@ -40,7 +40,6 @@ from freqdyn.nets.fourier import default_block_rows
 from freqdyn.nets.measure import top_eigenvalue
 
 LFP_MODELS = {"lfp-relu": "relu", "lfp-tanh": "tanh"}
-LFP_BACKENDS = ("sorted", "dense")
 
 
 def _sech2(z: torch.Tensor) -> torch.Tensor:

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from freqdyn.nets import transforms as tf
+from freqdyn.nets.lfp_net import LFP_MODELS
 
 
 class NetworkPass:
@@ -26,7 +27,7 @@ class NetworkPass:
         self.model, self.settings, self.x = model, settings, x
         self.fast = (settings.model == "fourier" and settings.backend == "nufft"
                      and x.device.type == "cpu")
-        self.lfp = settings.model.startswith("lfp-")
+        self.lfp = settings.model in LFP_MODELS
         self.transforms = self.batch_transforms = None
         if self.fast:
             layout = sample_layout(settings, x_np, case_dim)

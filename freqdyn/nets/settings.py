@@ -178,7 +178,9 @@ def train_settings(case, overrides: dict | None = None) -> TrainSettings:
     train_w = t.boolean("train_w", True)
     compile_ = t.boolean("compile", False)
     dtype = t.choice("dtype", "float64", ("float64", "float32"))
-    lfp = model.startswith("lfp-")
+    from freqdyn.nets.lfp_net import LFP_MODELS
+
+    lfp = model in LFP_MODELS
     sorted_fits = model == "lfp-relu" and d == 1
     backend = t.choice("backend", "nufft" if model == "fourier" else
                        "sorted" if sorted_fits else "dense", BACKENDS)
@@ -191,7 +193,7 @@ def train_settings(case, overrides: dict | None = None) -> TrainSettings:
     if lfp:
         from freqdyn.theory.lfp import lfp_data_grid, lfp_params
 
-        lfp_params(case, model[4:])  # refuse a bad [lfp] table before training
+        lfp_params(case, LFP_MODELS[model])  # refuse a bad [lfp] table before training
         if not train_w:
             raise InputError("train.train_w", f"applies to Fourier features; the {model} "
                                               "network trains all its parameters")
