@@ -51,10 +51,12 @@ def run_image(exp: Experiment, out: Path, device: str) -> Outcome:
     low_band = exp.number("low_band", 1.0, low=0)
     arms = {
         "large_init": (exp.number("large_alpha", 8.0, low=0), exp.get("large_optimizer", "adam"),
-                       exp.number("large_lr", 1e-3, low=0)),
+                       exp.number("large_lr", 1e-3, low=0),
+                       exp.number("large_weight_decay", 0.0, low=0)),
         "default_init": (exp.number("default_alpha", 1.0, low=0),
                          exp.get("default_optimizer", "sgd"),
-                         exp.number("default_lr", 0.02, low=0)),
+                         exp.number("default_lr", 0.02, low=0),
+                         exp.number("default_weight_decay", 0.0, low=0)),
     }
     snap_steps = [int(s) for s in exp.get("snapshot_steps", [0, steps // 10, steps])]
     low = k <= low_band
@@ -77,11 +79,11 @@ def run_image(exp: Experiment, out: Path, device: str) -> Outcome:
                     "output_full": nudft(proj["full"], np.concatenate([out_train, out_test]), k)}
 
         for arm in IMAGE_ARMS:
-            alpha, opt_name, lr = arms[arm]
+            alpha, opt_name, lr, weight_decay = arms[arm]
             model = frequency_mlp(x_all.shape[1], width, depth, classes, "relu", alpha, seed)
             runs[arm].append(train_probed(
                 model, make_optimizer(opt_name, model, lr,
-                                      f"settings.{arm.split('_')[0]}_optimizer"),
+                                      f"settings.{arm.split('_')[0]}_optimizer", weight_decay),
                 x_train=data.x_train, y_train=onehot["train"], x_test=data.x_test,
                 y_test=onehot["test"], steps=steps, eval_every=every, seed=seed, device=device,
                 spectra_fn=spectra_fn, batch_size=batch, classify="argmax",
@@ -100,7 +102,8 @@ def run_image(exp: Experiment, out: Path, device: str) -> Outcome:
 
     summary: dict = {"dataset": exp.get("dataset", "digits"),
                      "arms": {a: {"alpha": arms[a][0], "optimizer": arms[a][1],
-                                  "lr": arms[a][2]} for a in IMAGE_ARMS}}
+                                  "lr": arms[a][2], "weight_decay": arms[a][3]}
+                              for a in IMAGE_ARMS}}
     curves = {}
     for arm in IMAGE_ARMS:
         dist = {where: np.array([distance(r.spectra[f"output_{where}"], t[where])

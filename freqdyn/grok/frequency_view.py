@@ -265,12 +265,17 @@ def add_mean_std(summary: dict, key: str) -> None:
     summary[f"{key}_mean"], summary[f"{key}_std"] = (float(v) for v in mean_std(summary[key]))
 
 
-def make_optimizer(name: str, model: nn.Module, lr: float, field_name: str):
+def make_optimizer(name: str, model: nn.Module, lr: float, field_name: str,
+                   weight_decay: float = 0.0):
+    """``adam``, ``adamw`` (decoupled weight decay, Omnigrok's choice) or ``sgd``; for adam
+    and sgd a ``weight_decay`` is torch's L2 term added to the gradient."""
     if name == "adam":
-        return torch.optim.Adam(model.parameters(), lr=lr)
+        return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    if name == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     if name == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=lr)
-    raise InputError(field_name, f"expected 'adam' or 'sgd', got {name!r}")
+        return torch.optim.SGD(model.parameters(), lr=lr, weight_decay=weight_decay)
+    raise InputError(field_name, f"expected 'adam', 'adamw' or 'sgd', got {name!r}")
 
 
 def run_lengths(exp: Experiment) -> tuple[int, int]:

@@ -241,3 +241,20 @@ def test_mnist_experiment_file_runs_on_idx_files(tmp_path):
     with pytest.raises(InputError) as info:
         _image_data(missing, seed=0)
     assert info.value.field == "settings.mnist_dir"
+
+
+def test_adamw_decays_the_weights_decoupled_from_the_gradient():
+    """With a zero gradient one AdamW step multiplies every weight by 1 − lr·wd (Omnigrok's
+    optimizer for the image runs); an unknown name is refused naming the field."""
+    from freqdyn.grok.frequency_view import make_optimizer
+
+    model = torch.nn.Linear(3, 2)
+    before = [p.detach().clone() for p in model.parameters()]
+    opt = make_optimizer("adamw", model, 0.1, "settings.large_optimizer", weight_decay=0.5)
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    opt.step()
+    for p, b in zip(model.parameters(), before, strict=True):
+        assert torch.allclose(p, b * (1 - 0.1 * 0.5), atol=1e-7)
+    with pytest.raises(InputError, match="settings.large_optimizer.*'adamw'"):
+        make_optimizer("lion", model, 0.1, "settings.large_optimizer")

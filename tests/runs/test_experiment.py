@@ -206,3 +206,36 @@ def test_transformer_files_build_nandas_model_at_paper_size():
     loss = torch.nn.functional.cross_entropy(model(data.pairs_train), data.labels_train)
     loss.backward()
     assert torch.isfinite(loss) and abs(loss.item() - math.log(113)) < 1.0
+
+
+GROK_FILES = sorted((Path(__file__).parents[2] / "validation" / "grokking").glob("*.toml"))
+
+
+@pytest.mark.parametrize("path", GROK_FILES, ids=[p.stem for p in GROK_FILES])
+def test_a_misspelled_setting_of_a_grokking_file_is_refused_when_read(path):
+    """``rise_tol`` for ``rise_tolerance``, ``seed`` for ``seeds``: refused before training."""
+    text = path.read_text()
+    for typo in ("rise_tol", "seed"):
+        bad = text.replace("[settings]\n", f"[settings]\n{typo} = 3\n", 1)
+        with pytest.raises(InputError, match=rf"settings\.{typo}: unknown key"):
+            load_experiment(path, text=bad)
+        if "[full]\n" in text:
+            bad = text.replace("[full]\n", f"[full]\n{typo} = 3\n", 1)
+            with pytest.raises(InputError, match=rf"full\.{typo}: unknown key"):
+                load_experiment(path, text=bad, full=True)
+
+
+def test_every_kind_declares_its_settings_and_the_grokking_code_reads_only_declared_ones():
+    """A static cross-check: every key the grokking runners read by name (``exp.get("k")``,
+    ``cfg.get("k")``, ``t.integer("k")``, ...) is declared by some kind, so a declared set
+    cannot silently lag behind the code."""
+    import re
+
+    assert all(k.settings_keys is not None for k in runner.KINDS.values())
+    declared = set().union(*(k.settings_keys for k in runner.KINDS.values()))
+    pattern = re.compile(r"""(?:exp\.(?:get|number|require)|cfg\.(?:get|pop)|cfg\[|"""
+                         r"""_positive_int\(cfg,|\bt\.(?:number|integer))\(?\s*["']([a-z_0-9]+)["']""")
+    root = Path(__file__).parents[2] / "freqdyn" / "grok"
+    read = {key for path in root.glob("*.py") for key in pattern.findall(path.read_text())}
+    assert read, "the pattern found no reads: it no longer matches the code"
+    assert read <= declared, sorted(read - declared)

@@ -131,6 +131,12 @@ def parity_output_figure(ds: xr.Dataset, focus: float) -> plt.Figure:
     return fig
 
 
+def _setting_title(setting) -> str:
+    """"α = 8, adamw lr 0.001, wd 0.01" from (alpha, optimizer, lr, weight_decay)."""
+    alpha, opt, lr, weight_decay = setting
+    return f"α = {alpha:g}, {opt} lr {lr:g}" + (f", wd {weight_decay:g}" if weight_decay else "")
+
+
 def image_accuracy_figure(ds: xr.Dataset, arms) -> plt.Figure:
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
     steps = np.maximum(ds.step.values, 1)
@@ -139,8 +145,7 @@ def image_accuracy_figure(ds: xr.Dataset, arms) -> plt.Figure:
     for ax, arm in zip(axes, IMAGE_ARMS, strict=True):
         for part in ("train", "test"):
             band(ax, steps, ds[f"{part}_acc"].sel(arm=arm).values, study.COLORS[part], part)
-        alpha, opt, lr = arms[arm]
-        ax.set_title(f"α = {alpha:g}, {opt} lr {lr:g}")
+        ax.set_title(_setting_title(arms[arm]))
         ax.set_xscale("log")
         ax.set_xlabel("step")
     axes[0].set_ylabel("accuracy (mean, min–max over seeds)")
@@ -164,6 +169,6 @@ def image_spectra_figure(ds: xr.Dataset, arm: str, snaps, setting) -> plt.Figure
     for ax in axes[-1]:
         ax.set_xlabel("k along the first principal direction")
     axes[0, 0].legend(fontsize=8)
-    fig.suptitle(f"α = {setting[0]:g}, {setting[1]} lr {setting[2]:g}")
+    fig.suptitle(_setting_title(setting))
     fig.tight_layout()
     return fig
