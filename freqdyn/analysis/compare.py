@@ -16,7 +16,11 @@ All quantities are in the units of the result schema: PDE time t (the t of
 * :func:`learning_times` — per target peak ω_k the first t with
   |û(ω_k, t)| / |û(ω_k, 0)| = 1/e, by linear interpolation of log ratio between
   reported times; ``inf`` when the ratio never falls to 1/e within the reported times.
-* :func:`fit_loglog_slope` — least-squares slope p of log err = p log m + c.
+* :func:`fit_loglog_slope` — least-squares slope p of log err = p log m + c;
+  :func:`slope_interval` — p with its confidence interval (Student t on the fit's
+  standard error).
+* :func:`error_split` — a prediction's error against S networks split into the part all
+  networks share (common) and the part that differs from draw to draw (per network).
 """
 
 from __future__ import annotations
@@ -135,6 +139,61 @@ def fit_loglog_slope(widths, errors) -> tuple[float, float]:
     y = np.log(np.asarray(errors, dtype=float))
     p, c = np.polyfit(x, y, 1)
     return float(p), float(c)
+
+
+def slope_interval(widths, errors, level: float = 0.95) -> dict:
+    """Slope p of log err = p log m + c with its ``level`` confidence interval.
+
+    The interval is p ± t_{(1+level)/2, n−2} · se(p), se from the residuals of the
+    least-squares fit (scipy.stats.linregress); with two widths it is unbounded (NaN).
+    """
+    from scipy import stats
+
+    x = np.log(np.asarray(widths, dtype=float))
+    y = np.log(np.asarray(errors, dtype=float))
+    fit = stats.linregress(x, y)
+    n = x.size
+    if n < 3:
+        return {"slope": float(fit.slope), "interval": [float("nan"), float("nan")],
+                "level": level}
+    half = float(stats.t.ppf(0.5 + level / 2, n - 2) * fit.stderr)
+    return {"slope": float(fit.slope), "interval": [float(fit.slope - half),
+                                                     float(fit.slope + half)], "level": level}
+
+
+def error_split(pred: xr.Dataset, runs: list[xr.Dataset]) -> dict:
+    """A prediction's error against S ≥ 2 networks, split per time into two parts.
+
+    With e_s = û_s − û_pred the error of network s and ē = (1/S) Σ e_s (the error of the
+    seed-mean network), the vector identity (1/S) Σ‖e_s‖² = ‖ē‖² + (1/S) Σ‖e_s − ē‖²
+    gives unbiased estimates of
+
+    * ``per_network``² = (1/(S−1)) Σ_s ‖e_s − ē‖²: what differs from draw to draw (the
+      Monte-Carlo error of each network's own kernel and samples, ∝ m^{-1/2});
+    * ``common``² = ‖ē‖² − per_network²/S: what every network shares (beyond-NTK drift,
+      ∝ 1/m, or a discretisation error of the trainer or the reference, which stays);
+      clipped at 0 when the estimate is negative (the common part is below the noise).
+
+    Both are relative to ‖û‖ of the seed-mean network (over |ξ| ≥ ε where a ball is
+    left out), so that per_network² + common² ≈ the mean squared rel L² error of one net.
+    """
+    if len(runs) < 2:
+        raise ValueError("error_split needs at least two networks")
+    mean = mean_dataset(runs)
+    kept = kept_frequencies(pred, mean)
+    u_pred = on_grid(pred, mean).values
+    errs = np.stack([u_hat(r).values - u_pred for r in runs])
+    ref = u_hat(mean).values
+    if kept is not None:
+        errs, ref = errs[:, :, kept], ref[:, kept]
+    axes = tuple(range(2, errs.ndim))
+    norm2 = np.sum(np.abs(ref) ** 2, axis=tuple(range(1, ref.ndim)))
+    e_bar = errs.mean(axis=0)
+    spread2 = np.sum(np.abs(errs - e_bar) ** 2, axis=axes).sum(axis=0) / (len(runs) - 1)
+    common2 = np.sum(np.abs(e_bar) ** 2, axis=tuple(range(1, e_bar.ndim))) - spread2 / len(runs)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return {"common": np.sqrt(np.maximum(common2, 0.0) / norm2),
+                "per_network": np.sqrt(spread2 / norm2), "networks": len(runs)}
 
 
 def mean_spread(values) -> tuple[np.ndarray, np.ndarray]:

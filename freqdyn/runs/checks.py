@@ -247,19 +247,37 @@ def _model_fails(check, outcome, exp):
 @register_check("slope", "fitted log-log slope of the pde-vs-net error against m lies in "
                          "range", required={"range"}, optional={"arm"}, applies=("study",))
 def _slope(check, outcome, exp):
-    from freqdyn.analysis.compare import fit_loglog_slope
+    """The slope of the max_{t>0} seed-mean error against m, with its 95 % interval, and
+    (from two seeds on) the slopes of its common and per-network parts at the time of the
+    largest error of the largest width."""
+    from freqdyn.analysis.compare import fit_loglog_slope, slope_interval
 
     rep = _arm(check, outcome)
     later = _later(rep)
     pde = outcome.summary.get("pde")
     widths = sorted(int(w) for w in rep["widths"])
-    errs = [float(np.max(np.asarray(rep["widths"][str(w)][f"rel_l2_{pde}_vs_net"]["mean"])
-                         [later])) for w in widths]
     if len(widths) < 2:
         return {"note": "needs at least two widths", "widths": widths, "pass": False}
+    entries = [rep["widths"][str(w)] for w in widths]
+    errs = [float(np.max(np.asarray(e[f"rel_l2_{pde}_vs_net"]["mean"])[later]))
+            for e in entries]
     slope, _ = fit_loglog_slope(widths, errs)
     lo, hi = check["range"]
-    return {"widths": widths, "errors": errs, "slope": slope, "pass": lo <= slope <= hi}
+    out = {"widths": widths, "errors": errs, "slope": slope,
+           "slope_interval": slope_interval(widths, errs)["interval"],
+           "pass": lo <= slope <= hi}
+    split = f"error_split_{pde}"
+    if all(split in e for e in entries):
+        last = np.asarray(entries[-1][f"rel_l2_{pde}_vs_net"]["mean"])
+        at = int(np.flatnonzero(later)[np.argmax(last[later])])
+        for part in ("common", "per_network"):
+            values = [float(np.asarray(e[split][part])[at]) for e in entries]
+            out[part] = values
+            if all(v > 0 for v in values):
+                fit = slope_interval(widths, values)
+                out[f"{part}_slope"], out[f"{part}_slope_interval"] = fit["slope"], fit["interval"]
+        out["split_time"] = float(np.asarray(rep["times"])[at])
+    return out
 
 
 @register_check("learning_times", "arm: measured learning times vs wanted (per peak): "

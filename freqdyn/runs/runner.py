@@ -141,6 +141,17 @@ def run_experiment(exp: Experiment, out: str | Path, *, device: str = "cpu") -> 
     return RunResult(out=out, report=to_json(report), result=result, figures=figures)
 
 
+def _short(value):
+    """A check's number as printed: 4 significant digits (lists and dicts elementwise)."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(str(_short(v)) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_short(v)}" for k, v in value.items()) + "}"
+    return value
+
+
 def headline(result: RunResult, exp: Experiment) -> list[str]:
     """The lines a command prints for a finished run."""
     rep = result.report
@@ -154,10 +165,12 @@ def headline(result: RunResult, exp: Experiment) -> list[str]:
                      f"{rep['max_rel_l2_pde_vs_net']:.4f}")
     for check in rep["checks"]:
         numbers = {k: check[k] for k in ("max_rel_l2_pde_vs_net", "at_most", "max_rel_dev",
-                                         "max_miss_factor", "slope", "max_error", "min_ratio",
-                                         "max_log_spread", "spread", "spread_than", "rule")
+                                         "max_miss_factor", "slope", "slope_interval",
+                                         "common_slope", "per_network_slope", "max_error",
+                                         "min_ratio", "max_log_spread", "spread",
+                                         "spread_than", "rule")
                    if k in check}
-        text = ", ".join(f"{k} {v}" for k, v in numbers.items())
+        text = ", ".join(f"{k} {_short(v)}" for k, v in numbers.items())
         lines.append(f"  check {check['kind']}: {'pass' if check['pass'] else 'FAIL'}"
                      + (f" ({text})" if text else ""))
     written = [str(result.out / REPORT)] + ([str(result.result)] if result.result else []) + \

@@ -20,7 +20,9 @@ Per arm, width and reported time the report holds: the relative L²(ξ) error
 ‖û_pred − û_net‖/‖û_net‖ of each prediction against each trained network (per seed,
 their mean and sample std: :mod:`freqdyn.analysis.stats`), against the seed-mean û
 (``rel_l2_<method>_vs_seed_mean_net``, a diagnostic: Monte-Carlo error falls like
-1/√seeds there, a systematic error does not), each prediction against each other, the
+1/√seeds there, a systematic error does not), and from two seeds on the pde's error split
+into its ``common`` and ``per_network`` parts (``error_split_<pde>``:
+:func:`freqdyn.analysis.compare.error_split`), each prediction against each other, the
 per-peak ratios |û(ω_k, t)|/|û(ω_k, 0)| and learning times (first t with ratio 1/e; for
 predictions exact in time computed on a fine time grid, so that they resolve any wanted
 time), the Parseval check of the loss and the parameter drift.  Top level:
@@ -303,6 +305,8 @@ def _arm_report(arm: Arm, plan: StudyPlan, preds: dict, learning: dict, runs_by_
             mean, std = mean_std(errs)
             entry[f"rel_l2_{method}_vs_net"] = {"mean": mean, "std": std, "per_seed": errs}
             entry[f"rel_l2_{method}_vs_seed_mean_net"] = compare.rel_l2_by_time(ds, seed_mean)
+        if plan.pde and len(runs) >= 2:
+            entry[f"error_split_{plan.pde}"] = compare.error_split(preds[plan.pde], runs)
         ratios = [peak_ratios(run, peaks) for run in runs]
         mean, std = mean_std(ratios)
         lt = [compare.learning_times(times, r) for r in ratios]

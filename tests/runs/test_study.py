@@ -141,6 +141,18 @@ def test_tiny_study_end_to_end(tmp_path, capsys):
     np.testing.assert_allclose(entry["rel_l2_damping_vs_seed_mean_net"],
                                relative_l2(pred, (nets[0] + nets[1]) / 2, axes=(1,)),
                                rtol=1e-12)
+    # The split of the pde's error: common² + per_network² is the seeds' mean square
+    # error (exactly, with S = 2: (e₁² + e₂²)/2 = ‖ē‖² + ‖e₁ − e₂‖²/4 = common² + per²).
+    split = entry["error_split_damping"]
+    common, per = np.asarray(split["common"]), np.asarray(split["per_network"])
+    norm = np.linalg.norm((nets[0] + nets[1]) / 2, axis=1)
+    ms = np.mean([np.linalg.norm(pred - u, axis=1) ** 2 for u in nets], axis=0) / norm**2
+    kept = common > 0  # (common is clipped at 0 where its estimate is negative)
+    np.testing.assert_allclose((common**2 + per**2)[kept], ms[kept], rtol=1e-10)
+    assert np.all(common[~kept] ** 2 + per[~kept] ** 2 >= ms[~kept] - 1e-15)
+    slope = report["checks"][2]
+    assert slope["widths"] == [32, 64] and slope["slope_interval"] == [None, None]
+    assert len(slope["common"]) == len(slope["per_network"]) == 2
     for name in ("heatmaps-tiny.png", "loss-tiny.png", "peaks.png", "width.png"):
         assert (out / name).is_file()
     assert "tiny (study, ci size" in capsys.readouterr().out
