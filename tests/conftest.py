@@ -22,6 +22,27 @@ PDE_DIR = ROOT / "pde"
 CASE_FILES = sorted(PDE_DIR.glob("*.toml"))
 
 
+@pytest.fixture(autouse=True)
+def _summaries_are_declared(monkeypatch):
+    """Every experiment a test runs reports only keys its kind declares (so a claim rule
+    is never refused for a key the kind does report): freqdyn.runs.kind_keys.REPORTS."""
+    from freqdyn.runs import checks
+    from freqdyn.runs.kind_keys import reported
+    from freqdyn.runs.kinds import KINDS
+
+    evaluate = checks.evaluate_checks
+
+    def checked(exp, outcome):
+        declared = KINDS[exp.kind].report_keys if exp.kind in KINDS else None
+        if declared is not None:
+            loose = sorted(k for k in outcome.summary if k.isidentifier()
+                           and not reported(k, declared))
+            assert not loose, f"kind {exp.kind!r} reports undeclared keys {loose}"
+        return evaluate(exp, outcome)
+
+    monkeypatch.setattr(checks, "evaluate_checks", checked)
+
+
 @pytest.fixture(scope="session")
 def pde_dir() -> Path:
     return PDE_DIR

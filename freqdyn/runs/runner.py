@@ -81,17 +81,23 @@ def seed_checkpoints(out: str | Path, seed: int) -> tuple[Path, bool]:
 def precheck(exp: Experiment) -> None:
     """Refuse, before training, a rule that reads a key the kind does not report."""
     from freqdyn.runs.claims import rule_names
+    from freqdyn.runs.kind_keys import reported
 
     keys = kind_entry(exp.kind).report_keys
     if keys is None:
         return
     for i, check in enumerate(exp.checks):
         if check["kind"] == "rule":
-            unknown = sorted(rule_names(check["rule"]) - keys)
+            unknown = sorted(n for n in rule_names(check["rule"]) if not reported(n, keys))
             if unknown:
+                import difflib
+
+                close = difflib.get_close_matches(unknown[0], sorted(keys), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
                 raise InputError("claim.rule" if i == 0 else f"check[{i}].rule",
                                  f"names {unknown} that experiments of kind {exp.kind!r} "
-                                 f"do not report; they report {', '.join(sorted(keys))}")
+                                 f"do not report{hint}; they report "
+                                 f"{', '.join(sorted(keys))}")
 
 
 def run_experiment(exp: Experiment, out: str | Path, *, device: str = "cpu") -> RunResult:

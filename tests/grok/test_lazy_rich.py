@@ -142,6 +142,10 @@ def test_bad_settings_name_the_field(tmp_path):
         run_experiment(_experiment("lazy-rich-alpha-sweep", dict(TOY, alphas=[1.0])),
                        tmp_path)
     with pytest.raises(InputError, match="settings.epsilons"):
-        run_experiment(_experiment("lazy-rich-phase", dict(TOY, alphas=[1.0, 2.0])), tmp_path)
+        phase = {k: v for k, v in TOY.items() if k != "eps"}  # the phase kind scans epsilons
+        run_experiment(_experiment("lazy-rich-phase", dict(phase, alphas=[1.0, 2.0])),
+                       tmp_path)
+    with pytest.raises(InputError, match="settings.eps: unknown key"):
+        _experiment("lazy-rich-phase", dict(TOY, alphas=[1.0, 2.0], epsilons=[0.1, 0.2]))
     with pytest.raises(InputError, match="settings.centered"):
         run_experiment(_experiment("lazy-rich-toy", dict(TOY, centered="yes")), tmp_path)

@@ -239,3 +239,18 @@ def test_every_kind_declares_its_settings_and_the_grokking_code_reads_only_decla
     read = {key for path in root.glob("*.py") for key in pattern.findall(path.read_text())}
     assert read, "the pattern found no reads: it no longer matches the code"
     assert read <= declared, sorted(read - declared)
+
+
+@pytest.mark.parametrize("path", GROK_FILES, ids=[p.stem for p in GROK_FILES])
+def test_a_grokking_rule_naming_an_unreported_key_is_refused_before_training(path, tmp_path):
+    """Every grokking kind declares what it reports: a rule naming ``t4_meen`` stops the
+    run at once (nothing is written), and every shipped rule names reported keys only."""
+    exp = load_experiment(path)
+    runner.precheck(exp)
+    runner.precheck(load_experiment(path, paper=True))
+    text = path.read_text()
+    rule = next(c["rule"] for c in exp.checks if c["kind"] == "rule")
+    bad = load_experiment(path, text=text.replace(rule, f"({rule}) and t4_meen > 0", 1))
+    with pytest.raises(InputError, match=r"t4_meen.*do not report"):
+        runner.run_experiment(bad, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
