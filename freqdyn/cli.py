@@ -246,10 +246,19 @@ def _where(args) -> str:
     return (getattr(args, "case", None) or getattr(args, "file", None) or "input")
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> str:
+    """Warnings as one line on stderr, ``freqdyn: warning (AccuracyWarning): ...`` (no
+    source line echoed)."""
+    return f"freqdyn: warning ({category.__name__}): {message}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
+    import warnings
+
     import matplotlib
 
     matplotlib.use("Agg")  # the command line draws to files only
+    warnings.formatwarning = _one_line_warning
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -39,3 +39,16 @@ def test_bad_case_exits_with_the_field_named(tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert "network.rho_w.scale" in proc.stderr and "> 0" in proc.stderr
+
+
+def test_a_warning_is_one_line_and_given_once(pde_dir, tmp_path):
+    """An accuracy warning reaches the user as one line (no echoed source line), once,
+    although the figure's fine-time solve meets the same condition again."""
+    case = tmp_path / "r3.toml"
+    case.write_text((pde_dir / "gaussian-1d.toml").read_text() + "\n[kernel_flow]\nR = 3.0\n")
+    proc = subprocess.run([sys.executable, "-m", "freqdyn", "kernel-flow", str(case), "--out",
+                           str(tmp_path / "o")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("freqdyn: warning (AccuracyWarning): "
+                                                   "kernel-flow of gaussian-1d"), lines

@@ -46,6 +46,9 @@ from freqdyn.theory.ntk import FourierFeatureKernel
 DENSE_LIMIT = 1500
 #: Truncation error the default settings aim for (relative L²(ξ), every time).
 TARGET_ERROR = 3e-5
+#: Estimated truncation error beyond which a box the user gave (``[kernel_flow] R``) is
+#: refused: every number it would print is wrong in the first or second digit.
+REFUSE_ERROR = 0.05
 #: Estimated truncation error beyond which the result carries an :class:`AccuracyWarning`.
 WARN_ERROR = 1e-3
 #: Largest grid the adaptive box growth may reach, per dimension.
@@ -290,12 +293,22 @@ def kernel_flow(case, settings: KernelFlowSettings | None = None, times=None):
         u_hat, info = evolve(case, settings, times)
         error = relative_l2(coarse, u_hat, axes=axes)
     variables = {} if error is None else {"truncation_error": (("time",), error)}
+    if error is not None and not adaptive and error.max() > REFUSE_ERROR:
+        worst = int(np.argmax(error))
+        raise InputError("kernel_flow.R", f"R = {settings.R:g} gives an estimated truncation "
+                                          f"error of {error[worst]:.2g} at t = "
+                                          f"{times[worst]:g} (the box cuts off the error "
+                                          "function); use a larger R, or leave R out for the "
+                                          "adaptive box")
     if error is not None and error.max() > WARN_ERROR:
         worst = int(np.argmax(error))
+        why = ("the error's tails in x outgrow the box, as for ρ_w with jumps at late times); "
+               "use the fem or modal method, or set [kernel_flow] R" if adaptive else
+               f"the box R = {settings.R:g} cuts off part of the error function); use a "
+               "larger [kernel_flow] R, or leave R out for the adaptive box")
         warnings.warn(f"kernel-flow of {case.name}: estimated truncation error {error[worst]:.1e} "
-                      f"at t = {times[worst]:g} exceeds {WARN_ERROR:g} (the error's tails in x "
-                      "outgrow the box, as for ρ_w with jumps at late times); use the fem or "
-                      "modal method, or set [kernel_flow] R", AccuracyWarning, stacklevel=2)
+                      f"at t = {times[worst]:g} exceeds {WARN_ERROR:g} ({why}", AccuracyWarning,
+                      stacklevel=2)
     info["seconds"] = _time.perf_counter() - start
     return frequency_dataset(case, u_hat, "kernel-flow", times=times, variables=variables,
                              attrs={"kernel_flow": info})

@@ -29,6 +29,9 @@ def solve_to(case, out, method: str = "modal", figure: bool = True) -> Written |
 
     Returns what was written on rank 0 (None on the other MPI ranks).
     """
+    import warnings
+
+    from freqdyn.errors import AccuracyWarning
     from freqdyn.results import write_dataset
 
     entry = predictor(method, "--method")
@@ -50,7 +53,9 @@ def solve_to(case, out, method: str = "modal", figure: bool = True) -> Written |
         fig_ds = ds
         if predictor(method).exact_in_time and case.times.size < 40:
             dense = np.union1d(case.times, np.linspace(0.0, case.times[-1], 81))
-            fig_ds = predict(replace(case, times=dense), method)
+            with warnings.catch_warnings():  # the same warning was given for ds above
+                warnings.simplefilter("ignore", AccuracyWarning)
+                fig_ds = predict(replace(case, times=dense), method)
         title = f"{case.name}: {method}, error transform |û(ξ, t)|"
         paths.append(save_figure(dynamics_figure(fig_ds, title=title), out / "prediction.png"))
     if comm is not None:

@@ -22,6 +22,8 @@ FAMILIES_1D = {
     "expression": {"family": "expression", "density": "exp(-w**4)*(1 + w**2)"},
     "expression-heavy": {"family": "expression", "density": "1/(1 + w**2)**2"},
     "expression-box": {"family": "expression", "density": "1 + cos(pi*w)", "support": [-1, 1]},
+    # a bump off the origin, zero (in floating point) on [-1, 1]: its box is found anyway
+    "expression-off-origin": {"family": "expression", "density": "exp(-(w - 3)**2/0.02)"},
 }
 
 FAMILIES_2D = {
@@ -154,6 +156,20 @@ def test_bad_densities_name_the_field_and_the_problem(cfg, field, problem):
         density_from_config(cfg, 1)
     assert err.value.field == field
     assert problem in str(err.value)
+
+
+def test_a_bump_narrower_than_the_sampling_is_named_and_accepted_with_a_support():
+    """exp(−(w−3)²/1e-6) (width 1e-3) falls between every sampled point: the message says
+    so and names the way forward; with ``support`` around it the density is exact."""
+    narrow = {"family": "expression", "density": "exp(-(w - 3)**2/1e-6)"}
+    with pytest.raises(InputError, match=r"narrower than that, give network\.rho_w\.support"):
+        density_from_config(narrow, 1)
+    rho = density_from_config(dict(narrow, support=[2.99, 3.01]), 1)
+    mean = integrate.quad(lambda w: w * rho.density(np.array([[w]]))[0], 2.99, 3.01,
+                          points=[3.0], limit=200)[0]
+    assert mean == pytest.approx(3.0, abs=1e-9)
+    assert rho.density(np.array([[3.0]]))[0] == pytest.approx(1 / np.sqrt(np.pi * 1e-6),
+                                                                rel=1e-6)
 
 
 def test_bad_dimension_and_wrong_axis_names():

@@ -306,3 +306,19 @@ def test_problem_interface_solves_a_constant_rate():
     res = solve_problem(problem, [0.0, 0.7], axis, settings, progress=False)
     expected = np.cos(np.pi * axis[0]) * np.exp(-1.4)
     assert np.abs(res.u_hat[1] - expected).max() < 1e-5
+
+
+def test_a_given_mesh_too_coarse_for_the_initial_error_is_refused_or_warned():
+    """[fem] cells = 2 (5 dofs) interpolates û₀ with an O(1) error: refused, naming the
+    field; 40 cells (error ~1e-2, above tol = 1e-4) warn; the automatic mesh is silent."""
+    import warnings
+
+    from freqdyn.errors import AccuracyWarning
+
+    with pytest.raises(InputError, match=r"fem.cells.*relative error of 0\.\d+"):
+        predict(_case(UNIFORM_1D, "cells = 2"), "fem")
+    with pytest.warns(AccuracyWarning, match=r"\[40\] cells interpolate"):
+        predict(_case(UNIFORM_1D, "cells = 40\ndegree = 1"), "fem")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AccuracyWarning)
+        predict(_case(UNIFORM_1D), "fem")

@@ -97,3 +97,16 @@ def test_bad_kernel_flow_settings():
     case = load_case("u", text=UNIFORM + "[kernel_flow]\nR = -1.0\n")
     with pytest.raises(InputError, match="kernel_flow.R"):
         default_settings(case)
+
+
+def test_a_given_box_that_cuts_off_the_error_is_refused_and_a_marginal_one_warns():
+    """[kernel_flow] R = 1 truncates g itself (estimated error 0.3): refused, naming
+    kernel_flow.R; a box whose estimate lies between 1e-3 and 5 % warns."""
+    from freqdyn.errors import AccuracyWarning, InputError
+
+    text = make_case_text('family = "gaussian"\nscale = 1.0', g="exp(-x**2/2)*cos(2*pi*0.5*x)",
+                          bounds="[-4.0, 4.0]", times="[0.0, 1.0]")
+    with pytest.raises(InputError, match=r"kernel_flow.R: R = 1 gives an estimated truncation"):
+        kernel_flow(load_case("g", text=text + "[kernel_flow]\nR = 1.0\n"))
+    with pytest.warns(AccuracyWarning, match=r"the box R = 3 cuts off"):
+        kernel_flow(load_case("g", text=text + "[kernel_flow]\nR = 3.0\n"))

@@ -65,12 +65,23 @@ class Expression(Density):
         shell = shell_directions(self.dim)
         peak = np.max(self._raw_numeric(np.linspace(-1, 1, 41)[:, None] * np.ones(self.dim)))
         radii = np.geomspace(0.5, 1e6, 200)
+        shells = []
         for r in radii:
             vals = self._raw_numeric(r * shell)
-            if not np.all(np.isfinite(vals)):
-                continue  # reported by _check_values
-            if np.max(np.abs(vals)) < 1e-13 * max(peak, 1e-300):
-                return -r * np.ones(self.dim), r * np.ones(self.dim)
+            shells.append(np.max(np.abs(vals)) if np.all(np.isfinite(vals)) else np.nan)
+        shells = np.array(shells)  # NaN: not finite there (reported by _check_values)
+        peak = max(peak, float(np.nanmax(shells, initial=0.0)))
+        if peak <= 0:
+            raise InputError(
+                f"{self.field}.density",
+                "is zero at every point sampled (w in [-1, 1] and on shells out to "
+                f"|w| = 1e6); if it is a bump narrower than that, give {self.field}.support "
+                "= [lo, hi] around it")
+        with np.errstate(invalid="ignore"):
+            above = np.flatnonzero(shells >= 1e-13 * peak)  # the bump may sit off the origin
+        if above.size == 0 or above[-1] < radii.size - 1:
+            r = radii[0] if above.size == 0 else radii[above[-1] + 1]
+            return -r * np.ones(self.dim), r * np.ones(self.dim)
         if self.dim == 1:
             return None  # heavy tails: 1-D quadrature works on the infinite line
         raise InputError(
@@ -100,7 +111,10 @@ class Expression(Density):
                 f"takes negative values (min {vals.min():.3g} at w = {at.tolist()})",
             )
         if vals.max() <= 0:
-            raise InputError(f"{self.field}.density", "is zero everywhere on its domain")
+            raise InputError(f"{self.field}.density", "is zero at every point of its check "
+                                                      f"grid; if it is a narrow bump, give "
+                                                      f"{self.field}.support = [lo, hi] "
+                                                      "around it")
 
     def _grid(self, per_axis: int):
         """Midpoint grid over the effective box: (points, cell volume, axes)."""

@@ -169,6 +169,40 @@ def default_cells(problem: Problem, degree: int, tol: float, t_end: float,
     return cells_for(n)
 
 
+#: A given mesh whose interpolation error of û₀ exceeds this is refused: every number it
+#: would print is wrong in the first digit or the second.
+REFUSE_INTERPOLATION_ERROR = 0.05
+
+
+def check_given_cells(problem: Problem, table: dict, settings: FemSettings,
+                      t_end: float) -> None:
+    """For a case whose ``[fem]`` table gives ``cells``: warn when they resolve û₀ worse than
+    ``tol`` (the solution's error is at least its interpolation error), refuse them above
+    :data:`REFUSE_INTERPOLATION_ERROR`.  (The automatic mesh meets ``tol`` by
+    construction; the convergence tests call :func:`fem_settings` with coarse meshes on
+    purpose and do not come here.)"""
+    import warnings
+
+    from freqdyn.errors import AccuracyWarning
+
+    if "cells" not in table:
+        return
+    cells, degree, tol, grading = settings.cells, settings.degree, settings.tol, settings.grading
+    memory.require("fem.cells", check_memory(cells), f"the interpolation check on "
+                   f"{list(cells)} cells", "use fewer cells")
+    err = relative_interpolation_error(problem, cells, degree, t_end, grading)
+    if err > REFUSE_INTERPOLATION_ERROR:
+        raise InputError("fem.cells", f"{list(cells)} cells interpolate û₀ with a relative "
+                                      f"error of {err:.2g}, so the solution cannot be "
+                                      "trusted to that; use more cells, or leave fem.cells "
+                                      f"out for a mesh that meets fem.tol = {tol:g}")
+    if err > tol:
+        warnings.warn(f"fem: the given {list(cells)} cells interpolate û₀ with a relative "
+                      f"error of {err:.1e}, above fem.tol = {tol:g}; the solution is no more "
+                      "accurate than that (leave fem.cells out for an automatic mesh)",
+                      AccuracyWarning, stacklevel=3)
+
+
 def fem_settings(problem: Problem, table: dict, times: np.ndarray,
                  scheme: str | None = None) -> FemSettings:
     """Settings from a ``[fem]`` table, defaults filled in (``scheme`` overrides the table)."""

@@ -128,7 +128,7 @@ def solve_case(case, method: str = "fem", comm=None, progress: bool = False):
     (the LFP PDE of the ``[lfp]`` table); the ``[fem]`` table sets the discretisation.
     """
     from freqdyn.predict.fem.problem import fourier_feature_problem
-    from freqdyn.predict.fem.settings import fem_settings
+    from freqdyn.predict.fem.settings import check_given_cells, fem_settings
     from freqdyn.results import frequency_dataset
 
     comm = MPI.COMM_WORLD if comm is None else comm
@@ -144,6 +144,7 @@ def solve_case(case, method: str = "fem", comm=None, progress: bool = False):
         extra = params.attrs()
     settings = fem_settings(problem, case.section("fem"), case.times,
                             "modal" if method == "modal" else None)
+    check_given_cells(problem, case.section("fem"), settings, float(case.times[-1]))
     chosen = _time.perf_counter() - start
     result = solve_problem(problem, case.times, case.xi_axes(), settings, comm, progress)
     attrs = dict(result.attrs, **extra)
