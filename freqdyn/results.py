@@ -68,7 +68,10 @@ def frequency_dataset(case, u_hat: np.ndarray, method: str, *, times=None, xi_ax
     }
     for key, spec in (variables or {}).items():
         vdims, values, *rest = spec
-        data[key] = (vdims, np.asarray(values), dict(rest[0]) if rest else {})
+        meta = dict(rest[0]) if rest else {}
+        if not {"long_name", "units"} <= set(meta):  # every number in a file says what it is
+            raise ValueError(f"result variable {key!r} needs a long_name and units")
+        data[key] = (vdims, np.asarray(values), meta)
     all_attrs = {
         "Conventions": "CF-1.10",
         "title": f"freqdyn {method} result for case {case.name}",

@@ -24,12 +24,18 @@ def case():
 
 def _dataset(case, scale=1.0):
     values = scale * np.outer(np.exp(-case.times), case.initial_error())
-    return frequency_dataset(case, values, "test", variables={"extra": (("time",), case.times)},
-                             attrs={"info": {"a": 1}})
+    return frequency_dataset(case, values, "test", attrs={"info": {"a": 1}}, variables={
+        "extra": (("time",), case.times, {"long_name": "an extra number", "units": "1"})})
 
 
 def test_schema_dims_variables_and_attributes(case):
     ds = _dataset(case)
+    for name in ds.variables:  # every number in a result file says what it is
+        assert {"long_name", "units"} <= set(ds[name].attrs), name
+    assert ds.attrs["Conventions"] == "CF-1.10"
+    with pytest.raises(ValueError, match="'bare' needs a long_name and units"):
+        frequency_dataset(case, ds["u_hat_real"].values, "test",
+                          variables={"bare": (("time",), case.times)})
     assert ds["u_hat_real"].dims == ("time", "xi")
     assert set(ds.attrs) >= {"case_toml", "case_name", "freqdyn_version", "fourier_convention",
                              "method", "peaks"}

@@ -299,10 +299,12 @@ def _train(case, settings, out, checkpoints, resume, stop_after, progress, figur
         "loss_time": (("step",), pde_time(np.arange(total + 1), lr, volume, settings.momentum),
                       {"long_name": "PDE time of each step", "units": "PDE time"}),
         "drift": (("time",), np.array([r["drift"] for r in records]),
-                  {"long_name": "relative parameter drift |theta - theta0|/|theta0|"}),
+                  {"long_name": "relative parameter drift |theta - theta0|/|theta0|",
+                   "units": "1"}),
         "drift_w": (("time",), np.array([r["drift_w"] for r in records]),
-                    {"long_name": "relative drift of the frequencies w"}),
-        "report_step": (("time",), steps_arr, {"long_name": "optimizer step of each report"}),
+                    {"long_name": "relative drift of the frequencies w", "units": "1"}),
+        "report_step": (("time",), steps_arr, {"long_name": "optimizer step of each report",
+                                               "units": "steps"}),
     }
     u_hat = np.stack([r["u_hat"] for r in records])
     if twin is not None:

@@ -100,7 +100,9 @@ def fd_prediction(case, times=None, cells: int = DEFAULT_CELLS):
              "seconds": _time.perf_counter() - start,
              "error_estimate": "relative L2 difference to the run on cells/2"}
     return frequency_dataset(case, fine, "fd", times=times, attrs=attrs,
-                             variables={"discretisation_error": (("time",), error)})
+                             variables={"discretisation_error": (("time",), error, {
+                                 "long_name": "estimated discretisation error relative to "
+                                              "|u_hat(t)| (h against 2h)", "units": "1"})})
 
 
 def learning_time(history, start: float, rate_max: float) -> float:

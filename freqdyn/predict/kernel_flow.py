@@ -292,7 +292,9 @@ def kernel_flow(case, settings: KernelFlowSettings | None = None, times=None):
         coarse = u_hat
         u_hat, info = evolve(case, settings, times)
         error = relative_l2(coarse, u_hat, axes=axes)
-    variables = {} if error is None else {"truncation_error": (("time",), error)}
+    variables = {} if error is None else {"truncation_error": (("time",), error, {
+        "long_name": "estimated truncation error: |u_hat(R) - u_hat(0.75 R)| / |u_hat(R)|",
+        "units": "1"})}
     if error is not None and not adaptive and error.max() > REFUSE_ERROR:
         worst = int(np.argmax(error))
         raise InputError("kernel_flow.R", f"R = {settings.R:g} gives an estimated truncation "

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from freqdyn.errors import AccuracyWarning
+from freqdyn.errors import AccuracyWarning, InputError
 from freqdyn.inputs.case import load_case
 from freqdyn.inputs.fourier import relative_l2
 from freqdyn.predict.exact import uniform_box_series
@@ -59,11 +59,15 @@ def test_case_agrees_with_its_reference(path):
 
 
 def test_kernel_flow_warns_when_its_own_error_estimate_is_too_large():
-    """Jumps in ρ_w give the error algebraic tails in x; at late times the box cannot hold
-    them, and the kernel flow says so instead of printing a wrong number silently."""
+    """Jumps in ρ_w give the error algebraic tails in x: a box too small for them is
+    refused when the estimate exceeds 5 % (R = 4: 0.2), and warned of between 1e-3 and
+    5 % (R = 8: 7e-3 at t = 200), instead of printing a wrong number silently."""
     case = load_case(Path(__file__).resolve().parents[2] / "pde" / "uniform-1d.toml")
     case = replace(case, times=np.array([0.0, 200.0]))
+    with pytest.raises(InputError, match="kernel_flow.R: R = 4 gives an estimated"):
+        kernel_flow(case, KernelFlowSettings(R=4.0, spacing=0.1, method="eig",
+                                             estimate_error=True))
     with pytest.warns(AccuracyWarning, match="truncation error"):
-        ds = kernel_flow(case, KernelFlowSettings(R=4.0, spacing=0.1, method="eig",
+        ds = kernel_flow(case, KernelFlowSettings(R=8.0, spacing=0.1, method="eig",
                                                   estimate_error=True))
-    assert ds["truncation_error"].values[-1] > 1e-3
+    assert 1e-3 < ds["truncation_error"].values[-1] < 0.05

@@ -95,9 +95,14 @@ def solve_problem(problem: Problem, times, grid_axes: list[np.ndarray],
         lam, weight, trunc, info = modal_solution(disc, times, settings.modal_tol, observe)
         attrs.update(modes=info["modes"], eigensolver=info["eigensolver"],
                      modal_tol=settings.modal_tol)
-        variables["modal_rate"] = (("mode",), lam)
-        variables["modal_weight"] = (("mode",), weight)
-        variables["modal_truncation_error"] = (("time",), trunc)
+        variables["modal_rate"] = (("mode",), lam, {
+            "long_name": "rate lambda_k of mode k (K v = lambda M v)", "units": "1/PDE time"})
+        variables["modal_weight"] = (("mode",), weight, {
+            "long_name": "|(v_k, u_hat_0)_M|, the weight of mode k (|v_k|_M = 1) in u_hat_0",
+            "units": "unit of u_hat times (cycles per unit x)^(d/2)"})
+        variables["modal_truncation_error"] = (("time",), trunc, {
+            "long_name": "bound of the discarded modes relative to |u_hat_h(t)|_M",
+            "units": "1"})
     elif settings.scheme == "exponential":
         estimate, info = exponential_solution(disc, times, settings.modal_tol, observe)
         attrs.update(krylov_vectors_max=info["krylov_vectors_max"],
@@ -115,7 +120,9 @@ def solve_problem(problem: Problem, times, grid_axes: list[np.ndarray],
                      f"graded: dt_j <= {settings.dt_ratio:.4g} t_j (a-priori bound <= tol)",
                      steps=plan.steps, startup=settings.startup,
                      factorisations=info["factorisations"])
-        variables["time_error_bound"] = (("time",), plan.error_bound())
+        variables["time_error_bound"] = (("time",), plan.error_bound(), {
+            "long_name": "a-priori bound of the time-stepping error relative to |u_hat_0|_M",
+            "units": "1"})
     attrs["seconds_setup"] = setup
     attrs["seconds"] = _time.perf_counter() - start
     return FemResult(u_hat=out, attrs=attrs, variables=variables)
