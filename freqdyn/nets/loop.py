@@ -345,7 +345,7 @@ class LossGuard(Callback):
             step = start - 1 + int(bad[0])  # the loss of θ_step
             if loop.checkpoints:
                 for path in loop.checkpoints.files():
-                    if int(path.stem.split("-")[1]) > step:
+                    if int(path.stem.split("-")[1]) >= max(step, 1):  # θ_step is bad
                         path.unlink()
             limit = f" exceeds the limit {self.limit:.4g}" if math.isfinite(values[bad[0]]) \
                 else " is not finite"

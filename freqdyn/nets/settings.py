@@ -51,7 +51,8 @@ transform           ``"grid"``: Riemann sum over the measurement grid; ``"sample
                     direct sum over the training samples with weight (2R)^d/N
 probe_points        NTK probe grid points per axis (41, 11, 5 for d = 1, 2, 3)
 checkpoint_every    steps between checkpoints, besides each report (1000)
-divergence_factor   stop when the loss exceeds this times its initial value (10)
+divergence_factor   stop when the loss exceeds this times its initial value (10); with
+                    full-batch GD beyond the stability bound, any rise above it stops
 block_rows          rows per block of the dense pass (from the device)
 compile             run the dense pass through torch.compile (false): faster on GPUs at
                     large n·m, slower on CPUs; costs a compilation per shape

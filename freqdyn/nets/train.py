@@ -234,10 +234,20 @@ def _train(case, settings, out, checkpoints, resume, stop_after, progress, figur
     batches = Batches(n, settings.batch_size, batch_gen) if settings.optimizer == "sgd" else None
     # A batch mean of squares is at most N/B times the full mean: the limit scales with it.
     batch_factor = n / settings.batch_size if batches is not None else 1.0
-    guard = LossGuard(limit=settings.divergence_factor * batch_factor
-                      * max(constants["loss_reference"], np.finfo(float).tiny),
-                      check_every=1 if device.type == "cpu" else 64, keep=True,
-                      hint="(train.divergence_factor × the initial loss) Lower train.lr; ")
+    stability = constants["stability"]
+    unstable = (batches is None and "lr_stability_bound" in stability
+                and stability["lr"] > stability["lr_stability_bound"])
+    if unstable:  # full-batch GD beyond the bound: the top mode grows, so any rise of the
+        # loss above its initial value is the instability, not a transient (the run ends 3)
+        limit, hint = (1 + 1e-6) * constants["loss_reference"], (  # (rounding of θ₀'s loss)
+            f"(the initial loss: η = {stability['lr']:.4g} exceeds the stability bound "
+            f"{stability['lr_stability_bound']:.4g}, so a rising loss is divergence) "
+            "Lower train.lr below the bound; ")
+    else:
+        limit, hint = (settings.divergence_factor * batch_factor * constants["loss_reference"],
+                       "(train.divergence_factor × the initial loss) Lower train.lr; ")
+    guard = LossGuard(limit=max(limit, np.finfo(float).tiny),
+                      check_every=1 if device.type == "cpu" else 64, keep=True, hint=hint)
     reports, clock = Reports(report_steps, measure), Clock()
     callbacks = [RunConstants(constants), reports, guard, clock]
     twin = None

@@ -199,10 +199,10 @@ def test_learning_rate_check_warns_and_refuses():
 def test_divergence_stops_and_keeps_last_good_checkpoint(tmp_path):
     """η = 2.5× the bound 2/λ_max: the top NTK mode grows by |1 − ηλ| = 4 per step.
 
-    (A width of 1024 keeps the network linear long enough for the loss to pass the
-    10× threshold; very narrow networks can instead "catapult" to a flatter region.)
+    Beyond the bound the run stops as soon as the full-batch loss rises above its start;
+    the checkpoint of the first bad step is dropped, the one before it is named.
     """
-    opts = {**TINY, "width": 1024, "R": 6.0, "checkpoint_every": 3}
+    opts = {**TINY, "width": 1024, "R": 6.0, "checkpoint_every": 1}
     case = _case(times=[0.0, 1.0], **opts)
     settings = train_settings(case)
     x = torch.from_numpy(training_samples(case, settings))
@@ -215,14 +215,34 @@ def test_divergence_stops_and_keeps_last_good_checkpoint(tmp_path):
     files = sorted((tmp_path / "checkpoints").glob("step-*.pt"))
     assert files and str(files[-1]) in str(info.value)
     state = torch.load(files[-1], weights_only=False)
-    assert state["step"] < bad_step
+    assert state["step"] == bad_step - 1  # the checkpoint of θ_bad is dropped
     assert all(torch.isfinite(v).all() for v in state["model"].values())
     losses = np.asarray(state["callbacks"][2]["history"])  # the loss guard's record
-    assert np.all(np.isfinite(losses)) and losses.max() <= 10 * losses[0]
+    assert np.all(np.isfinite(losses)) and losses.max() <= (1 + 1e-6) * losses[0]
     assert not (tmp_path / "measured.nc").exists()
     far = _case(times=[0.0, 1.0], **opts, lr=20.0 / lam)
     with pytest.raises(InputError, match="refused"):
         train(far, tmp_path / "far", progress=False, figure=False)
+
+
+def test_a_loss_that_rises_beyond_the_stability_bound_ends_the_run(tmp_path):
+    """η = 1.5× the bound: a narrow net's loss rises (3.6× here) and then "catapults" back
+    below its start, which would return a result far from gradient flow with exit code 0.
+    Beyond the bound any rise of the full-batch loss is the instability: it stops (exit 3)
+    and says so; just below the bound the run finishes."""
+    opts = {**TINY, "width": 256, "R": 6.0}
+    case = _case(times=[0.0, 0.5], **opts)
+    settings = train_settings(case)
+    x = torch.from_numpy(training_samples(case, settings))
+    lam = gram_lambda_max(build_model(case, settings), x)
+    with pytest.warns(StabilityWarning), pytest.raises(
+            TrainingDiverged, match=r"exceeds the stability bound .*rising loss is divergence"):
+        train(_case(times=[0.0, 0.5], **opts, lr=3.0 / lam), tmp_path / "a", progress=False,
+              figure=False)
+    result = train(_case(times=[0.0, 0.5], **opts, lr=1.9 / lam), tmp_path / "b",
+                   progress=False, figure=False)
+    loss = result.dataset["loss"].values
+    assert loss[-1] < loss[0]
 
 
 # -- resume and reproducibility ---------------------------------------------------------
