@@ -160,3 +160,56 @@ def test_an_interrupted_run_resumes_to_the_uninterrupted_numbers(tmp_path, sig):
     assert again.returncode == 0 and "resumed from step" in again.stdout + again.stderr
     np.testing.assert_array_equal(_u(out), _u(ref))
     assert not list(out.glob(".*.tmp*")) and not list(out.glob("*/.*.tmp*"))
+
+
+STUDY = """
+[experiment]
+name = "interrupted"
+kind = "study"
+seeds = [0, 1]
+[settings]
+case = "long.toml"
+predictions = ["modal"]
+tolerance = 5.0
+widths = [256]
+[claim]
+text = "an interrupted study resumes"
+[[check]]
+kind = "tolerance"
+"""
+
+
+@pytest.mark.slow
+def test_an_interrupted_study_resumes_its_unfinished_network_to_the_same_numbers(tmp_path):
+    """Ctrl-C while a study trains its first network: one line, exit 130; the same command
+    again resumes that network (its checkpoints are not a reason to refuse the folder),
+    trains the rest, and reports what an uninterrupted study reports."""
+    (tmp_path / "long.toml").write_text(
+        TINY.replace("times = [0.0, 1.0, 2.0]", "times = [0.0, 5.0, 20.0]")
+        .replace("checkpoint_every = 50", "checkpoint_every = 200"))
+    study = tmp_path / "study.toml"
+    study.write_text(STUDY)
+    env = dict(os.environ, FREQDYN_NO_PROGRESS="1", OMP_NUM_THREADS="1")
+    command = [sys.executable, "-m", "freqdyn.cli", "validate", str(study), "--out"]
+    ref, out = tmp_path / "ref", tmp_path / "out"
+    assert subprocess.run(command + [str(ref)], capture_output=True, env=env).returncode == 0
+    proc = subprocess.Popen(command + [str(out)], stderr=subprocess.PIPE, text=True, env=env)
+    first = out / "runs" / "test-m256-s0"  # <arm = case name>-m<width>-s<seed>
+    _wait_for_checkpoint(first, proc)
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    err = proc.stderr.read()
+    code = proc.wait(timeout=60)
+    if code == 0:
+        pytest.skip("the study finished before the signal arrived")
+    lines = [line for line in err.strip().splitlines() if line.startswith("freqdyn:")]
+    assert code == 130 and len(lines) == 1 and "Traceback" not in err, err
+    assert not (first / "measured.nc").exists()
+    env.pop("FREQDYN_NO_PROGRESS")  # the per-network status lines say what was resumed
+    again = subprocess.run(command + [str(out)], capture_output=True, text=True, env=env)
+    assert again.returncode == 0, again.stderr
+    assert "(test, m = 256, seed 0) trained in" in again.stderr
+    assert "(resumed from step" in again.stderr.split("seed 0) trained in")[1].splitlines()[0]
+    for seed in (0, 1):
+        name = f"test-m256-s{seed}"
+        np.testing.assert_array_equal(_u(out / "runs" / name), _u(ref / "runs" / name))

@@ -213,7 +213,8 @@ def train_cell(cell: dict, *, root: str, cases: dict, train: dict, extra: dict) 
         raise InputError("--out", f"{folder} holds a different run; choose another --out")
     result = train_network(case, folder, overrides=overrides, progress=False, figure=False)
     return {"measured": str(result.measured), "reused": False,
-            "seconds": float(result.dataset.attrs["train_seconds"])}
+            "seconds": float(result.dataset.attrs["train_seconds"]),
+            "resumed_from": result.resumed_from}
 
 
 def train_networks(plan: StudyPlan, exp, out, extra: dict | None = None) -> dict:
@@ -237,6 +238,8 @@ def train_networks(plan: StudyPlan, exp, out, extra: dict | None = None) -> dict
         res = task(cell)
         results[(cell["arm"], cell["m"], cell["seed"])] = res["measured"]
         how = "reused" if res["reused"] else f"trained in {_time.perf_counter() - start:.1f} s"
+        if res.get("resumed_from") is not None:
+            how += f" (resumed from step {res['resumed_from']})"
         say(f"{plan.name}: network {i + 1}/{len(cells)} ({cell['arm']}, m = {cell['m']}, "
             f"seed {cell['seed']}) {how}")
     return results
