@@ -106,21 +106,27 @@ def _measured(tmp_path, text, width, seeds, method, extra=""):
     (GAUSS_1D.replace("[0.0, 0.25, 0.5]", "[0.0, 0.25]"), 4096, "modal", ""),
     (GAUSS_2D.replace("[0.0, 0.25, 0.5]", "[0.0, 0.25]"), 4096, "fem", "R = 6.0\n"),
 ], ids=["1d", "2d"])
-def test_predicted_spread_matches_eight_trained_networks(tmp_path, text, width, method, extra):
+def test_predicted_spread_matches_trained_networks_within_a_factor_1_5(tmp_path, text, width,
+                                                                        method, extra):
     """Predicted without training (kernel draws at other seeds) against the sample std s of
-    eight trained networks' errors.  s is itself uncertain: σ lies in s·[0.59, 2.6] with
-    99 % probability (χ² with 7 degrees of freedom), and the prediction must lie there;
-    the mean error must agree to 20 %.  (Measured: 1D 0.0047 predicted, 0.0062 over the
-    eight networks; 2D 0.0089 against 0.0042, where 48 kernel draws give σ = 0.0086 and
-    24 draws at the networks' own seeds 0.0078: seeds 0–7 are a low sample.)"""
+    32 trained networks' errors: within a factor 1.5, as the claim says.  The sample is
+    large enough for that to be a test of the prediction, not of luck: with 31 degrees of
+    freedom s/σ lies in [0.68, 1.33] with 99 % probability (χ²), so an exact prediction
+    passes; with 8 networks (s·[0.59, 2.6]) it could not be asserted.  The prediction is a
+    sample too (64 kernel draws: ±9 %).  The mean error must agree to 20 %.  Measured
+    (predicted / 32 networks): 1D 0.0058 / 0.0066 (0.88); 2D 0.0085 / 0.0059 (1.46), where
+    the networks' own linearised twins spread 0.0067: in 2D a part of the gap is the
+    networks' beyond-linear motion (twin vs net 2.4 % there), which narrows the spread."""
     case = load_case("g", text=text)
     pde = pde_of(case, method)
     overrides = {"width": width, "f0": "centered"}
     if extra:
         overrides["R"] = 6.0
-    fw = predicted_spread(case, overrides, reference=pde, draws=16)
-    errs = _measured(tmp_path, text, width, 8, method, extra)
+    fw = predicted_spread(case, overrides, reference=pde, draws=64)
+    errs = _measured(tmp_path, text, width, 32, method, extra + "twin = false\n")
     measured = errs[:, -1].std(ddof=1)
-    lo, hi = std_interval(measured, 8, level=0.99)
+    ratio = fw["predicted_spread"][-1] / measured
+    assert 1 / 1.5 <= ratio <= 1.5, (fw["predicted_spread"][-1], measured)
+    lo, hi = std_interval(measured, 32, level=0.99)
     assert lo <= fw["predicted_spread"][-1] <= hi, (fw, measured)
     np.testing.assert_allclose(fw["predicted_mean_error"][-1], errs[:, -1].mean(), rtol=0.2)
