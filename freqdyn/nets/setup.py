@@ -54,6 +54,22 @@ def build_model(case, settings: TrainSettings):
     return model.to(settings.device)
 
 
+#: Resident memory of a training run: the interpreter with torch, finufft and the FEM stack
+#: loaded, and the bytes per unit of a 2-layer network in d = 1 (parameters, gradients, θ₀,
+#: the centring copy, optimizer state, the twin, checkpoint buffers and the transforms'
+#: workspace).  Measured (maximum RSS, float64, nufft pass, twin on): 1.07 GB at m = 2^18,
+#: 1.50 GB at m = 2^20, i.e. about 570 bytes a unit; a unit in d dimensions has d + 2
+#: parameters.
+TRAIN_MEMORY_BASE = 1.0e9
+TRAIN_MEMORY_PER_UNIT = 600.0
+
+
+def training_memory(settings: TrainSettings, dim: int) -> float:
+    """Bytes a 2-layer training run of ``settings.width`` units in ``dim`` dimensions needs
+    (:data:`TRAIN_MEMORY_BASE` + :data:`TRAIN_MEMORY_PER_UNIT` · m · (d + 2)/3)."""
+    return TRAIN_MEMORY_BASE + TRAIN_MEMORY_PER_UNIT * settings.width * (dim + 2) / 3
+
+
 def independent_units(settings: TrainSettings) -> int:
     """Independent frequency draws of the 2-layer network: m/2 when doubled (f0 = "zero"),
     else m (centred or random)."""

@@ -25,8 +25,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from freqdyn import memory
 from freqdyn.errors import InputError
 from freqdyn.inputs.fourier import relative_l2, tensor_grid
+from freqdyn.nets.lfp_net import LFP_MODELS
 from freqdyn.nets.loop import Callback, Checkpoints, LossGuard, TrainingLoop
 from freqdyn.nets.measure import (
     analytic_kernel,
@@ -47,6 +49,7 @@ from freqdyn.nets.setup import (
     build_model,
     build_optimizer,
     independent_units,
+    training_memory,
     training_samples,
 )
 from freqdyn.nets.twin import LinearTwin
@@ -192,6 +195,10 @@ def _train(case, settings, out, checkpoints, resume, stop_after, progress, figur
     alpha = case.loss_scale
     label = f"train {case.name}"
 
+    if settings.model == "fourier" or settings.model in LFP_MODELS:
+        memory.require("train.width", training_memory(settings, case.dim),
+                       f"training m = {settings.width} units in d = {case.dim}",
+                       "use a smaller train.width")
     model = build_model(case, settings)
     net = NetworkPass(model, settings, x_np, x, case.dim)
     say(f"{label}: m = {settings.width}, {n} samples on [-{settings.R:g}, {settings.R:g}]^"

@@ -370,3 +370,18 @@ def test_training_on_gpu_matches_cpu(tmp_path):
         assert np.all(err[1:] < 1e-8), err
         assert math.isclose(float(run.dataset["loss"][-1]), float(cpu.dataset["loss"][-1]),
                             rel_tol=1e-8)
+
+
+def test_a_width_beyond_the_memory_budget_is_refused_with_the_estimate(tmp_path, monkeypatch):
+    """m = 10⁸ (about 60 GB) and, under a 1 GB budget, m = 2^20 are refused before any
+    allocation, naming train.width and the estimate; nothing is written."""
+    from freqdyn.nets.setup import training_memory
+
+    with pytest.raises(InputError, match=r"train\.width: training m = 100000000 .*GB"):
+        train(_case(width=100_000_000), tmp_path / "a", progress=False, figure=False)
+    monkeypatch.setenv("FREQDYN_MEMORY_GB", "1.0")
+    case = _case(width=2**20)
+    assert training_memory(train_settings(case), 1) > 1e9
+    with pytest.raises(InputError, match=r"train\.width.*more than the 1\.0 GB"):
+        train(case, tmp_path / "b", progress=False, figure=False)
+    assert not (tmp_path / "b" / "measured.nc").exists()
