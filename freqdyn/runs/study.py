@@ -211,7 +211,9 @@ def train_cell(cell: dict, *, root: str, cases: dict, train: dict, extra: dict) 
                                                          for k, v in wanted.items()):
             return {"measured": str(existing), "reused": True}
         raise InputError("--out", f"{folder} holds a different run; choose another --out")
-    result = train_network(case, folder, overrides=overrides, progress=False, figure=False)
+    # progress as for `freqdyn train` (plain lines every 30 s off a terminal): a study's
+    # full-size network can train for many minutes, and silence reads as a hang
+    result = train_network(case, folder, overrides=overrides, figure=False)
     return {"measured": str(result.measured), "reused": False,
             "seconds": float(result.dataset.attrs["train_seconds"]),
             "resumed_from": result.resumed_from}
