@@ -322,3 +322,14 @@ def test_a_given_mesh_too_coarse_for_the_initial_error_is_refused_or_warned():
     with warnings.catch_warnings():
         warnings.simplefilter("error", AccuracyWarning)
         predict(_case(UNIFORM_1D), "fem")
+
+
+def test_a_modal_solve_beyond_the_memory_budget_is_refused_with_its_estimate(monkeypatch):
+    """--method modal on a 2D case needs the eigenvectors it keeps (dofs × modes): beyond
+    the budget it is refused naming fem.scheme, the estimate and the exact-in-time default,
+    instead of a MemoryError (pde/gaussian-2d.toml asks for 390 GB)."""
+    monkeypatch.setenv("FREQDYN_MEMORY_GB", "1.2")  # the mesh fits (1.03 GB), the modes not
+    early = UNIFORM_2D.replace("times = [0.0, 1.0]", "times = [0.0, 0.001]")  # most modes
+    with pytest.raises(InputError, match=r"fem.scheme: the modal solution \(\d+ modes of \d+ "
+                                         r"dofs.*use the default scheme 'exponential'"):
+        predict(_case(early), "modal")
