@@ -122,8 +122,10 @@ def _points(freq: Table, dim: int) -> tuple[int, ...]:
     points = tuple(raw) if isinstance(raw, list) else (raw,) * dim
     if len(points) != dim or any(isinstance(p, bool) or not isinstance(p, int) or p < 3
                                  for p in points):
-        raise InputError("frequency.points", f"must be an integer >= 3 (ξ grid points per axis; "
-                                             f"or {dim} of them), got {raw!r}")
+        per_axis = "" if dim == 1 else f", or a list of {dim} such integers, one per axis"
+        raise InputError("frequency.points", f"is the number of ξ grid points per axis: an "
+                                             f"integer >= 3{per_axis}; got {raw!r} (the "
+                                             f"default is {DEFAULT_POINTS[dim]})")
     return points
 
 

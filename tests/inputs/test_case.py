@@ -62,7 +62,7 @@ GAUSS = 'family = "gaussian"\nscale = 1.0'
     (make_case_text(GAUSS, g="I*exp(-x**2)"), "target.g", "is complex"),
     (make_case_text(GAUSS, times="[0.5, 1.0]"), "frequency.times", "must start at 0"),
     (make_case_text(GAUSS).replace("[frequency]", "[frequency]\npoints = 1"),
-     "frequency.points", "ξ grid points per axis"),
+     "frequency.points", "number of ξ grid points per axis: an integer >= 3; got 1"),
     (make_case_text(GAUSS).replace("[target]", '[target]\npeaks = "x"'), "target.peaks",
      "must be a list"),
     (make_case_text(GAUSS).replace("[target]", "[target]\npeaks = [9.0]"), "target.peaks",
