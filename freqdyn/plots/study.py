@@ -197,7 +197,9 @@ def loss_figure(arm: Arm, pred, runs):
 
 
 def width_figure(plan: StudyPlan, reports: dict):
-    """max_{t>0} error of the pde prediction vs networks against m, log–log, fitted slope."""
+    """max_{t>0} error of the pde prediction vs networks against m, log–log, fitted slope;
+    with one arm also its common and per-network parts and the twin-vs-net (beyond-linear)
+    difference, against m^-1."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5.8, 4.2), layout="constrained")
@@ -216,6 +218,22 @@ def width_figure(plan: StudyPlan, reports: dict):
                   label=f"fit: m^{slope:.2f}")
         ref = np.asarray(widths, float)
         ax.loglog(ref, errs[0] * (ref / ref[0]) ** -0.5, "k:", label="m^-0.5")
+        entries = [rep["widths"][str(w)] for w in widths]
+        split = f"error_split_{plan.pde}"
+        if len(reports) == 1 and all(split in e for e in entries):
+            # the parts at each width's time of largest error (0: below the seeds' noise)
+            at = [int(np.flatnonzero(later)[np.argmax(m)]) for m in means]
+            for part, style in (("per_network", "v--"), ("common", "^--")):
+                vals = np.array([np.asarray(e[split][part])[i]
+                                 for e, i in zip(entries, at, strict=True)])
+                shown = vals > 0
+                ax.loglog(ref[shown], vals[shown], style, ms=4, lw=0.8,
+                          label=f"{part.replace('_', '-')} part")
+        if len(reports) == 1 and all("rel_l2_twin_vs_net" in e for e in entries):
+            twin = [np.max(np.asarray(e["rel_l2_twin_vs_net"]["mean"])[later]) for e in entries]
+            ax.loglog(ref, twin, "s:", ms=3, lw=0.8, color="0.4", label="twin vs net")
+            ax.loglog(ref, twin[0] * (ref / ref[0]) ** -1.0, "-", lw=0.6, color="0.7",
+                      label="m^-1")
     ax.set_xlabel("width m")
     ax.set_ylabel(f"max over t > 0 of rel. L²(ξ) error, {plan.pde} vs net")
     ax.grid(True, which="both", alpha=0.3)

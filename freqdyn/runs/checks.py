@@ -273,9 +273,14 @@ def _slope(check, outcome, exp):
         for part in ("common", "per_network"):
             values = [float(np.asarray(e[split][part])[at]) for e in entries]
             out[part] = values
-            if all(v > 0 for v in values):
-                fit = slope_interval(widths, values)
+            # the common part is 0 where its estimate falls below the seeds' noise: the
+            # fit uses the widths where it is resolved (and says which)
+            kept = [(w, v) for w, v in zip(widths, values, strict=True) if v > 0]
+            if len(kept) >= 3:
+                fit = slope_interval(*zip(*kept, strict=True))
                 out[f"{part}_slope"], out[f"{part}_slope_interval"] = fit["slope"], fit["interval"]
+                if len(kept) < len(widths):
+                    out[f"{part}_slope_widths"] = [w for w, _ in kept]
         out["split_time"] = float(np.asarray(rep["times"])[at])
     return out
 
