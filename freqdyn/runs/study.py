@@ -335,9 +335,12 @@ def _arm_report(arm: Arm, plan: StudyPlan, preds: dict, learning: dict, runs_by_
         from freqdyn.analysis.budget import error_budget
 
         largest = max(runs_by_width)
+        start = _time.perf_counter()
+        say(f"{plan.name}: {arm.name}: error budget (dense NTK flow on the training samples)")
         rep["budget"] = dict(error_budget(case, dict(plan.train, width=largest),
                                           preds[plan.pde], runs_by_width[largest]),
                              width=largest)
+        say(f"{plan.name}: {arm.name}: error budget in {_time.perf_counter() - start:.1f} s")
     if runs_by_width and plan.pde:
         rep.update(_finite_width(case, plan, preds[plan.pde], runs_by_width))
     return rep
@@ -395,6 +398,8 @@ def _finite_width(case, plan: StudyPlan, pred, runs_by_width) -> dict:
             raise InputError("train.model", f"the finite-width prediction covers the 2-layer "
                                             f"Fourier-feature model, not {model!r}")
         reference = compare.on_grid(pred, runs[0]).values
+        say(f"{plan.name}: {case.name}: predicted finite-width spread ({plan.spread_draws} "
+            f"kernel draws or first order at m = {largest})")
         fw = predicted_spread(case, dict(plan.train, width=largest), case.times, reference,
                               draws=plan.spread_draws)
     except InputError as exc:

@@ -200,7 +200,10 @@ class Expression(Density):
         z = np.asarray(z, dtype=float)
         flat = z.reshape(-1, self.dim)
         if self.dim == 1:
-            key = np.abs(flat[:, 0])
+            # one quadrature per distinct |z|; differences of grid points that agree to
+            # 1e-12 (rounding of x_i − x_j) share one, far below QUADPACK's 1.5e-8 (the
+            # Gram of a 400-point grid: 5.2 s instead of 22 s)
+            key = np.round(np.abs(flat[:, 0]), 12)
             uniq, inverse = np.unique(key, return_inverse=True)
             vals = np.array([self._char_1d(float(t)) for t in uniq])
             return vals[inverse].reshape(z.shape[:-1])
