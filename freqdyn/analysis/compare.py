@@ -161,7 +161,8 @@ def slope_interval(widths, errors, level: float = 0.95) -> dict:
                                                      float(fit.slope + half)], "level": level}
 
 
-def error_split(pred: xr.Dataset, runs: list[xr.Dataset]) -> dict:
+def error_split(pred: xr.Dataset, runs: list[xr.Dataset],
+                mean: xr.Dataset | None = None) -> dict:
     """A prediction's error against S ≥ 2 networks, split per time into two parts.
 
     With e_s = û_s − û_pred the error of network s and ē = (1/S) Σ e_s (the error of the
@@ -176,10 +177,11 @@ def error_split(pred: xr.Dataset, runs: list[xr.Dataset]) -> dict:
 
     Both are relative to ‖û‖ of the seed-mean network (over |ξ| ≥ ε where a ball is
     left out), so that per_network² + common² ≈ the mean squared rel L² error of one net.
+    ``mean``: :func:`mean_dataset` of ``runs`` where the caller has it already.
     """
     if len(runs) < 2:
         raise ValueError("error_split needs at least two networks")
-    mean = mean_dataset(runs)
+    mean = mean_dataset(runs) if mean is None else mean
     kept = kept_frequencies(pred, mean)
     u_pred = on_grid(pred, mean).values
     errs = np.stack([u_hat(r).values - u_pred for r in runs])

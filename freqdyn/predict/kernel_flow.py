@@ -295,15 +295,14 @@ def kernel_flow(case, settings: KernelFlowSettings | None = None, times=None):
     variables = {} if error is None else {"truncation_error": (("time",), error, {
         "long_name": "estimated truncation error: |u_hat(R) - u_hat(0.75 R)| / |u_hat(R)|",
         "units": "1"})}
-    if error is not None and not adaptive and error.max() > REFUSE_ERROR:
-        worst = int(np.argmax(error))
+    worst = None if error is None else int(np.argmax(error))
+    if worst is not None and not adaptive and error[worst] > REFUSE_ERROR:
         raise InputError("kernel_flow.R", f"R = {settings.R:g} gives an estimated truncation "
                                           f"error of {error[worst]:.2g} at t = "
                                           f"{times[worst]:g} (the box cuts off the error "
                                           "function); use a larger R, or leave R out for the "
                                           "adaptive box")
-    if error is not None and error.max() > WARN_ERROR:
-        worst = int(np.argmax(error))
+    if worst is not None and error[worst] > WARN_ERROR:
         why = ("the error's tails in x outgrow the box, as for ρ_w with jumps at late times); "
                "use the fem or modal method, or set [kernel_flow] R" if adaptive else
                f"the box R = {settings.R:g} cuts off part of the error function); use a "

@@ -250,7 +250,7 @@ def _slope(check, outcome, exp):
     """The slope of the max_{t>0} seed-mean error against m, with its 95 % interval, and
     (from two seeds on) the slopes of its common and per-network parts at the time of the
     largest error of the largest width."""
-    from freqdyn.analysis.compare import fit_loglog_slope, slope_interval
+    from freqdyn.analysis.compare import slope_interval
 
     rep = _arm(check, outcome)
     later = _later(rep)
@@ -261,10 +261,9 @@ def _slope(check, outcome, exp):
     entries = [rep["widths"][str(w)] for w in widths]
     errs = [float(np.max(np.asarray(e[f"rel_l2_{pde}_vs_net"]["mean"])[later]))
             for e in entries]
-    slope, _ = fit_loglog_slope(widths, errs)
-    lo, hi = check["range"]
-    out = {"widths": widths, "errors": errs, "slope": slope,
-           "slope_interval": slope_interval(widths, errs)["interval"],
+    fit = slope_interval(widths, errs)
+    slope, lo, hi = fit["slope"], *check["range"]
+    out = {"widths": widths, "errors": errs, "slope": slope, "slope_interval": fit["interval"],
            "pass": lo <= slope <= hi}
     split = f"error_split_{pde}"
     if all(split in e for e in entries):

@@ -311,7 +311,8 @@ def _arm_report(arm: Arm, plan: StudyPlan, preds: dict, learning: dict, runs_by_
             entry[f"rel_l2_{method}_vs_net"] = {"mean": mean, "std": std, "per_seed": errs}
             entry[f"rel_l2_{method}_vs_seed_mean_net"] = compare.rel_l2_by_time(ds, seed_mean)
         if plan.pde and len(runs) >= 2:
-            entry[f"error_split_{plan.pde}"] = compare.error_split(preds[plan.pde], runs)
+            entry[f"error_split_{plan.pde}"] = compare.error_split(preds[plan.pde], runs,
+                                                                   seed_mean)
         ratios = [peak_ratios(run, peaks) for run in runs]
         mean, std = mean_std(ratios)
         lt = [compare.learning_times(times, r) for r in ratios]
