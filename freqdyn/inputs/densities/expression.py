@@ -19,9 +19,10 @@ class Expression(Density):
 
     ``support`` (optional box ``[lo, hi]``, the same for every axis, or per-axis
     ``[[lo0, hi0], ...]``) restricts the density to a box; without it the density
-    lives on ℝ^d and must decay.  In d = 1 normalisation and k(z) use adaptive
-    quadrature on the (possibly infinite) line (QUADPACK QAWF for the cosine
-    transform), and sampling uses the numeric inverse CDF on a fine sinh-mapped grid.
+    lives on ℝ^d and must decay.  In d = 1 normalisation uses adaptive quadrature on the
+    (possibly infinite) line; k(z) of a density with a bounded (or effective) box uses
+    composite Gauss–Legendre panels for all lags at once, that of a heavy-tailed one
+    QUADPACK QAWF per lag; sampling uses the numeric inverse CDF on a fine grid.
     In d = 2, 3 they use a tensor grid over the effective box and exact rejection
     sampling from a piecewise-constant envelope.
     """
@@ -200,12 +201,13 @@ class Expression(Density):
         z = np.asarray(z, dtype=float)
         flat = z.reshape(-1, self.dim)
         if self.dim == 1:
-            # one quadrature per distinct |z|; differences of grid points that agree to
-            # 1e-12 (rounding of x_i − x_j) share one, far below QUADPACK's 1.5e-8 (the
-            # Gram of a 400-point grid: 5.2 s instead of 22 s)
+            # one value per distinct |z|; differences of grid points that agree to 1e-12
+            # (rounding of x_i − x_j) share one, far below the quadratures' error
             key = np.round(np.abs(flat[:, 0]), 12)
             uniq, inverse = np.unique(key, return_inverse=True)
-            vals = np.array([self._char_1d(float(t)) for t in uniq])
+            vals = self._char_panels(uniq) if self._box_eff is not None else None
+            if vals is None:
+                vals = np.array([self._char_1d(float(t)) for t in uniq])
             return vals[inverse].reshape(z.shape[:-1])
         pts, vol, _ = self._grid({2: 400, 3: 100}[self.dim])
         dens = self.even_density(pts) * vol
@@ -214,6 +216,53 @@ class Expression(Density):
             block = flat[start:start + 512]
             out[start:start + 512] = np.cos(2 * np.pi * block @ pts.T) @ dens
         return out.reshape(z.shape[:-1])
+
+    def _char_panels(self, t: np.ndarray, tol: float = 1e-12) -> np.ndarray | None:
+        """k(t) = 2∫_0^r ρ_sym(w) cos(2πtw) dw for all t at once, on a bounded density.
+
+        Composite 16-point Gauss–Legendre on [0, r], with a panel break where the even
+        density has its kink (the nearer box edge), starting at one panel per two
+        oscillations of the largest t and doubling the panels until the largest lags and
+        a spread of others agree with the doubled rule to ``tol`` (k(0) = 1).  Vectorised
+        over t: one matrix product instead of one QUADPACK call per lag (a sample-by-grid
+        Gram of 2·10^5 distinct lags in seconds).  None when 2^14 panels do not converge
+        (features too sharp for panels; QUADPACK per lag then).
+        """
+        lo, hi = float(self._box_eff[0][0]), float(self._box_eff[1][0])
+        edges = sorted({0.0, *(abs(v) for v in (lo, hi) if v != 0.0)})
+        edges = [e for e in edges if e <= max(abs(lo), abs(hi))]
+        x16, w16 = np.polynomial.legendre.leggauss(16)
+        t_max = float(t.max(initial=0.0))
+        probe = np.unique(np.concatenate([t[-16:], t[:: max(1, t.size // 48)]]))
+
+        def rule(per_unit: float):
+            nodes, weights = [], []
+            for a, b in zip(edges[:-1], edges[1:], strict=True):
+                panels = max(1, int(np.ceil((b - a) * per_unit)))
+                cuts = np.linspace(a, b, panels + 1)
+                half = 0.5 * np.diff(cuts)[:, None]
+                nodes.append((0.5 * (cuts[:-1] + cuts[1:])[:, None] + half * x16).ravel())
+                weights.append((half * w16).ravel())
+            nodes, weights = np.concatenate(nodes), np.concatenate(weights)
+            return nodes, 2.0 * weights * self.even_density(nodes[:, None])
+
+        def apply(nodes, weights, ts):
+            out = np.empty(ts.size)
+            for s in range(0, ts.size, 2048):
+                out[s:s + 2048] = np.cos(2 * np.pi * np.outer(ts[s:s + 2048], nodes)) @ weights
+            return out
+
+        per_unit = 0.5 * t_max + 4.0  # two oscillations of the largest lag per panel
+        coarse_rule = rule(per_unit)
+        coarse = apply(*coarse_rule, probe)
+        while coarse_rule[0].size <= 16 * 2**14:
+            per_unit *= 2.0
+            fine_rule = rule(per_unit)
+            fine = apply(*fine_rule, probe)
+            if np.max(np.abs(fine - coarse)) <= tol:  # the coarse rule's error estimate
+                return apply(*coarse_rule, t)
+            coarse_rule, coarse = fine_rule, fine
+        return None
 
     def _char_1d(self, t: float) -> float:
         """E cos(2π w t) = ∫ ρ_sym(w) cos(2π t w) dw by QUADPACK (QAWO/QAWF)."""
