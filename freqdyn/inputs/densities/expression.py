@@ -229,8 +229,7 @@ class Expression(Density):
         (features too sharp for panels; QUADPACK per lag then).
         """
         lo, hi = float(self._box_eff[0][0]), float(self._box_eff[1][0])
-        edges = sorted({0.0, *(abs(v) for v in (lo, hi) if v != 0.0)})
-        edges = [e for e in edges if e <= max(abs(lo), abs(hi))]
+        edges = sorted({0.0, abs(lo), abs(hi)})
         x16, w16 = np.polynomial.legendre.leggauss(16)
         t_max = float(t.max(initial=0.0))
         probe = np.unique(np.concatenate([t[-16:], t[:: max(1, t.size // 48)]]))
