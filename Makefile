@@ -29,6 +29,7 @@ demo: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check freqdyn tests benchmarks
+	$(BIN)/lint-imports --no-cache
 
 clean:
 	rm -rf $(OUT) .pytest_cache

@@ -46,7 +46,7 @@ def predict(case, method: str = "modal", **options):
 
 def train(case, out, **options):
     """Train the case's network into ``out`` (:func:`freqdyn.nets.train.train`)."""
-    from freqdyn.nets.train import train as _train
+    from freqdyn.runs.training import train_to as _train
 
     return _train(case, out, **options)
 

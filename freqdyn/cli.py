@@ -27,7 +27,7 @@ import sys
 import tomllib
 from importlib import metadata
 
-from freqdyn import __version__
+from freqdyn._version import __version__
 from freqdyn.errors import (
     EXIT_BAD_INPUT,
     EXIT_CLAIM_FAILED,
@@ -77,7 +77,7 @@ def _cmd_kernel_flow(args) -> int:
 
 def _cmd_train(args) -> int:
     from freqdyn.inputs.case import load_case
-    from freqdyn.nets.train import train
+    from freqdyn.runs.training import train_to as train
 
     out = args.out or args.resume
     if not out:
@@ -129,7 +129,7 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_design(args) -> int:
-    from freqdyn.analysis.design import design_lines, design_to
+    from freqdyn.runs.design import design_lines, design_to
 
     files = design_to(args.profile, args.band, args.out, sigma_a=args.sigma_a,
                       peak_count=args.peak_count, time=args.time, solver=not args.no_solver)

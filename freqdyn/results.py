@@ -15,6 +15,7 @@ Files are written atomically: to a temporary file in the same folder, then renam
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import os
@@ -25,7 +26,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from freqdyn import __version__
+from freqdyn._version import __version__
+from freqdyn.errors import InputError
 from freqdyn.inputs.fourier import CONVENTION
 
 SCHEMA_VARIABLES = ("u_hat_real", "u_hat_imag")
@@ -199,9 +201,7 @@ class FolderLock:
         self.folder, self.field, self.handle = Path(folder), field, None
 
     def __enter__(self):
-        import fcntl
 
-        from freqdyn.errors import InputError
 
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
@@ -236,7 +236,6 @@ class FolderLock:
         return self
 
     def __exit__(self, *exc):
-        import fcntl
 
         if self.handle is not None:
             fcntl.flock(self.handle, fcntl.LOCK_UN)

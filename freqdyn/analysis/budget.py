@@ -19,14 +19,18 @@ so for 1D cases (N of a few thousand at most).
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
+from freqdyn.analysis import compare
 from freqdyn.errors import InputError
 from freqdyn.inputs.fourier import relative_l2, riemann_transform
 from freqdyn.nets.measure import measurement_axis
 from freqdyn.nets.settings import train_settings
 from freqdyn.nets.setup import training_samples
 from freqdyn.predict.kernel_flow import kernel_descent
+from freqdyn.results import u_hat
 from freqdyn.theory.ntk import FourierFeatureKernel
 
 #: Largest number of training samples the dense budget takes.
@@ -73,8 +77,6 @@ def error_budget(case, overrides: dict, prediction, measured: list) -> dict:
     ``prediction`` is the pde prediction (schema dataset) and ``measured`` the networks'
     datasets (one width); their η and report steps define the GD to compare with.
     """
-    from freqdyn.analysis import compare
-    from freqdyn.results import u_hat
 
     first = measured[0]
     lr = float(np.asarray(_json(first.attrs["stability"])["lr"]))
@@ -96,6 +98,5 @@ def error_budget(case, overrides: dict, prediction, measured: list) -> dict:
 
 
 def _json(text):
-    import json
 
     return json.loads(text) if isinstance(text, str) else text

@@ -27,9 +27,10 @@ from __future__ import annotations
 
 import numpy as np
 import xarray as xr
+from scipy import stats
 
 from freqdyn.inputs.fourier import relative_l2
-from freqdyn.results import u_hat
+from freqdyn.results import peak_ratios, u_hat
 
 #: Learning-time threshold: |û(ω, t)| = e^{-1} |û(ω, 0)|.
 LEARNED = float(np.exp(-1.0))
@@ -147,7 +148,6 @@ def slope_interval(widths, errors, level: float = 0.95) -> dict:
     The interval is p ± t_{(1+level)/2, n−2} · se(p), se from the residuals of the
     least-squares fit (scipy.stats.linregress); with two widths it is unbounded (NaN).
     """
-    from scipy import stats
 
     x = np.log(np.asarray(widths, dtype=float))
     y = np.log(np.asarray(errors, dtype=float))
@@ -228,7 +228,6 @@ def compare(prediction, measurement, *, times_after: float = 0.0) -> dict:
     two initial conditions, not dynamics) and the per-peak ``peak_ratios`` of both.  A
     measurement may also be a :class:`freqdyn.nets.train.TrainResult` (its ``.dataset``).
     """
-    from freqdyn.results import peak_ratios
 
     meas = getattr(measurement, "dataset", measurement)
     pred = getattr(prediction, "dataset", prediction)

@@ -26,14 +26,18 @@ of a compactly supported ρ_w slow the spreading of peaks near ±B.  So the desi
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, replace
 
 import numpy as np
+import sympy as sp
 from scipy import optimize
 
+from freqdyn.analysis.compare import learning_times
 from freqdyn.errors import InputError
+from freqdyn.inputs.symbols import axis_symbols, parse_expression
 from freqdyn.predict.fd import FDModes, learning_time
+from freqdyn.predict.registry import predict
+from freqdyn.results import peak_ratios
 
 #: Largest ratio of wanted learning times across the probe peaks that a design attempts.
 MAX_SPREAD = 1e3
@@ -51,17 +55,14 @@ def parse_profile(text: str):
         try:
             p = float(text.split(":", 1)[1])
         except ValueError:
-            raise InputError("profile", f"power:<p> needs a number, got {text!r}") from None
+            raise InputError("--profile", f"power:<p> needs a number, got {text!r}") from None
         return lambda xi: np.abs(np.asarray(xi, dtype=float)) ** p
-    import sympy as sp
 
-    xi = sp.Symbol("xi", real=True)
     try:
-        expr = sp.sympify(text, locals={"xi": xi})
-    except (sp.SympifyError, TypeError) as exc:
-        raise InputError("profile", f"cannot parse {text!r}: {exc}") from None
-    if expr.free_symbols - {xi}:
-        raise InputError("profile", f"may only use xi, got {sorted(map(str, expr.free_symbols))}")
+        expr = parse_expression(text, "xi", 1)
+    except ValueError as exc:
+        raise InputError("--profile", str(exc)) from None
+    xi = axis_symbols("xi", 1)[0]
     fn = sp.lambdify(xi, expr, modules="numpy")
     return lambda v: np.broadcast_to(np.asarray(fn(np.asarray(v, float)), float),
                                      np.shape(v)).copy()
@@ -269,85 +270,8 @@ def report(d: Design, modal=None) -> dict:
 
 def modal_learning_times(case) -> np.ndarray:
     """Learning times of the case's peaks from the modal (FEM) solver on 121 times."""
-    from dataclasses import replace
 
-    from freqdyn.analysis.compare import learning_times
-    from freqdyn.predict.registry import predict
-    from freqdyn.results import peak_ratios
 
     dense = np.linspace(0.0, float(case.times[-1]), 121)
     ds = predict(replace(case, times=dense), "modal")
     return learning_times(dense, peak_ratios(ds, case.peaks))
-
-
-@dataclass
-class DesignFiles:
-    """What :func:`design_to` wrote, with the design and its check by the modal solver."""
-
-    design: Design
-    report: dict
-    modal: np.ndarray | None
-    paths: list[Path]
-
-
-def design_to(profile_text: str, band: float, out, *, sigma_a: float = 0.3,
-              peak_count: int = 5, time: float | None = None,
-              solver: bool = True) -> DesignFiles:
-    """``freqdyn design``: design ρ_w, check it with the modal solver, write the files.
-
-    ``out/design.toml`` (a case file for a study), ``out/design.json`` (wanted, achieved,
-    deviations; with the freqdyn version and the case text) and ``out/design.png``, each
-    written atomically.
-    """
-    import tomli_w
-
-    from freqdyn import __version__
-    from freqdyn.inputs.case import case_from_dict
-    from freqdyn.plots import save_figure
-    from freqdyn.plots.design import design_figure
-    from freqdyn.results import FolderLock, atomic_write, write_json
-
-    if not (math.isfinite(band) and band > 0):
-        raise InputError("--band", f"must be a finite half-width > 0, got {band}")
-    if not (math.isfinite(sigma_a) and sigma_a >= 0):
-        raise InputError("--sigma-a", f"must be a finite number >= 0, got {sigma_a}")
-    profile = parse_profile(profile_text)
-    d = design(profile, band, sigma_a=sigma_a, peaks=peak_count, level=time)
-    name = "design-" + "".join(ch if ch.isalnum() else "-" for ch in profile_text)[:40]
-    table = case_table(d, name)
-    text = f"# written by freqdyn {__version__}: design --profile {profile_text!r} " \
-           f"--band {band:g}\n" + tomli_w.dumps(table)
-    case = case_from_dict(table, text=text)
-    modal = modal_learning_times(case) if solver else None
-    out = Path(out)
-    with FolderLock(out):
-        rep = dict(report(d, modal), profile=profile_text, freqdyn_version=__version__,
-                   case_toml=text)
-        paths = [atomic_write(out / "design.toml", lambda tmp: Path(tmp).write_text(text)),
-                 write_json(out / "design.json", rep),
-                 save_figure(design_figure(d, modal, title=f"design {profile_text} on "
-                                                           f"[-{band:g}, {band:g}]"),
-                             out / "design.png")]
-    return DesignFiles(design=d, report=rep, modal=modal, paths=paths)
-
-
-def design_lines(files: DesignFiles, profile_text: str) -> list[str]:
-    """The table the command prints: wanted, first guess, designed, Gaussian, per peak."""
-    d, modal, rep = files.design, files.modal, files.report
-    lines = [f"designed rho_w on [-{d.probe.band:g}, {d.probe.band:g}] for profile "
-             f"{profile_text}: loss scale {d.loss_scale:.4g}, {d.cost_evaluations} PDE "
-             "evaluations",
-             "  peak      wanted    first-guess  designed(FD)"
-             + ("  designed(modal)" if modal is not None else "") + "  Gaussian s=B/4"]
-    for k, w in enumerate(d.probe.peaks):
-        row = (f"  {w:<8.3g}  {d.wanted[k]:<8.4g}  {d.achieved_first_guess[k]:<11.4g}  "
-               f"{d.achieved[k]:<12.4g}")
-        if modal is not None:
-            row += f"  {modal[k]:<15.4g}"
-        lines.append(row + f"  {d.gaussian[k]:.4g}")
-    lines.append(f"  max |T/T_wanted - 1|: designed {rep['max_rel_dev_fd']:.3f} (FD)"
-                 + (f", {rep['max_rel_dev_modal']:.3f} (modal)" if modal is not None else "")
-                 + f"; first guess {rep['max_rel_dev_first_guess']:.3f}; Gaussian misses by "
-                 f"{rep['gaussian_miss_factor']:.3g}x")
-    lines += [f"  wrote {p}" for p in files.paths]
-    return lines

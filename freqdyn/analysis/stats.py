@@ -9,6 +9,7 @@ event that did not happen in that seed) are left out of both.
 from __future__ import annotations
 
 import numpy as np
+from scipy.stats import chi2
 
 
 def mean_std(values, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -27,7 +28,6 @@ def mean_std(values, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
 def std_interval(std: float, count: int, level: float = 0.95) -> tuple[float, float]:
     """Two-sided ``level`` confidence interval of σ from a sample std of ``count`` normal
     draws: s·√((n−1)/χ²_{(1±level)/2, n−1}).  For 8 draws at 95 %: s·[0.66, 2.04]."""
-    from scipy.stats import chi2
 
     if count < 2 or not np.isfinite(std):
         return (float("nan"), float("nan"))

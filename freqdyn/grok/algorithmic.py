@@ -61,7 +61,7 @@ from freqdyn.errors import InputError
 from freqdyn.grok.models import build_model
 from freqdyn.grok.modular import ModularData, modular_dataset
 from freqdyn.nets.records import TrainingLog, adamw, train_loop
-from freqdyn.plots.grok import algorithmic as plots
+from freqdyn.runs.runner import Outcome, seed_checkpoints
 
 PHASES = ("t1", "t2", "t3", "t4")
 EVALUATED = ("train_loss", "train_acc", "val_loss", "val_acc")
@@ -372,7 +372,6 @@ def runs_summary(runs: list[ModularRun]) -> dict:
 def run_modular(exp, out: Path, device: str):
     """Experiment kind "modular": train ``exp``'s settings for every seed; phase times,
     delays (t4 − t2)/t2, final accuracies; curves figure."""
-    from freqdyn.runs.runner import Outcome, seed_checkpoints
 
     cfg = dict(exp.settings)
     runs = []
@@ -391,4 +390,4 @@ def run_modular(exp, out: Path, device: str):
     title = (f"{cfg.get('model', 'mlp')} on x {op} y mod {runs[0].data.p}, "
              f"r = {runs[0].data.train_fraction:g}")
     return Outcome(dataset=dataset, summary=summary,
-                   figures={"curves": plots.curves_figure(runs, title)})
+                   figure_set="grok.curves", figure_data={"runs": runs, "title": title})

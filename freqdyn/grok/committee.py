@@ -48,6 +48,7 @@ import torch
 
 from freqdyn.errors import InputError
 from freqdyn.nets.loop import Callback, TrainingLoop
+from freqdyn.predict.kernel_flow import kernel_descent
 
 
 @dataclass(frozen=True)
@@ -252,7 +253,6 @@ def kernel_descent_losses(gram_train: torch.Tensor, gram_test_train: torch.Tenso
     engine, :func:`freqdyn.predict.kernel_flow.kernel_descent`.  With s = 2η₀/P this is
     the centered network's lazy (α → ∞) limit.  Returns two tensors (..., len(steps)).
     """
-    from freqdyn.predict.kernel_flow import kernel_descent
 
     s = torch.as_tensor(step_size, dtype=gram_train.dtype, device=gram_train.device)
     lam_max = torch.linalg.eigvalsh(gram_train)[..., -1]

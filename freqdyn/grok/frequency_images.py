@@ -23,7 +23,6 @@ from freqdyn.grok.nudft import (
     principal_direction,
     spectral_peaks,
 )
-from freqdyn.plots.grok import frequency_view as plots
 from freqdyn.runs.experiment import Experiment
 from freqdyn.runs.runner import Outcome
 
@@ -165,10 +164,8 @@ def run_image(exp: Experiment, out: Path, device: str) -> Outcome:
     ds = xr.Dataset(data_vars, coords=coords)
     ds.attrs["fourier_convention"] = CONVENTION
     ds.attrs["direction"] = "first principal direction of all images (train + test)"
-    figures = {"accuracy": plots.image_accuracy_figure(ds, arms)}
-    for arm in IMAGE_ARMS:
-        figures[f"spectra_{arm}"] = plots.image_spectra_figure(ds, arm, snaps, arms[arm])
-    return Outcome(dataset=ds, summary=summary, figures=figures)
+    return Outcome(dataset=ds, summary=summary, figure_set="grok.images",
+                   figure_data={"ds": ds, "arms": arms, "snaps": snaps})
 
 
 def _image_deviations(summary: dict) -> list[str]:

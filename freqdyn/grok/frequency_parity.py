@@ -27,7 +27,6 @@ from freqdyn.grok.nudft import (
     relative_error_at_peaks,
     spectral_mismatch,
 )
-from freqdyn.plots.grok import frequency_view as plots
 from freqdyn.runs.experiment import Experiment
 from freqdyn.runs.runner import Outcome
 
@@ -139,10 +138,8 @@ def run_parity(exp: Experiment, out: Path, device: str) -> Outcome:
     ds.attrs["fourier_convention"] = CONVENTION
     ds.attrs["direction"] = "(1, ..., 1)/sqrt(bits)" if choice == "ones" else \
         "first principal direction of the training inputs"
-    figures = {"losses": plots.parity_loss_figure(ds),
-               "data_spectra": plots.parity_data_figure(ds),
-               "output_spectra": plots.parity_output_figure(ds, exp.get("focus_fraction", 0.5))}
-    return Outcome(dataset=ds, summary=summary, figures=figures)
+    return Outcome(dataset=ds, summary=summary, figure_set="grok.parity",
+                   figure_data={"ds": ds, "focus": exp.get("focus_fraction", 0.5)})
 
 
 def _parity_deviations(summary: dict, fractions: list[float]) -> list[str]:

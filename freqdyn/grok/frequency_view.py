@@ -65,7 +65,6 @@ from freqdyn.grok.nudft import (
     spectral_mismatch,
 )
 from freqdyn.nets.records import TrainingLog, train_loop
-from freqdyn.plots.grok import frequency_view as plots
 from freqdyn.runs.experiment import Experiment
 from freqdyn.runs.runner import Outcome
 
@@ -73,7 +72,6 @@ CONVENTION = ("F[f](k) = (1/n) sum_j f(x_j) exp(-i k x_j), angular k (no 2 pi); 
               "direction d for vector inputs: x_j -> d.x_j")
 ALIASING_CONDITIONS = ("sparse", "dense", "uniform")
 GRID_POINTS = 10000
-COLORS = {"train": "tab:blue", "test": "tab:orange"}
 
 
 class Sine(nn.Module):
@@ -381,13 +379,9 @@ def run_aliasing(exp: Experiment, out: Path, device: str) -> Outcome:
     ds.attrs["fourier_convention"] = CONVENTION
 
     x_sparse = aliasing_points(n_sparse, "non-uniform", extras=extras, seed=exp.seeds[0])
-    figures = {
-        "losses": plots.aliasing_loss_figure(ds, layouts),
-        "functions": plots.aliasing_function_figure(ds, x_sparse),
-        "spectra": plots.aliasing_spectra_figure(ds, snaps),
-        "data_spectra": plots.aliasing_data_figure(ds, layouts),
-    }
-    return Outcome(dataset=ds, summary=summary, figures=figures)
+    return Outcome(dataset=ds, summary=summary, figure_set="grok.aliasing",
+                   figure_data={"layouts": layouts, "x_sparse": x_sparse, "snaps": snaps,
+                                "ds": ds})
 
 
 # --------------------------------------------------------------------------------- parity

@@ -48,7 +48,6 @@ from freqdyn.grok.committee import (
     teacher_task,
     train_committee,
 )
-from freqdyn.plots.grok import lazy_rich as plots
 from freqdyn.runs.experiment import Experiment
 from freqdyn.runs.runner import Outcome
 
@@ -261,16 +260,7 @@ def run_toy(exp: Experiment, out: Path, device: str) -> Outcome:
     data["k0_regression_train_loss"] = _long("training MSE of ridgeless K₀ regression",
                                              reg_train, ("seed",))
     ds = xr.Dataset(data, coords={"seed": seeds, "step": steps})
-    figures = {"learning_curves": plots.figure_toy_curves(ds),
-               "decomposition": plots.figure_decomposition(ds),
-               "alignment": plots.figure_alignment(ds)}
-    return Outcome(ds, summary, figures)
-
-
-def after_start(ds: xr.Dataset) -> tuple[xr.Dataset, np.ndarray]:
-    """The logged steps t ≥ 1 (for log-scale step axes) and their step values."""
-    ds = ds.isel(step=ds["step"].values > 0)
-    return ds, ds["step"].values
+    return Outcome(ds, summary, figure_set="grok.lazy-rich-toy", figure_data={"ds": ds})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -361,7 +351,8 @@ def run_alpha_sweep(exp: Experiment, out: Path, device: str) -> Outcome:
     data["k0_descent_train_loss"] = _long("training MSE of kernel GD with K₀", gd_train,
                                           ("seed", "step"))
     ds = xr.Dataset(data, coords={"seed": list(exp.seeds), "alpha": all_alphas, "step": steps})
-    return Outcome(ds, summary, {"alpha_sweep": plots.figure_alpha_sweep(ds, n_alpha)})
+    return Outcome(ds, summary, figure_set="grok.alpha-sweep",
+                   figure_data={"ds": ds, "n_alpha": n_alpha})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -433,7 +424,7 @@ def run_phase_diagram(exp: Experiment, out: Path, device: str) -> Outcome:
                              censored.astype(np.int8), ("seed", "alpha", "eps"))
     ds = xr.Dataset(data, coords={"seed": list(exp.seeds), "alpha": alphas, "eps": epsilons,
                                   "step": steps})
-    return Outcome(ds, summary, {"phase_diagram": plots.figure_phase(ds)})
+    return Outcome(ds, summary, figure_set="grok.phase-diagram", figure_data={"ds": ds})
 
 
 # ---------------------------------------------------------------------------------------------

@@ -12,7 +12,6 @@ import xarray as xr
 from freqdyn.grok.lazy_rich import _long, _stats, _torch_device, first_passage
 from freqdyn.grok.modular import modular_dataset
 from freqdyn.nets.records import train_loop
-from freqdyn.plots.grok import lazy_rich as plots
 from freqdyn.runs.experiment import Experiment
 from freqdyn.runs.runner import Outcome
 
@@ -107,4 +106,4 @@ def run_modular_mlp(exp: Experiment, out: Path, device: str) -> Outcome:
             "weight_norm": "‖W₁‖_F + ‖W₂‖_F"}
     ds = xr.Dataset({k: _long(text[k], v, ("seed", "step")) for k, v in curves.items()},
                     coords={"seed": seeds, "step": steps_axis})
-    return Outcome(ds, summary, {"modular_mlp": plots.figure_modular(ds)})
+    return Outcome(ds, summary, figure_set="grok.modular-mlp", figure_data={"ds": ds})

@@ -9,10 +9,12 @@ import json
 import sys
 
 import numpy as np
+import torch
 import xarray as xr
 from scipy import stats
 
 from freqdyn.errors import InputError
+from freqdyn.grok.algorithmic import train_modular
 from freqdyn.grok.loss_spectrum import (
     DEFAULT_DETREND,
     GROKS_AT,
@@ -26,7 +28,6 @@ from freqdyn.grok.loss_spectrum import (
     spectral_signature,
     variant_names,
 )
-from freqdyn.plots.grok import loss_spectrum as plots
 from freqdyn.progress import progress_enabled
 from freqdyn.runs.runner import Outcome
 from freqdyn.runs.sweep import run_sweep, sweep_settings
@@ -45,9 +46,7 @@ def grid_cell(cell: dict, *, train: dict, signature: dict, device: str = "cpu") 
     (every variant), the final validation and training accuracy, the phase times and the
     curves the figures need.  Runs with one torch thread (the sweep runs cells in parallel).
     """
-    import torch
 
-    from freqdyn.grok.algorithmic import train_modular
 
     torch.set_num_threads(1)
     cfg = {**train, "train_fraction": cell["r"], "lr": cell["lr"], "weight_decay": cell["wd"]}
@@ -296,8 +295,9 @@ def run_grid(exp, out, device: str = "cpu"):
                                                       f"reached)"})
     ds = xr.Dataset(data, coords=coords, attrs={"detrend_default": signature["detrend"],
                                                  "t0": signature["t0"], "config": config})
-    figures = plots.grid_figures(ds, signature)
-    return Outcome(dataset=ds, summary=summary, figures=figures)
+    return Outcome(dataset=ds, summary=summary, figure_set="grok.loss-spectrum-grid",
+                   figure_data={"ds": ds, "signature": signature,
+                                "examples": example_runs(ds, signature["groks_at"])})
 
 
 def example_runs(ds, groks_at: float) -> dict[str, dict]:

@@ -55,7 +55,7 @@ from freqdyn.grok.algorithmic import (
 )
 from freqdyn.grok.models import NandaTransformer, PairMLP, PowerDecoder
 from freqdyn.grok.modular import ModularData
-from freqdyn.plots.grok import progress as plots
+from freqdyn.runs.runner import Outcome, seed_checkpoints
 
 
 def fourier_basis(p: int) -> np.ndarray:
@@ -363,7 +363,6 @@ def run_progress_measures(exp, out: Path, device: str):
     (4, see :func:`key_frequencies`).  Fall steps: the first update from which a loss stays
     below ½ ln(n_classes).
     """
-    from freqdyn.runs.runner import Outcome
 
     cfg = dict(exp.settings)
     if cfg.get("operation", "+") != "+":
@@ -372,7 +371,6 @@ def run_progress_measures(exp, out: Path, device: str):
     key_factor = exp.number("key_factor", 4.0, low=1.0)
     cfg.pop("key_factor", None)
     cfg.pop("neuron_threshold", None)
-    from freqdyn.runs.runner import seed_checkpoints
 
     measures = []
     for seed in exp.seeds:
@@ -421,4 +419,4 @@ def run_progress_measures(exp, out: Path, device: str):
     data = measures[0].run.data
     title = f"{cfg.get('model', 'mlp')} on x + y mod {data.p}, r = {data.train_fraction:g}"
     return Outcome(dataset=progress_dataset(measures), summary=summary,
-                   figures=plots.progress_figures(measures, title))
+                   figure_set="grok.progress", figure_data={"measures": measures, "title": title})

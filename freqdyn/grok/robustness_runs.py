@@ -30,7 +30,7 @@ from freqdyn.grok.robustness import (
     perturbation_sigma,
     perturbed_information,
 )
-from freqdyn.plots.grok import robustness as plots
+from freqdyn.runs.runner import Outcome
 
 MODES = ("standard", "perturbed", "penalty")
 #: Offsets of the noise and metric generators from the experiment seed (the seed itself
@@ -221,14 +221,10 @@ def _modes_dataset(by_mode: dict[str, list[RobustRun]], extra: dict[str, tuple])
                      join="outer", data_vars="all", coords="different", compat="equals")
 
 
-def _pca_summary(runs: list[RobustRun]) -> list[float]:
-    shares = []
-    for r in runs:
-        if len(r.snapshots) >= 3:
-            shares.append(trajectory_pca(np.asarray(r.snapshots, dtype=np.float64)).top2_share)
-        else:
-            shares.append(math.nan)
-    return shares
+def _trajectory_pcas(runs: list[RobustRun]) -> list:
+    """The PCA of each run's weight trajectory (None below three snapshots)."""
+    return [trajectory_pca(np.asarray(r.snapshots, dtype=np.float64))
+            if len(r.snapshots) >= 3 else None for r in runs]
 
 
 def run_perturbation(exp, out: Path, device: str):
@@ -241,7 +237,6 @@ def run_perturbation(exp, out: Path, device: str):
     steeply, and their lag to the jump; landscape numbers of the standard runs (λ_max, λ_min at
     memorisation and at the end, the trajectory PCA's top-2 variance share).
     """
-    from freqdyn.runs.runner import Outcome
 
     cfg = dict(exp.settings)
     settings = _robust_settings(exp)
@@ -289,17 +284,17 @@ def run_perturbation(exp, out: Path, device: str):
     summary["standard_sharpness_drop"] = [
         _ratio(r.landscape.get("lambda_max_memorised"), r.landscape.get("lambda_max_final"))
         for r in standard_runs]
-    for mode, runs in by_mode.items():
-        summary[f"{mode}_pca_top2_share"] = _pca_summary(runs)
+    pcas = {mode: _trajectory_pcas(runs) for mode, runs in by_mode.items()}
+    for mode, mode_pcas in pcas.items():
+        summary[f"{mode}_pca_top2_share"] = [math.nan if p is None else p.top2_share
+                                             for p in mode_pcas]
     extra = {"standard": (*ABELIAN_KEYS, *INFORMATION_KEYS, "sharpness"),
              "perturbed": (*ABELIAN_KEYS, *INFORMATION_KEYS)}
     dataset = _modes_dataset(by_mode, extra)
-    figures = {"accuracy": plots.accuracy_figure(by_mode, exp.name),
-               "weight_norm": plots.weight_norm_figure(by_mode),
-               "information": plots.information_figure(by_mode),
-               "robustness": plots.robustness_figure(by_mode["standard"]),
-               "landscape": plots.landscape_figure(standard_runs)}
-    return Outcome(dataset=dataset, summary=summary, figures=figures)
+    jumps = {mode: summary[f"{mode}_val_jump_step"] for mode in by_mode}
+    return Outcome(dataset=dataset, summary=summary, figure_set="grok.robustness",
+                   figure_data={"by_mode": by_mode, "name": exp.name, "jumps": jumps,
+                                "standard_pcas": pcas["standard"]})
 
 
 def run_abelian(exp, out: Path, device: str):
@@ -314,7 +309,6 @@ def run_abelian(exp, out: Path, device: str):
     it before the validation jump, and the penalty reaches 95 % validation accuracy
     before perturbed training.
     """
-    from freqdyn.runs.runner import Outcome
 
     cfg = dict(exp.settings)
     settings = _robust_settings(exp)
@@ -369,17 +363,10 @@ def run_abelian(exp, out: Path, device: str):
     summary["holds"] = [text for key, text in statements.items() if all(summary[key])]
     summary["does_not_hold"] = [text for key, text in statements.items() if not all(summary[key])]
     dataset = _modes_dataset(by_mode, {mode: ABELIAN_KEYS for mode in MODES})
-    figures = {"abelian_test": plots.abelian_figure(by_mode, threshold),
-               "logit_distance": plots.logit_distance_figure(by_mode)}
-    return Outcome(dataset=dataset, summary=summary, figures=figures)
+    return Outcome(dataset=dataset, summary=summary, figure_set="grok.abelian",
+                   figure_data={"by_mode": by_mode, "threshold": threshold})
 
 
 # --------------------------------------------------------------------------------------
 # Figures (paper style: log-step axes, one colour per mode, seeds as thin lines)
 # --------------------------------------------------------------------------------------
-
-MODE_COLORS = {"standard": "C0", "perturbed": "C3", "penalty": "C2"}
-
-
-def eval_axis(run: ModularRun) -> np.ndarray:
-    return np.maximum(np.asarray(run.log.eval_steps, dtype=float), 1.0)

@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from freqdyn.nets.fourier import default_block_rows
-from freqdyn.nets.measure import top_eigenvalue
+from freqdyn.nets.gram import top_eigenvalue
 
 LFP_MODELS = {"lfp-relu": "relu", "lfp-tanh": "tanh"}
 

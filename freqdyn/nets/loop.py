@@ -29,6 +29,7 @@ stopping.  The loop itself owns the step count, the checkpoints and the resume r
 
 from __future__ import annotations
 
+import json
 import math
 import pickle
 import signal
@@ -145,7 +146,6 @@ class Checkpoints:
 
 def _difference(old, new) -> str:
     """Which entries of two JSON fingerprints differ (for the refusal message)."""
-    import json
 
     try:
         a, b = json.loads(old), json.loads(new)

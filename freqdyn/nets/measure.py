@@ -31,11 +31,15 @@ import math
 
 import numpy as np
 import torch
-from scipy.sparse.linalg import LinearOperator, eigsh
 from torch.func import functional_call, jvp, vjp
 
 from freqdyn.inputs.fourier import riemann_transform, tensor_grid
-from freqdyn.theory.ntk import FourierFeatureKernel, empirical_ntk
+from freqdyn.nets.fourier import FourierFeatureNetwork
+from freqdyn.nets.gram import top_eigenvalue
+from freqdyn.nets.lfp_net import LFP_MODELS
+from freqdyn.nets.transforms import FourierTransforms, GridSamples, forward
+from freqdyn.theory.lfp import lfp_data_grid, lfp_params
+from freqdyn.theory.ntk import FourierFeatureKernel, empirical_ntk, lfp_ntk
 
 #: Largest measurement grid per axis, by input dimension (memory and time bound).
 MAX_MEASURE_POINTS = {1: 20001, 2: 801, 3: 161}
@@ -64,7 +68,6 @@ def measurement_axis(case, R: float, model=None, points: int | None = None) -> n
     spacing 1/(16 Ξ_ξ) of :func:`freqdyn.theory.lfp.lfp_data_grid`.
     """
     if points is None and model is not None and not getattr(model, "band_limited", True):
-        from freqdyn.theory.lfp import lfp_data_grid
 
         # f has kinks (ReLU): no aliasing-free spacing exists; use the LFP data spacing,
         # that of the kernel-flow reference, whose Riemann sum this one then is
@@ -91,10 +94,8 @@ def evaluate_on_grid(model, axis: np.ndarray, dim: int) -> np.ndarray:
     The 2-layer Fourier-feature network is evaluated by one type-1 transform
     (:mod:`freqdyn.nets.transforms`, tolerance 1e-13), other models densely.
     """
-    from freqdyn.nets.fourier import FourierFeatureNetwork
 
     if isinstance(model, FourierFeatureNetwork):
-        from freqdyn.nets.transforms import FourierTransforms, GridSamples, forward
 
         transforms = FourierTransforms(GridSamples.of_axis(np.asarray(axis), dim),
                                        torch.float64, tol=1e-13)
@@ -177,9 +178,6 @@ def analytic_kernel(case, x: np.ndarray, train_w: bool) -> np.ndarray:
 
 def lfp_kernel(case, settings, x: np.ndarray) -> np.ndarray:
     """The infinite-width NTK of the LFP network of ``settings.model`` (κ² included)."""
-    from freqdyn.nets.lfp_net import LFP_MODELS
-    from freqdyn.theory.lfp import lfp_params
-    from freqdyn.theory.ntk import lfp_ntk
 
     params = lfp_params(case, LFP_MODELS[settings.model])
     return case.kappa**2 * lfp_ntk(x, x, params)
@@ -240,13 +238,3 @@ def gram_lambda_max(model, x: torch.Tensor, loss_scale: float = 1.0,
     return top_eigenvalue(product, n, tol)
 
 
-def top_eigenvalue(product, n: int, tol: float = 1e-3) -> float:
-    """The largest eigenvalue of a symmetric n × n operator given by ``product`` (Lanczos;
-    a dense eigensolve for n ≤ 2): the Gram's λ_max for every trainer's step bound."""
-    if n <= 2:
-        dense = np.column_stack([product(col) for col in np.eye(n)])
-        return float(np.linalg.eigvalsh(0.5 * (dense + dense.T)).max())
-    op = LinearOperator((n, n), matvec=product, dtype=np.float64)
-    val = eigsh(op, k=1, which="LA", tol=tol, v0=np.ones(n), ncv=min(n - 1, 20),
-                return_eigenvectors=False)
-    return float(val[0])

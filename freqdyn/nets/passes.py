@@ -18,6 +18,7 @@ import torch
 
 from freqdyn.nets import transforms as tf
 from freqdyn.nets.lfp_net import LFP_MODELS
+from freqdyn.nets.measure import empirical_kernel, gram_lambda_max
 
 
 class NetworkPass:
@@ -67,7 +68,6 @@ class NetworkPass:
             return self.model.gram_lambda_max(self.x, alpha)
         if self.fast:
             return tf.gram_lambda_max(self.model, self.transforms, alpha)
-        from freqdyn.nets.measure import gram_lambda_max
 
         return gram_lambda_max(self.model, self.x, alpha, max(self.settings.block_rows, 256))
 
@@ -77,7 +77,6 @@ class NetworkPass:
             return tf.empirical_ntk(self.model, probe)
         if self.lfp:
             return self.model.empirical_ntk(probe)
-        from freqdyn.nets.measure import empirical_kernel
 
         return empirical_kernel(self.model, probe)
 

@@ -68,6 +68,11 @@ import torch
 
 from freqdyn.config import Table
 from freqdyn.errors import InputError
+from freqdyn.nets.fourier import default_block_rows
+from freqdyn.nets.lfp_net import LFP_MODELS
+from freqdyn.nets.mlp import ACTIVATIONS, PARAMETRIZATIONS
+from freqdyn.predict.kernel_flow import default_settings as kernel_flow_settings
+from freqdyn.theory.lfp import lfp_data_grid, lfp_params
 
 MODELS = ("fourier", "fourier-mlp", "lfp-relu", "lfp-tanh")
 BACKENDS = ("nufft", "dense", "sorted")
@@ -162,9 +167,6 @@ def resolve_device(name: str, field: str = "train.device") -> str:
 
 def train_settings(case, overrides: dict | None = None) -> TrainSettings:
     """Validate the case's ``[train]`` table (plus ``overrides``) and fill in defaults."""
-    from freqdyn.nets.fourier import default_block_rows
-    from freqdyn.nets.mlp import ACTIVATIONS, PARAMETRIZATIONS
-    from freqdyn.predict.kernel_flow import default_settings as kernel_flow_settings
 
     data = case.section("train")
     data.update(overrides or {})
@@ -179,7 +181,6 @@ def train_settings(case, overrides: dict | None = None) -> TrainSettings:
     train_w = t.boolean("train_w", True)
     compile_ = t.boolean("compile", False)
     dtype = t.choice("dtype", "float64", ("float64", "float32"))
-    from freqdyn.nets.lfp_net import LFP_MODELS
 
     lfp = model in LFP_MODELS
     sorted_fits = model == "lfp-relu" and d == 1
@@ -192,7 +193,6 @@ def train_settings(case, overrides: dict | None = None) -> TrainSettings:
         raise InputError("train.backend", f"'sorted' applies to model 'lfp-relu' in d = 1, not "
                                           f"{model!r} in d = {d}; use 'dense'")
     if lfp:
-        from freqdyn.theory.lfp import lfp_data_grid, lfp_params
 
         lfp_params(case, LFP_MODELS[model])  # refuse a bad [lfp] table before training
         if not train_w:

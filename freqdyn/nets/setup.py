@@ -10,6 +10,7 @@ from freqdyn.nets.fourier import FourierFeatureNetwork
 from freqdyn.nets.lfp_net import LFP_MODELS, LFPNetwork
 from freqdyn.nets.mlp import FourierFeatureMLP
 from freqdyn.nets.settings import TrainSettings
+from freqdyn.theory.lfp import lfp_params
 
 
 def training_samples(case, settings: TrainSettings) -> np.ndarray:
@@ -37,7 +38,6 @@ def build_model(case, settings: TrainSettings):
     gen = torch.Generator().manual_seed(settings.seed)
     f0 = "random" if settings.f0 == "centered" else settings.f0
     if settings.model in LFP_MODELS:
-        from freqdyn.theory.lfp import lfp_params
 
         params = lfp_params(case, LFP_MODELS[settings.model])
         model = LFPNetwork.from_case(case, params, settings.width, gen, f0=f0,

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from freqdyn import memory
+import freqdyn.memory as memory
 from freqdyn.errors import InputError
 from freqdyn.inputs.fourier import relative_l2, tensor_grid
 from freqdyn.nets.lfp_net import LFP_MODELS
@@ -69,10 +69,11 @@ class TrainResult:
 
     dataset: object
     measured: Path
-    figure: Path | None
     steps: int
     seconds: float
     resumed_from: int | None = None
+    #: ``training.png`` when :func:`freqdyn.runs.training.train_to` drew it
+    figure: Path | None = None
 
 
 class RunConstants(Callback):
@@ -155,9 +156,11 @@ def run_fingerprint(case, settings: TrainSettings) -> str:
 
 
 def train(case, out, *, resume: bool | None = None, overrides: dict | None = None,
-          stop_after: int | None = None, progress: bool | None = None,
-          figure: bool = True) -> TrainResult | None:
-    """Train the case's network and write ``out/measured.nc`` (+ ``training.png``).
+          stop_after: int | None = None, progress: bool | None = None) -> TrainResult | None:
+    """Train the case's network and write ``out/measured.nc``.
+
+    The figure ``training.png`` is drawn by :func:`freqdyn.runs.training.train_to`
+    (compute never imports figures).
 
     Reports at the case's ``[frequency] times`` (or, with ``steps``, at evenly spaced
     steps): the error transform û(ξ, τ), the drift ‖θ_τ − θ₀‖/‖θ₀‖, and the loss at every
@@ -179,12 +182,11 @@ def train(case, out, *, resume: bool | None = None, overrides: dict | None = Non
                                       "(run the same command again) or choose another folder")
         if resume and not have:
             raise InputError("resume", f"no checkpoint in {checkpoints.folder}")
-        return _train(case, settings, out, checkpoints, have, stop_after, progress, figure,
+        return _train(case, settings, out, checkpoints, have, stop_after, progress,
                       start_clock)
 
 
-def _train(case, settings, out, checkpoints, resume, stop_after, progress, figure,
-           start_clock):
+def _train(case, settings, out, checkpoints, resume, stop_after, progress, start_clock):
     device, dtype = torch.device(settings.device), settings.torch_dtype
     x_np = training_samples(case, settings)
     y_np = case.target(x_np)
@@ -340,13 +342,7 @@ def _train(case, settings, out, checkpoints, resume, stop_after, progress, figur
     ds = frequency_dataset(case, u_hat, "network", times=times, variables=variables,
                            attrs=attrs)
     path = write_dataset(ds, out / "measured.nc")
-    fig_path = None
-    if figure:
-        from freqdyn.plots import save_figure
-        from freqdyn.plots.training import training_figure
-
-        fig_path = save_figure(training_figure(ds), out / "training.png")
-    return TrainResult(dataset=ds, measured=path, figure=fig_path, steps=total,
+    return TrainResult(dataset=ds, measured=path, steps=total,
                        seconds=time.perf_counter() - start_clock,
                        resumed_from=loop.resumed_from)
 
@@ -374,7 +370,6 @@ def _full_loss(net, y, alpha) -> float:
 
 
 def _as64(settings):
-    from dataclasses import replace
 
     return replace(settings, dtype="float64", nufft_tol=1e-13)
 

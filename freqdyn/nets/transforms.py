@@ -39,6 +39,9 @@ import finufft
 import numpy as np
 import torch
 
+from freqdyn.inputs.fourier import tensor_grid
+from freqdyn.nets.gram import top_eigenvalue
+
 
 @dataclass(frozen=True)
 class GridSamples:
@@ -60,7 +63,6 @@ class GridSamples:
         return [x0 + h * np.arange(n) for x0, h, n in zip(self.x0, self.h, self.n, strict=True)]
 
     def points(self) -> np.ndarray:
-        from freqdyn.inputs.fourier import tensor_grid
 
         return tensor_grid(self.axes()).reshape(-1, self.dim)
 
@@ -309,7 +311,6 @@ def jacobian(model, transforms: FourierTransforms, v: np.ndarray) -> np.ndarray:
 def gram_lambda_max(model, transforms: FourierTransforms, loss_scale: float = 1.0,
                     tol: float = 1e-3) -> float:
     """λ_max of (α/N) J Jᵀ on the samples, by Lanczos with transform products."""
-    from freqdyn.nets.measure import top_eigenvalue
 
     n = transforms.samples.size
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib.pyplot as plt
+
 from freqdyn.plots.dynamics import dynamics_figure
 from freqdyn.results import atomic_write
 
@@ -24,7 +26,6 @@ DPI = 130
 
 def save_figure(fig, path) -> Path:
     """Write ``fig`` to ``path`` atomically (PNG by suffix) and close it."""
-    import matplotlib.pyplot as plt
 
     try:
         return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=DPI, bbox_inches="tight"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+import matplotlib.pyplot as plt
 import numpy as np
 
 from freqdyn.analysis.design import density_values
@@ -15,7 +16,6 @@ if TYPE_CHECKING:
 
 def design_figure(d: Design, modal=None, measured=None, title: str = ""):
     """Wanted vs PDE-predicted (vs net-measured) learning time per peak frequency."""
-    import matplotlib.pyplot as plt
 
     fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(11, 4))
     w = d.probe.peaks

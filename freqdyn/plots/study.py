@@ -8,19 +8,21 @@
   ±1 std band over seeds; the dotted grey line is 1/e, the learning-time threshold.
 * ``loss-<arm>.png``: the measured loss and its Parseval prediction (α/2V)∫|û_pred|²dξ.
 * ``width.png`` (several widths): the error against m on log–log axes, fitted slope.
+
+The figures read data only: ``plan`` is any object with a study plan's ``name``, ``pde``,
+``predictions`` and ``widths`` (the runner passes :class:`freqdyn.runs.study.StudyPlan`),
+``arm`` one with an arm's fields; this module imports nothing from the layers above it.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.lines import Line2D
 
 from freqdyn.analysis import compare
 from freqdyn.plots.dynamics import time_rows
-
-if TYPE_CHECKING:
-    from freqdyn.runs.study import Arm, StudyPlan
+from freqdyn.results import u_hat
 
 #: Below this fraction of the largest |û| the difference panel is left blank.
 DIFFERENCE_FLOOR = 1e-3
@@ -38,9 +40,7 @@ def heatmap_figure(pred, runs, title: str):
     1D: ξ across, PDE time t up (each report at its time).  2D/3D: one row per reported
     time t > 0 (at most three; 3D: the slice ξ2 = 0).
     """
-    import matplotlib.pyplot as plt
 
-    from freqdyn.results import u_hat
 
     meas = compare.mean_dataset(runs)
     up = compare.on_grid(pred, meas).values
@@ -86,13 +86,13 @@ def heatmap_figure(pred, runs, title: str):
     return fig
 
 
-def _method_order(plan: StudyPlan) -> list[str]:
+def _method_order(plan) -> list[str]:
     """The pde prediction first (drawn solid), then the others in file order."""
     rest = [m for m in plan.predictions if m != plan.pde]
     return ([plan.pde] if plan.pde else []) + rest
 
 
-def peaks_figure(plan: StudyPlan, data: dict, reports: dict, bands: dict | None = None):
+def peaks_figure(plan, data: dict, reports: dict, bands: dict | None = None):
     """Per-peak decay: pde solid, other predictions dashed/dotted, networks as circles with
     their ± 1 std, their linearised twins as crosses, and the predicted finite-width spread
     (pde ± 1 predicted std, docs/theory.md §12) as a hatched band.
@@ -100,8 +100,6 @@ def peaks_figure(plan: StudyPlan, data: dict, reports: dict, bands: dict | None 
     ``bands`` (optional) maps an arm name to (lower, upper) ratio curves (peaks, times)
     that replace the predicted band.
     """
-    import matplotlib.pyplot as plt
-    from matplotlib.lines import Line2D
 
     n = len(data)
     fig, axes = plt.subplots(1, n, figsize=(5.6 * n, 4.4), squeeze=False, layout="constrained")
@@ -175,9 +173,8 @@ def _predicted_band(rep: dict, pde: str | None):
     return ratio - std, ratio + std
 
 
-def loss_figure(arm: Arm, pred, runs):
+def loss_figure(arm, pred, runs):
     """Measured loss L(τ) of each seed against the Parseval prediction (α/2V)∫|û_pred|²dξ."""
-    import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
     volume = float(runs[0].attrs["box_volume"])
@@ -196,11 +193,10 @@ def loss_figure(arm: Arm, pred, runs):
     return fig
 
 
-def width_figure(plan: StudyPlan, reports: dict):
+def width_figure(plan, reports: dict):
     """max_{t>0} error of the pde prediction vs networks against m, log–log, fitted slope;
     with one arm also its common and per-network parts and the twin-vs-net (beyond-linear)
     difference, against m^-1."""
-    import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5.8, 4.2), layout="constrained")
     key = f"rel_l2_{plan.pde}_vs_net"
@@ -241,7 +237,7 @@ def width_figure(plan: StudyPlan, reports: dict):
     return fig
 
 
-def study_figures(plan: StudyPlan, data: dict, reports: dict, bands=None) -> dict:
+def study_figures(plan, data: dict, reports: dict, bands=None) -> dict:
     """Every figure of a study, by file name (without .png)."""
     figures = {}
     for name, (arm, preds, runs_by_width) in data.items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import numpy as np
 
 from freqdyn.plots.dynamics import time_rows
@@ -10,7 +11,6 @@ from freqdyn.results import u_hat
 
 def training_figure(ds):
     """Loss against PDE time, parameter drift, and the measured log10|û(ξ, τ)|."""
-    import matplotlib.pyplot as plt
 
     fig, (ax0, ax1, ax2) = plt.subplots(1, 3, figsize=(15, 4.2), layout="constrained")
     ax0.semilogy(ds["loss_time"].values, np.maximum(ds["loss"].values, 1e-300))

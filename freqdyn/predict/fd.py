@@ -20,7 +20,11 @@ import math
 import time as _time
 
 import numpy as np
-from scipy import linalg
+from scipy import linalg, optimize
+
+from freqdyn.inputs.fourier import relative_l2
+from freqdyn.predict.fem.problem import fourier_feature_problem
+from freqdyn.results import frequency_dataset
 
 #: Default number of cells on the solved interval.
 DEFAULT_CELLS = 2000
@@ -62,7 +66,6 @@ class FDModes:
 
 def _solve(case, cells: int, times):
     """û on the case grid from ``cells`` cells on the FEM's interval (outside: frozen û₀)."""
-    from freqdyn.predict.fem.problem import fourier_feature_problem
 
     problem = fourier_feature_problem(case)
     lo, hi = problem.domain[0]
@@ -87,8 +90,6 @@ def fd_prediction(case, times=None, cells: int = DEFAULT_CELLS):
     the ξ box widened to where ρ_w is negligible), and û is interpolated linearly onto the
     case grid (second order, like the scheme).
     """
-    from freqdyn.inputs.fourier import relative_l2
-    from freqdyn.results import frequency_dataset
 
     times = case.times if times is None else np.asarray(times, dtype=float)
     start = _time.perf_counter()
@@ -111,7 +112,6 @@ def learning_time(history, start: float, rate_max: float) -> float:
     Bracketed on a log grid of t from 10^{-4} to 10^{4} over the largest rate, then found
     by Brent's method.
     """
-    from scipy import optimize
 
     def excess(t):
         return abs(history(t)) / start - math.exp(-1)

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from scipy import linalg
 
-from freqdyn import memory
+import freqdyn.memory as memory
 from freqdyn.errors import AccuracyWarning, InputError
 from freqdyn.inputs.fourier import relative_l2, riemann_transform, tensor_grid
 from freqdyn.results import frequency_dataset

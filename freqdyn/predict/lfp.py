@@ -50,10 +50,12 @@ import time as _time
 
 import numpy as np
 
-from freqdyn.inputs.fourier import riemann_transform, tensor_grid
+from freqdyn.errors import InputError
+from freqdyn.inputs.fourier import relative_l2, riemann_transform, tensor_grid
 from freqdyn.predict.fem.problem import Problem, target_initial
 from freqdyn.predict.kernel_flow import kernel_descent
-from freqdyn.theory.lfp import LFPParams, RadialCoefficients, lfp_data_grid
+from freqdyn.results import frequency_dataset
+from freqdyn.theory.lfp import LFPParams, RadialCoefficients, lfp_data_grid, lfp_params
 from freqdyn.theory.ntk import lfp_ntk
 
 
@@ -98,8 +100,6 @@ def lfp_ode(case, params: LFPParams, times=None, xi_axes=None) -> np.ndarray:
 
 def lfp_ode_prediction(case, activation: str, times=None):
     """The effective LFP of ``activation`` as a schema dataset (NaN for |ξ| < ε)."""
-    from freqdyn.results import frequency_dataset
-    from freqdyn.theory.lfp import lfp_params
 
     start = _time.perf_counter()
     params = lfp_params(case, activation)
@@ -111,8 +111,6 @@ def lfp_ode_prediction(case, activation: str, times=None):
 
 def ntk_flow_prediction(case, activation: str, times=None):
     """Kernel flow with the exact NTK of the ``[lfp]`` network as a schema dataset."""
-    from freqdyn.results import frequency_dataset
-    from freqdyn.theory.lfp import lfp_params
 
     params = lfp_params(case, activation)
     u_hat, info = lfp_kernel_flow(case, params, times)
@@ -134,7 +132,6 @@ def lfp_kernel_flow(case, params: LFPParams, times=None, R: float | None = None,
     of :func:`freqdyn.theory.ntk.tanh_ntk` (tanh, d = 1).  Defaults (R, h):
     :func:`freqdyn.theory.lfp.lfp_data_grid`, the LFP networks' own data grid.
     """
-    from freqdyn.errors import InputError
 
     if params.activation == "tanh" and case.dim != 1:
         raise InputError("settings.predictions", "tanh-ntk-flow (the tanh NTK by quadrature) "
@@ -169,7 +166,6 @@ def compare_with_kernel_flow(case, params: LFPParams, times=None, settings_table
     Returns the relative L²(ξ) errors over |ξ| ≥ ε at each time for ``pde`` and ``ode``,
     the three solutions (time, *xi) and the reference's settings.
     """
-    from freqdyn.inputs.fourier import relative_l2
     from freqdyn.predict.fem.settings import fem_settings
     from freqdyn.predict.fem.solver import solve_problem
 

@@ -37,6 +37,11 @@ from dataclasses import dataclass
 import xarray as xr
 
 from freqdyn.errors import InputError
+from freqdyn.predict.exact import pure_damping, uniform_box_series
+from freqdyn.predict.fd import fd_prediction
+from freqdyn.predict.kernel_flow import kernel_flow
+from freqdyn.predict.lfp import lfp_ode_prediction, ntk_flow_prediction
+from freqdyn.results import frequency_dataset
 
 
 @dataclass(frozen=True)
@@ -100,7 +105,6 @@ def predict(case, method: str = "modal", **options) -> xr.Dataset:
 @register("kernel-flow", "infinite-width kernel gradient flow in x (the reference)",
           exact_in_time=True)
 def _kernel_flow(case, times=None, settings=None):
-    from freqdyn.predict.kernel_flow import kernel_flow
 
     return kernel_flow(case, settings, times=times)
 
@@ -122,15 +126,12 @@ def _modal(case, comm=None, progress: bool = False):
 
 @register("fd", "1D conservative finite differences, exact in time", dims=(1,), exact_in_time=True)
 def _fd(case, times=None):
-    from freqdyn.predict.fd import fd_prediction
 
     return fd_prediction(case, times)
 
 
 @register("damping", "pure damping û₀ exp(−κ²α ρ_w t)", exact_in_time=True)
 def _damping(case, times=None):
-    from freqdyn.predict.exact import pure_damping
-    from freqdyn.results import frequency_dataset
 
     return frequency_dataset(case, pure_damping(case, times), "damping", times=times,
                              attrs={"model": "pure damping u_hat0 exp(-rho_w t)"})
@@ -139,8 +140,6 @@ def _damping(case, times=None):
 @register("uniform-series", "the exact Neumann cosine series of a uniform rho_w",
           exact_in_time=True)
 def _uniform_series(case, times=None):
-    from freqdyn.predict.exact import uniform_box_series
-    from freqdyn.results import frequency_dataset
 
     return frequency_dataset(case, uniform_box_series(case, times), "uniform-series",
                              times=times)
@@ -156,7 +155,6 @@ def _lfp_pde(activation):
 
 def _lfp_ode(activation):
     def run(case, times=None):
-        from freqdyn.predict.lfp import lfp_ode_prediction
 
         return lfp_ode_prediction(case, activation, times)
     return run
@@ -171,7 +169,6 @@ for _act in ("relu", "tanh"):
 
 def _ntk_flow(activation):
     def run(case, times=None):
-        from freqdyn.predict.lfp import ntk_flow_prediction
 
         return ntk_flow_prediction(case, activation, times)
     return run

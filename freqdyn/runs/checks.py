@@ -40,8 +40,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from freqdyn.analysis.compare import largest_width, slope_interval
 from freqdyn.config import Table
 from freqdyn.errors import InputError
+from freqdyn.runs.claims import check_rule, evaluate_rule
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,6 @@ def register_check(name: str, meaning: str, *, required=(), optional=(), applies
 
 def checks_from_file(check_list, claim_rule, experiment_kind: str, field: str) -> list[dict]:
     """The checks of a file, validated (see the module text); the claim rule comes first."""
-    from freqdyn.runs.claims import check_rule
 
     if not isinstance(check_list, list) or not all(isinstance(c, dict) for c in check_list):
         raise InputError(field, "must be an array of tables ([[check]])")
@@ -102,7 +103,6 @@ REQUIRED_KIND = None  # Table.choice with None default: the key must be one of t
 def _static(kind: str, t: Table) -> None:
     """Type checks of a check's parameters that need no case."""
     if kind == "rule":
-        from freqdyn.runs.claims import check_rule
 
         check_rule(t.string("rule"))
     for key in ("first", "later"):
@@ -146,7 +146,6 @@ def evaluate_checks(exp, outcome) -> list[dict]:
 
 @register_check("rule", "the expression over the report's keys is true", required={"rule"})
 def _rule(check, outcome, exp):
-    from freqdyn.runs.claims import evaluate_rule
 
     return {"pass": evaluate_rule(check["rule"], outcome.summary)}
 
@@ -167,7 +166,6 @@ def _later(rep) -> np.ndarray:
 
 def _sources(rep, outcome) -> dict[str, np.ndarray]:
     """Peak ratios of the pde prediction and of the networks (seed mean), (peaks, times)."""
-    from freqdyn.analysis.compare import largest_width
 
     out = {}
     pde = outcome.summary.get("pde")
@@ -233,7 +231,6 @@ def _equal_decay(check, outcome, exp):
                                "at_least", required={"method", "at_least"}, optional={"arm"},
                 applies=("study",))
 def _model_fails(check, outcome, exp):
-    from freqdyn.analysis.compare import largest_width
 
     rep = _arm(check, outcome)
     net = largest_width(rep)
@@ -250,7 +247,6 @@ def _slope(check, outcome, exp):
     """The slope of the max_{t>0} seed-mean error against m, with its 95 % interval, and
     (from two seeds on) the slopes of its common and per-network parts at the time of the
     largest error of the largest width."""
-    from freqdyn.analysis.compare import slope_interval
 
     rep = _arm(check, outcome)
     later = _later(rep)
@@ -289,7 +285,6 @@ def _slope(check, outcome, exp):
                                   "miss_by", required={"wanted"},
                 optional={"arm", "within", "miss_by"}, applies=("study",))
 def _learning_times(check, outcome, exp):
-    from freqdyn.analysis.compare import largest_width
 
     rep = _arm(check, outcome)
     net = largest_width(rep)
@@ -315,7 +310,6 @@ def _learning_times(check, outcome, exp):
                                "that of arm than", required={"arm", "than"},
                 applies=("study",))
 def _spread_less(check, outcome, exp):
-    from freqdyn.analysis.compare import largest_width
 
     def spread(rep):
         lt = np.asarray(largest_width(rep)["learning_times_net"]["mean"], dtype=float)
@@ -331,7 +325,6 @@ def _spread_less(check, outcome, exp):
                 optional={"arm", "than", "method", "than_method", "factor"},
                 applies=("study",))
 def _error_larger(check, outcome, exp):
-    from freqdyn.analysis.compare import largest_width
 
     method = check.get("method", outcome.summary.get("pde"))
     than_method = check.get("than_method", method)

@@ -47,6 +47,8 @@ from types import MappingProxyType
 from freqdyn.config import REQUIRED, Table
 from freqdyn.errors import InputError
 from freqdyn.inputs.case import read_toml
+from freqdyn.runs.checks import checks_from_file
+from freqdyn.runs.kinds import kind_entry
 
 TABLES = {"experiment", "settings", "full", "claim", "check", "arm", "sweep"}
 HEAD_KEYS = {"name", "kind", "description", "seeds"}
@@ -139,8 +141,6 @@ def load_experiment(source: str | Path, *, text: str | None = None, full: bool =
     ``full`` (or its alias ``paper``) merges ``[full]`` over ``[settings]``; ``seeds``
     replaces the file's seeds; ``overrides`` (a dict of settings) is merged last.
     """
-    from freqdyn.runs.checks import checks_from_file
-    from freqdyn.runs.kinds import kind_entry
 
     full = full or paper
     path = Path(source) if text is None else None

@@ -8,12 +8,16 @@ are drawn at the reported times, each as a row at its own t.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
+from freqdyn.errors import AccuracyWarning
+from freqdyn.plots import dynamics_figure, save_figure
 from freqdyn.predict.registry import predict, predictor, summary
+from freqdyn.results import write_dataset
 
 
 @dataclass
@@ -29,10 +33,7 @@ def solve_to(case, out, method: str = "modal", figure: bool = True) -> Written |
 
     Returns what was written on rank 0 (None on the other MPI ranks).
     """
-    import warnings
 
-    from freqdyn.errors import AccuracyWarning
-    from freqdyn.results import write_dataset
 
     entry = predictor(method, "--method")
     comm = None
@@ -48,7 +49,6 @@ def solve_to(case, out, method: str = "modal", figure: bool = True) -> Written |
     out = Path(out)
     paths = [write_dataset(ds, out / "prediction.nc")]
     if figure:
-        from freqdyn.plots import dynamics_figure, save_figure
 
         fig_ds = ds
         if predictor(method).exact_in_time and case.times.size < 40:

@@ -23,11 +23,20 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
 import xarray as xr
 
-from freqdyn import __version__
+import freqdyn.plots.grok  # noqa: F401  (declares the grokking kinds' figure sets)
+from freqdyn._version import __version__
 from freqdyn.errors import InputError
+from freqdyn.nets.loop import checkpoint_files
+from freqdyn.plots import save_figure
+from freqdyn.plots.registry import draw
+from freqdyn.results import FolderLock, to_json, write_dataset, write_json
+from freqdyn.runs.checks import evaluate_checks
+from freqdyn.runs.claims import rule_names
 from freqdyn.runs.experiment import Experiment
+from freqdyn.runs.kind_keys import reported
 from freqdyn.runs.kinds import KINDS, kind_entry
 
 REPORT = "report.json"
@@ -36,12 +45,26 @@ REPORT = "report.json"
 @dataclass
 class Outcome:
     """What an experiment kind returns: its dataset (or None), report numbers, figures, and
-    the details its checks read (a study's per-arm reports)."""
+    the details its checks read (a study's per-arm reports).
+
+    A kind below the figures names a registered figure set (``figure_set``,
+    :mod:`freqdyn.plots.registry`) and the data it is drawn from (``figure_data``); the
+    runner draws it.  ``figures`` holds figures a kind drew itself (the studies of
+    :mod:`freqdyn.runs`, which sit above the figures)."""
 
     dataset: xr.Dataset | None
     summary: dict
     figures: dict = field(default_factory=dict)
     details: object = None
+    figure_set: str | None = None
+    figure_data: dict = field(default_factory=dict)
+
+    def all_figures(self) -> dict:
+        """``figures`` and those of the figure set, by file stem."""
+        drawn = dict(self.figures)
+        if self.figure_set is not None:
+            drawn.update(draw(self.figure_set, self.figure_data))
+        return drawn
 
 
 @dataclass
@@ -72,7 +95,6 @@ def experiment_function(kind: str):
 
 def seed_checkpoints(out: str | Path, seed: int) -> tuple[Path, bool]:
     """(``out/checkpoints/seed-N``, whether it holds checkpoints to resume from)."""
-    from freqdyn.nets.loop import checkpoint_files
 
     folder = Path(out) / "checkpoints" / f"seed-{seed}"
     return folder, bool(checkpoint_files(folder))
@@ -80,8 +102,6 @@ def seed_checkpoints(out: str | Path, seed: int) -> tuple[Path, bool]:
 
 def precheck(exp: Experiment) -> None:
     """Refuse, before training, a rule that reads a key the kind does not report."""
-    from freqdyn.runs.claims import rule_names
-    from freqdyn.runs.kind_keys import reported
 
     keys = kind_entry(exp.kind).report_keys
     if keys is None:
@@ -102,11 +122,7 @@ def precheck(exp: Experiment) -> None:
 
 def run_experiment(exp: Experiment, out: str | Path, *, device: str = "cpu") -> RunResult:
     """Check, run and report ``exp`` into ``out`` (see the module text)."""
-    import torch
 
-    from freqdyn.plots import save_figure
-    from freqdyn.results import FolderLock, write_dataset, write_json
-    from freqdyn.runs.checks import evaluate_checks
 
     out = Path(out)
     precheck(exp)
@@ -131,7 +147,8 @@ def run_experiment(exp: Experiment, out: str | Path, *, device: str = "cpu") -> 
             ds.attrs.setdefault("fourier_convention",
                                 "none: no input-space Fourier transform here")
             result = write_dataset(ds, out / "result.nc")
-        figures = [save_figure(fig, out / f"{key}.png") for key, fig in outcome.figures.items()]
+        figures = [save_figure(fig, out / f"{key}.png")
+                   for key, fig in outcome.all_figures().items()]
         report = dict(outcome.summary)
         report.update({
             "experiment": exp.name, "kind": exp.kind, "size": exp.size,
@@ -142,7 +159,6 @@ def run_experiment(exp: Experiment, out: str | Path, *, device: str = "cpu") -> 
             "figures": [str(p) for p in figures],
         })
         write_json(out / REPORT, report)
-    from freqdyn.results import to_json
 
     return RunResult(out=out, report=to_json(report), result=result, figures=figures)
 

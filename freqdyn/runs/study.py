@@ -36,7 +36,7 @@ Finite width (docs/theory.md §12): each network's linearised twin gives, per wi
 the network's own kernel and samples), and ``max_rel_l2_twin_vs_net`` at the top level;
 per arm, ``predicted_spread`` (the standard deviation over draws of the m units of a
 network's error against the pde, predicted without training:
-:mod:`freqdyn.theory.finite_width`, in ``finite_width`` per time) next to
+:mod:`freqdyn.analysis.finite_width`, in ``finite_width`` per time) next to
 ``measured_spread`` (the sample std over the seeds, given from 8 seeds on, with its 95 %
 confidence interval: for 8 seeds s·[0.66, 2.04]), at the last reported time and the
 largest width.
@@ -60,12 +60,23 @@ import numpy as np
 import tomli_w
 
 from freqdyn.analysis import compare
-from freqdyn.analysis.stats import mean_std
+from freqdyn.analysis.budget import MAX_SAMPLES, error_budget
+from freqdyn.analysis.finite_width import predicted_spread
+from freqdyn.analysis.stats import mean_std, std_interval
 from freqdyn.config import Table
 from freqdyn.errors import InputError
-from freqdyn.inputs.case import Case, case_from_dict
+from freqdyn.inputs.case import Case, case_from_dict, load_case
+from freqdyn.nets.settings import EXECUTION_KEYS, train_settings
+from freqdyn.nets.train import train as train_network
+from freqdyn.nets.twin import twin_dataset
+from freqdyn.plots.study import study_figures
+from freqdyn.predict.registry import predict, predictor
 from freqdyn.progress import say
 from freqdyn.results import peak_ratios, read_dataset, write_dataset
+from freqdyn.runs.checks import validate_against_study
+from freqdyn.runs.runner import Outcome
+from freqdyn.runs.sweep import run_sweep, sweep_settings
+from freqdyn.theory.lfp import lfp_params
 
 ARM_KEYS = {"name", "rho_w", "sigma_a", "kappa", "loss_scale", "lfp"}
 #: Points of the fine time grid of the predictions exact in time (their learning times).
@@ -110,9 +121,6 @@ def _case_data(raw, base: Path) -> dict:
 
 def plan_study(exp) -> StudyPlan:
     """Resolve and check a study: cases per arm, predictions, widths, checks."""
-    from freqdyn.nets.settings import train_settings
-    from freqdyn.predict.registry import predictor
-    from freqdyn.runs.checks import validate_against_study
 
     t = exp.table()
     data = _case_data(t.get("case"), exp.base)
@@ -167,7 +175,6 @@ def plan_study(exp) -> StudyPlan:
 
 def _refuse_peaks_in_ball(arms, predictions) -> None:
     """An LFP prediction leaves out |ξ| < ε: a target peak there has no predicted ratio."""
-    from freqdyn.theory.lfp import lfp_params
 
     acts = {p.split("-")[1] for p in predictions if p.startswith("lfp-")}
     for arm in arms:
@@ -195,9 +202,6 @@ def train_cell(cell: dict, *, root: str, cases: dict, train: dict, extra: dict) 
 
     Module level, so that Dask workers can run it: ``cases`` maps arm names to case text.
     """
-    from freqdyn.inputs.case import load_case
-    from freqdyn.nets.settings import train_settings
-    from freqdyn.nets.train import train as train_network
 
     case = load_case(cell["arm"], text=cases[cell["arm"]])
     overrides = dict(train, width=cell["m"], seed=cell["seed"], **extra)
@@ -213,7 +217,7 @@ def train_cell(cell: dict, *, root: str, cases: dict, train: dict, extra: dict) 
         raise InputError("--out", f"{folder} holds a different run; choose another --out")
     # progress as for `freqdyn train` (plain lines every 30 s off a terminal): a study's
     # full-size network can train for many minutes, and silence reads as a hang
-    result = train_network(case, folder, overrides=overrides, figure=False)
+    result = train_network(case, folder, overrides=overrides)
     return {"measured": str(result.measured), "reused": False,
             "seconds": float(result.dataset.attrs["train_seconds"]),
             "resumed_from": result.resumed_from}
@@ -221,7 +225,6 @@ def train_cell(cell: dict, *, root: str, cases: dict, train: dict, extra: dict) 
 
 def train_networks(plan: StudyPlan, exp, out, extra: dict | None = None) -> dict:
     """Every (arm, width, seed) network, in process or through the ``[sweep]`` workers."""
-    from freqdyn.runs.sweep import run_sweep, sweep_settings
 
     cells = [{"arm": arm.name, "m": width, "seed": seed}
              for arm in plan.arms for width in plan.widths for seed in plan.seeds]
@@ -253,7 +256,6 @@ def train_all(exp, out, extra: dict | None = None) -> None:
     ``extra`` adds execution-only [train] keys (device, checkpoint_every, …); a later run
     of the study into the same ``out`` reuses these networks.
     """
-    from freqdyn.nets.settings import EXECUTION_KEYS
 
     for key in set(extra or {}) - EXECUTION_KEYS:
         raise InputError(f"train.{key}", f"only {sorted(EXECUTION_KEYS)} may be added here")
@@ -268,7 +270,6 @@ def train_all(exp, out, extra: dict | None = None) -> None:
 def _predictions(arm: Arm, plan: StudyPlan, out: Path) -> tuple[dict, dict]:
     """Every prediction of an arm (written to out/predictions), and fine-time learning
     times for the predictions exact in time."""
-    from freqdyn.predict.registry import predict, predictor
 
     case = arm.case
     preds, learning = {}, {}
@@ -333,7 +334,6 @@ def _arm_report(arm: Arm, plan: StudyPlan, preds: dict, learning: dict, runs_by_
         entry["steps"] = [int(run["report_step"].values[-1]) for run in runs]
         rep["widths"][str(width)] = entry
     if runs_by_width and plan.pde and _budget_applies(case, plan):
-        from freqdyn.analysis.budget import error_budget
 
         largest = max(runs_by_width)
         start = _time.perf_counter()
@@ -360,7 +360,6 @@ SPREAD_SEEDS = 8
 
 def _twin_entries(runs, pred, pde: str | None, peaks) -> dict:
     """Twin vs network and twin vs the pde prediction, per time (mean, std, per seed)."""
-    from freqdyn.nets.twin import twin_dataset
 
     if not all("twin_u_hat_real" in run for run in runs):
         return {}
@@ -379,9 +378,6 @@ def _twin_entries(runs, pred, pde: str | None, peaks) -> dict:
 
 def _finite_width(case, plan: StudyPlan, pred, runs_by_width) -> dict:
     """Predicted against measured spread at the largest width (module text)."""
-    from freqdyn.analysis.stats import std_interval
-    from freqdyn.nets.settings import train_settings
-    from freqdyn.theory.finite_width import predicted_spread
 
     largest = max(runs_by_width)
     runs = runs_by_width[largest]
@@ -412,8 +408,6 @@ def _finite_width(case, plan: StudyPlan, pred, runs_by_width) -> dict:
 
 def _budget_applies(case, plan: StudyPlan) -> bool:
     """The dense error budget: 1D, plain GD, at most a few thousand samples."""
-    from freqdyn.analysis.budget import MAX_SAMPLES
-    from freqdyn.nets.settings import train_settings
 
     if case.dim != 1:
         return False
@@ -442,7 +436,6 @@ def _max_twin_error(rep: dict) -> float | None:
 
 def run_study_kind(exp, out, device: str):
     """Experiment kind ``study`` (module text): predictions, networks, report, figures."""
-    from freqdyn.runs.runner import Outcome
 
     out = Path(out)
     plan = plan_study(exp)
@@ -461,7 +454,6 @@ def run_study_kind(exp, out, device: str):
                "train": plan.train, "tolerance": exp.settings.get("tolerance"),
                "max_rel_l2_pde_vs_net": max(errors) if errors else None,
                "max_rel_l2_twin_vs_net": max(twin) if twin else None, "arms": reports}
-    from freqdyn.plots.study import study_figures
 
     return Outcome(dataset=None, summary=summary, details=reports,
                    figures=study_figures(plan, data, reports))

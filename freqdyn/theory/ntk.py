@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from scipy import fft as sfft
+from scipy import linalg
 from torch.func import functional_call, jacrev, vmap
 
 from freqdyn.inputs.fourier import tensor_grid
@@ -75,7 +76,6 @@ class FourierFeatureKernel:
         """The dense Gram matrix on the tensor grid of ``axis`` (Toeplitz k in d = 1)."""
         if self.dim > 1:
             return self(tensor_grid([axis] * self.dim).reshape(-1, self.dim))
-        from scipy import linalg
 
         k = linalg.toeplitz(self.char((axis - axis[0])[:, None]))
         return self.scale * (1.0 + self.c_x * np.outer(axis, axis)) * k

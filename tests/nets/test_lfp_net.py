@@ -162,7 +162,7 @@ def test_sorted_and_dense_trajectories_agree(tmp_path):
     runs = {}
     for backend in ("sorted", "dense"):
         res = train(case, tmp_path / backend, overrides={"backend": backend, "steps": 50},
-                    progress=False, figure=False)
+                    progress=False)
         runs[backend] = res.dataset
         assert res.dataset.attrs["backend"] == backend
     a, b = (u_hat(runs[k]).values for k in ("sorted", "dense"))
@@ -172,7 +172,7 @@ def test_sorted_and_dense_trajectories_agree(tmp_path):
 @pytest.mark.parametrize("f0", ["centered", "zero"])
 def test_training_starts_at_minus_g_and_learns(tmp_path, f0):
     case = make_case(f0=f'"{f0}"')
-    res = train(case, tmp_path / f0, progress=False, figure=False)
+    res = train(case, tmp_path / f0, progress=False)
     ds = res.dataset
     u = u_hat(ds).values
     g_hat = case.target.transform_on_grid(case.xi_axes())
@@ -185,9 +185,9 @@ def test_training_starts_at_minus_g_and_learns(tmp_path, f0):
 
 def test_resume_is_bit_for_bit(tmp_path):
     case = make_case()
-    whole = train(case, tmp_path / "whole", progress=False, figure=False).dataset
-    assert train(case, tmp_path / "parts", stop_after=37, progress=False, figure=False) is None
-    parts = train(case, tmp_path / "parts", progress=False, figure=False)
+    whole = train(case, tmp_path / "whole", progress=False).dataset
+    assert train(case, tmp_path / "parts", stop_after=37, progress=False) is None
+    parts = train(case, tmp_path / "parts", progress=False)
     assert parts.resumed_from == 37
     assert np.array_equal(u_hat(whole).values, u_hat(parts.dataset).values)
 

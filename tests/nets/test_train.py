@@ -113,7 +113,7 @@ def test_trained_network_follows_kernel_flow(tmp_path, f0):
     or f − f₀ = 0 by centring).
     """
     case = _case(times=[0.0, 0.5, 1.0], width=2048, device="cpu", probe_points=9, f0=f0)
-    ds = train(case, tmp_path, progress=False, figure=False).dataset
+    ds = train(case, tmp_path, progress=False).dataset
     ref = kernel_flow(case)
     err = relative_l2(u_hat(ds).values, u_hat(ref).values, axes=(1,))
     assert err[0] <= 1e-6
@@ -141,7 +141,7 @@ def test_centered_network_starts_at_zero_and_measures_f_minus_f0_minus_g(tmp_pat
     np.testing.assert_allclose((model.evaluate(x) - y_c).numpy(), -y.numpy(), rtol=0,
                                atol=1e-13)
 
-    res = train(case, tmp_path, progress=False, figure=False)
+    res = train(case, tmp_path, progress=False)
     ds = res.dataset
     measured = u_hat(ds).values
     assert relative_l2(measured[0], case.initial_error()) < 1e-6
@@ -210,7 +210,7 @@ def test_divergence_stops_and_keeps_last_good_checkpoint(tmp_path):
     unstable = _case(times=[0.0, 1.0], **opts, lr=5.0 / lam)
     with pytest.warns(StabilityWarning, match="exceeds the stability bound"), \
             pytest.raises(TrainingDiverged, match="diverged at step") as info:
-        train(unstable, tmp_path, progress=False, figure=False)
+        train(unstable, tmp_path, progress=False)
     bad_step = int(re.search(r"step (\d+)", str(info.value)).group(1))
     files = sorted((tmp_path / "checkpoints").glob("step-*.pt"))
     assert files and str(files[-1]) in str(info.value)
@@ -222,7 +222,7 @@ def test_divergence_stops_and_keeps_last_good_checkpoint(tmp_path):
     assert not (tmp_path / "measured.nc").exists()
     far = _case(times=[0.0, 1.0], **opts, lr=20.0 / lam)
     with pytest.raises(InputError, match="refused"):
-        train(far, tmp_path / "far", progress=False, figure=False)
+        train(far, tmp_path / "far", progress=False)
 
 
 def test_a_loss_that_rises_beyond_the_stability_bound_ends_the_run(tmp_path):
@@ -237,10 +237,9 @@ def test_a_loss_that_rises_beyond_the_stability_bound_ends_the_run(tmp_path):
     lam = gram_lambda_max(build_model(case, settings), x)
     with pytest.warns(StabilityWarning), pytest.raises(
             TrainingDiverged, match=r"exceeds the stability bound .*rising loss is divergence"):
-        train(_case(times=[0.0, 0.5], **opts, lr=3.0 / lam), tmp_path / "a", progress=False,
-              figure=False)
+        train(_case(times=[0.0, 0.5], **opts, lr=3.0 / lam), tmp_path / "a", progress=False)
     result = train(_case(times=[0.0, 0.5], **opts, lr=1.9 / lam), tmp_path / "b",
-                   progress=False, figure=False)
+                   progress=False)
     loss = result.dataset["loss"].values
     assert loss[-1] < loss[0]
 
@@ -255,12 +254,12 @@ def test_a_loss_that_rises_beyond_the_stability_bound_ends_the_run(tmp_path):
 ], ids=["gd", "gd-centered", "sgd-momentum", "adam"])
 def test_resume_is_bit_for_bit(tmp_path, opts):
     case = _case(times=[0.0, 0.02, 0.04], **TINY, checkpoint_every=7, **opts)
-    full = train(case, tmp_path / "full", progress=False, figure=False)
+    full = train(case, tmp_path / "full", progress=False)
     assert train(case, tmp_path / "part", progress=False, stop_after=11) is None
     assert not (tmp_path / "part" / "measured.nc").exists()
     with pytest.raises(InputError, match="already holds checkpoints"):
         train(case, tmp_path / "part", resume=False, progress=False)
-    resumed = train(case, tmp_path / "part", progress=False, figure=False)  # resumes
+    resumed = train(case, tmp_path / "part", progress=False)  # resumes
     assert resumed.resumed_from == 11
     a, b = read_dataset(full.measured), read_dataset(resumed.measured)
     for var in ("u_hat_real", "u_hat_imag", "loss", "drift", "drift_w", "report_step"):
@@ -270,7 +269,7 @@ def test_resume_is_bit_for_bit(tmp_path, opts):
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
     # a different seed is a different run
     other = train(_case(times=[0.0, 0.02, 0.04], **TINY, **opts, seed=1), tmp_path / "other",
-                  progress=False, figure=False)
+                  progress=False)
     assert not np.array_equal(other.dataset["loss"].values, a["loss"].values)
 
 
@@ -319,7 +318,7 @@ def test_settings_defaults_and_errors():
 def test_multilayer_and_sample_transform_runs(tmp_path, f0):
     case = _case(times=[0.0, 0.04], model="fourier-mlp", width=16, depth=2, hidden=8,
                  samples=300, device="cpu", probe_points=4, transform="samples", f0=f0)
-    res = train(case, tmp_path, progress=False, figure=False)
+    res = train(case, tmp_path, progress=False)
     ds = res.dataset
     loss = ds["loss"].values
     assert loss[-1] < loss[0]
@@ -359,12 +358,11 @@ def test_cli_train_writes_schema_files(tmp_path, capsys, monkeypatch):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_training_on_gpu_matches_cpu(tmp_path):
     opts = {**TINY, "width": 1024, "samples": 200, "lr": 0.01}
-    cpu = train(_case(times=[0.0, 0.2], **opts), tmp_path / "cpu", progress=False,
-                figure=False)
+    cpu = train(_case(times=[0.0, 0.2], **opts), tmp_path / "cpu", progress=False)
     gpu = train(_case(times=[0.0, 0.2], **{**opts, "device": "cuda"}), tmp_path / "gpu",
-                progress=False, figure=False)
+                progress=False)
     fused = train(_case(times=[0.0, 0.2], **{**opts, "device": "cuda", "compile": True}),
-                  tmp_path / "fused", progress=False, figure=False)
+                  tmp_path / "fused", progress=False)
     for run in (gpu, fused):
         err = relative_l2(u_hat(run.dataset).values, u_hat(cpu.dataset).values, axes=(1,))
         assert np.all(err[1:] < 1e-8), err
@@ -378,10 +376,10 @@ def test_a_width_beyond_the_memory_budget_is_refused_with_the_estimate(tmp_path,
     from freqdyn.nets.setup import training_memory
 
     with pytest.raises(InputError, match=r"train\.width: training m = 100000000 .*GB"):
-        train(_case(width=100_000_000), tmp_path / "a", progress=False, figure=False)
+        train(_case(width=100_000_000), tmp_path / "a", progress=False)
     monkeypatch.setenv("FREQDYN_MEMORY_GB", "1.0")
     case = _case(width=2**20)
     assert training_memory(train_settings(case), 1) > 1e9
     with pytest.raises(InputError, match=r"train\.width.*more than the 1\.0 GB"):
-        train(case, tmp_path / "b", progress=False, figure=False)
+        train(case, tmp_path / "b", progress=False)
     assert not (tmp_path / "b" / "measured.nc").exists()

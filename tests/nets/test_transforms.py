@@ -85,7 +85,7 @@ def test_a_fifty_step_trajectory_equals_the_dense_one(tmp_path):
     for backend in ("dense", "nufft"):
         case = load_case("g", text=text + f'\n[train]\nwidth = 512\nbackend = "{backend}"\n'
                                           "lr_fraction = 0.9\nf0 = \"centered\"\n")
-        runs[backend] = train(case, tmp_path / backend, progress=False, figure=False).dataset
+        runs[backend] = train(case, tmp_path / backend, progress=False).dataset
     assert runs["nufft"].attrs["backend"] == "nufft" and runs["dense"].attrs["backend"] == "dense"
     steps = int(runs["dense"]["report_step"].values[-1])
     assert steps >= 50

@@ -18,7 +18,7 @@ TEXT = open("pde/gaussian-1d.toml").read().replace("times = [0.0, 0.5, 1.0, 2.0,
 def _run(tmp_path, width, seed):
     case = load_case("g", text=TEXT + f'\n[train]\nwidth = {width}\nlr_fraction = 0.9\n'
                                       f'f0 = "centered"\nseed = {seed}\n')
-    return case, train(case, tmp_path / f"{width}-{seed}", progress=False, figure=False).dataset
+    return case, train(case, tmp_path / f"{width}-{seed}", progress=False).dataset
 
 
 def _twin(ds):
@@ -39,8 +39,8 @@ def test_twin_vs_net_is_small_and_falls_like_one_over_m(tmp_path):
 def test_the_twin_starts_at_the_network_and_follows_the_flow_of_its_own_kernel(tmp_path):
     """Twin (GD on J₀ transforms, measured on the fine grid) against an independent
     computation: Lanczos flow e^{−A_m t} r(0) of the same draw's kernel."""
+    from freqdyn.analysis.finite_width import kernel_draws
     from freqdyn.predict.registry import predict
-    from freqdyn.theory.finite_width import kernel_draws
 
     case, ds = _run(tmp_path, 2048, 3)
     net, twin = u_hat(ds).values, _twin(ds)

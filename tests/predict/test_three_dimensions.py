@@ -102,7 +102,7 @@ def test_a_3d_network_trains_and_is_measured_on_the_case_grid(tmp_path):
 
     case = replace(load_case(PDE / "uniform-3d.toml"), times=np.array([0.0, 2.0]))
     train(case, tmp_path, overrides={"width": 2048, "f0": "centered", "samples": 36,
-                                     "R": 4.0, "twin": True}, figure=False, progress=False)
+                                     "R": 4.0, "twin": True}, progress=False)
     ds = read_dataset(tmp_path / "measured.nc")
     measured = u_hat(ds).values
     twin = ds["twin_u_hat_real"].values + 1j * ds["twin_u_hat_imag"].values

@@ -5,18 +5,18 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from freqdyn.grok import algorithmic as study
+from freqdyn.plots.registry import figure_set
 
 
 def mark_phases(ax, times: dict, color) -> None:
     """Dotted vertical lines at the phase times that were reached (step 0 drawn at 1, for
     logarithmic step axes)."""
-    for phase in study.PHASES:
-        if times[phase] is not None:
-            ax.axvline(max(times[phase], 1), color=color, lw=0.8, ls=":")
+    for step in times.values():
+        if step is not None:
+            ax.axvline(max(step, 1), color=color, lw=0.8, ls=":")
 
 
-def curves_figure(runs: list[study.ModularRun], title: str):
+def curves_figure(runs, title: str):
     """Accuracy and loss (train solid, validation dashed) with t1–t4, and ‖θ‖₂, per seed."""
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
     for i, run in enumerate(runs):
@@ -37,3 +37,9 @@ def curves_figure(runs: list[study.ModularRun], title: str):
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+@figure_set("grok.curves")
+def curves_figures(runs, title: str) -> dict:
+    """The curves of modular runs (:class:`freqdyn.grok.algorithmic.ModularRun`)."""
+    return {"curves": curves_figure(runs, title)}

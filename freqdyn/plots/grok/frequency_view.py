@@ -7,7 +7,10 @@ import numpy as np
 import xarray as xr
 
 from freqdyn.errors import InputError
-from freqdyn.grok import frequency_view as study
+from freqdyn.plots.registry import figure_set
+
+#: Train and test curves' colours.
+COLORS = {"train": "tab:blue", "test": "tab:orange"}
 
 
 def band(ax, steps, curves, color, label):
@@ -18,10 +21,10 @@ def band(ax, steps, curves, color, label):
 
 def aliasing_loss_figure(ds: xr.Dataset, layouts) -> plt.Figure:
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), sharey=True)
-    for ax, cond in zip(axes, study.ALIASING_CONDITIONS, strict=True):
+    for ax, cond in zip(axes, ds.condition.values, strict=True):
         for part in ("train", "test"):
             band(ax, ds.step.values, ds[f"{part}_loss"].sel(condition=cond).values,
-                  study.COLORS[part], part)
+                  COLORS[part], part)
         ax.set_yscale("log")
         ax.set_title(f"{layouts[cond][0]}, n = {layouts[cond][1]}")
         ax.set_xlabel("step")
@@ -70,7 +73,7 @@ def aliasing_spectra_figure(ds: xr.Dataset, snaps) -> plt.Figure:
 def aliasing_data_figure(ds: xr.Dataset, layouts) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     ax.plot(ds.k, ds.target_test_amplitude, "k-", lw=2, label="test (1000 even)")
-    for cond in study.ALIASING_CONDITIONS:
+    for cond in ds.condition.values:
         ax.plot(ds.k, ds.target_train_amplitude.sel(condition=cond).isel(seed=0), "o--",
                 label=f"train, {layouts[cond][0]} n = {layouts[cond][1]}")
     ax.set_xlabel("k")
@@ -87,7 +90,7 @@ def parity_loss_figure(ds: xr.Dataset) -> plt.Figure:
     for ax, frac in zip(axes[0], fractions, strict=True):
         for part in ("train", "test"):
             band(ax, ds.step.values, ds[f"{part}_loss"].sel(fraction=frac).values,
-                  study.COLORS[part], part)
+                  COLORS[part], part)
         ax.set_title(f"training fraction {frac:g}")
         ax.set_xlabel("step")
         ax.set_yscale("log")
@@ -140,11 +143,9 @@ def _setting_title(setting) -> str:
 def image_accuracy_figure(ds: xr.Dataset, arms) -> plt.Figure:
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
     steps = np.maximum(ds.step.values, 1)
-    from freqdyn.grok.frequency_images import IMAGE_ARMS
-
-    for ax, arm in zip(axes, IMAGE_ARMS, strict=True):
+    for ax, arm in zip(axes, ds.arm.values, strict=True):
         for part in ("train", "test"):
-            band(ax, steps, ds[f"{part}_acc"].sel(arm=arm).values, study.COLORS[part], part)
+            band(ax, steps, ds[f"{part}_acc"].sel(arm=arm).values, COLORS[part], part)
         ax.set_title(_setting_title(arms[arm]))
         ax.set_xscale("log")
         ax.set_xlabel("step")
@@ -172,3 +173,28 @@ def image_spectra_figure(ds: xr.Dataset, arm: str, snaps, setting) -> plt.Figure
     fig.suptitle(_setting_title(setting))
     fig.tight_layout()
     return fig
+
+
+@figure_set("grok.aliasing")
+def aliasing_figures(ds: xr.Dataset, layouts, x_sparse: np.ndarray, snaps) -> dict:
+    """The aliasing study's losses, functions, output and data spectra."""
+    return {"losses": aliasing_loss_figure(ds, layouts),
+            "functions": aliasing_function_figure(ds, x_sparse),
+            "spectra": aliasing_spectra_figure(ds, snaps),
+            "data_spectra": aliasing_data_figure(ds, layouts)}
+
+
+@figure_set("grok.parity")
+def parity_figures(ds: xr.Dataset, focus: float) -> dict:
+    """The parity study's losses, data spectra and output spectra."""
+    return {"losses": parity_loss_figure(ds), "data_spectra": parity_data_figure(ds),
+            "output_spectra": parity_output_figure(ds, focus)}
+
+
+@figure_set("grok.images")
+def image_figures(ds: xr.Dataset, arms, snaps) -> dict:
+    """The image study's accuracies and, per arm, its spectra."""
+    figures = {"accuracy": image_accuracy_figure(ds, arms)}
+    for arm in ds.arm.values:
+        figures[f"spectra_{arm}"] = image_spectra_figure(ds, arm, snaps, arms[arm])
+    return figures

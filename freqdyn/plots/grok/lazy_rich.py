@@ -7,12 +7,18 @@ import numpy as np
 import xarray as xr
 
 from freqdyn.analysis.stats import mean_std
-from freqdyn.grok import lazy_rich as study
+from freqdyn.plots.registry import figure_set
+
+
+def after_start(ds: xr.Dataset) -> tuple[xr.Dataset, np.ndarray]:
+    """The logged steps t ≥ 1 (for log-scale step axes) and their step values."""
+    ds = ds.isel(step=ds["step"].values > 0)
+    return ds, ds["step"].values
 
 
 def figure_toy_curves(ds: xr.Dataset):
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    ds, t = study.after_start(ds)
+    ds, t = after_start(ds)
     for i, seed in enumerate(ds["seed"].values):
         color = f"C{i}"
         ax.plot(t, ds["train_loss"][i], color=color, label=f"seed {seed}: train")
@@ -34,7 +40,7 @@ def figure_toy_curves(ds: xr.Dataset):
 
 def figure_decomposition(ds: xr.Dataset):
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    ds, t = study.after_start(ds)
+    ds, t = after_start(ds)
     ax.plot(t, ds["variance_term"][0], "r--", label="variance error")
     ax.plot(t, ds["misalignment_term"][0], "g--", label="misalignment error")
     ax.plot(t, ds["linear_term"][0], "k--", label="power in linear modes")
@@ -52,7 +58,7 @@ def figure_decomposition(ds: xr.Dataset):
 
 def figure_alignment(ds: xr.Dataset):
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    ds, t = study.after_start(ds)
+    ds, t = after_start(ds)
     right = ax.twinx()
     for i, seed in enumerate(ds["seed"].values):
         ax.plot(t, ds["alignment"][i], color=f"C{i}", label=f"seed {seed}: NTK alignment")
@@ -69,7 +75,7 @@ def figure_alpha_sweep(ds: xr.Dataset, n_alpha: int):
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     normalised = {k: ds[k] / ds[k].isel(step=0)
                   for k in ("train_loss", "test_loss", "k0_descent_test_loss")}
-    norm_ds, t = study.after_start(xr.Dataset(normalised))
+    norm_ds, t = after_start(xr.Dataset(normalised))
     for j, alpha in enumerate(ds["alpha"].values):
         color = "grey" if j >= n_alpha else f"C{j}"
         label = f"α = {alpha:g}" + (" (lazy limit)" if j >= n_alpha else "")
@@ -133,3 +139,25 @@ def figure_modular(ds: xr.Dataset):
     right.set_ylabel("MSE (train solid, validation dashed)")
     fig.tight_layout()
     return fig
+
+
+@figure_set("grok.lazy-rich-toy")
+def toy_figures(ds: xr.Dataset) -> dict:
+    """The lazy → rich toy's learning curves, kernel decomposition and alignment."""
+    return {"learning_curves": figure_toy_curves(ds), "decomposition": figure_decomposition(ds),
+            "alignment": figure_alignment(ds)}
+
+
+@figure_set("grok.alpha-sweep")
+def alpha_sweep_figures(ds: xr.Dataset, n_alpha: int) -> dict:
+    return {"alpha_sweep": figure_alpha_sweep(ds, n_alpha)}
+
+
+@figure_set("grok.phase-diagram")
+def phase_figures(ds: xr.Dataset) -> dict:
+    return {"phase_diagram": figure_phase(ds)}
+
+
+@figure_set("grok.modular-mlp")
+def modular_figures(ds: xr.Dataset) -> dict:
+    return {"modular_mlp": figure_modular(ds)}

@@ -5,11 +5,13 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from freqdyn.grok import loss_spectrum_grid as study
+from freqdyn.plots.registry import figure_set
 
 
-def grid_figures(ds, signature: dict) -> dict:
-    """Fig 2-style heat maps, the Fig 8-right scatter, loss curves and their spectra."""
+@figure_set("grok.loss-spectrum-grid")
+def grid_figures(ds, signature: dict, examples: dict) -> dict:
+    """Fig 2-style heat maps, the Fig 8-right scatter, loss curves and their spectra of the
+    ``examples`` (name → grid index: a grokking and a non-grokking run)."""
 
     rs, t0 = ds["r"].values, signature["t0"]
     variant = signature["detrend"]
@@ -44,7 +46,6 @@ def grid_figures(ds, signature: dict) -> dict:
     fig.tight_layout()
     figures["activity_vs_accuracy"] = fig
 
-    examples = study.example_runs(ds, signature["groks_at"])
     if examples:
         fig, (top, bottom) = plt.subplots(2, 1, figsize=(6.0, 5.6), sharex=True)
         spec_fig, spec_ax = plt.subplots(figsize=(5.2, 3.6))

@@ -5,11 +5,12 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from freqdyn.grok import progress as study
 from freqdyn.plots.grok.algorithmic import curves_figure
+from freqdyn.plots.registry import figure_set
 
 
-def progress_figures(measures: list[study.ProgressMeasures], title: str) -> dict:
+@figure_set("grok.progress")
+def progress_figures(measures, title: str) -> dict:
     """Curves with t1–t4, embedding Fourier norms, and the restricted/excluded losses."""
     figures = {"curves": curves_figure([m.run for m in measures], title)}
     fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))

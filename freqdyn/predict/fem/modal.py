@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from freqdyn import memory
+import freqdyn.memory as memory
 from freqdyn.predict.fem.discretisation import Discretisation
 from freqdyn.predict.fem.stack import MPI, SLEPc
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from freqdyn.errors import InputError
 from freqdyn.inputs.densities import Density, Expression, Laplace, Mixture, Uniform
+from freqdyn.theory.derive import derive
 
 #: Relative density level at which the zero-flux wall may sit (non-compact ρ_w); moving
 #: it further out changed laplace-1d and a Student-t case by < 2e-6 (the flux D∇û at the
@@ -94,7 +95,6 @@ def fourier_feature_domain(case) -> tuple[np.ndarray, str]:
 
 def fourier_feature_problem(case) -> Problem:
     """The error PDE of a Fourier-feature case, coefficients from :func:`derive`."""
-    from freqdyn.theory.derive import derive
 
     der = derive(case)
     domain, note = fourier_feature_domain(case)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
-from freqdyn import memory
+import freqdyn.memory as memory
 from freqdyn.config import Table
-from freqdyn.errors import InputError
+from freqdyn.errors import AccuracyWarning, InputError
 from freqdyn.predict.fem.grading import AxisGrading, mesh_grading
 from freqdyn.predict.fem.mesh import build_mesh
 from freqdyn.predict.fem.problem import Problem
@@ -181,9 +182,7 @@ def check_given_cells(problem: Problem, table: dict, settings: FemSettings,
     :data:`REFUSE_INTERPOLATION_ERROR`.  (The automatic mesh meets ``tol`` by
     construction; the convergence tests call :func:`fem_settings` with coarse meshes on
     purpose and do not come here.)"""
-    import warnings
 
-    from freqdyn.errors import AccuracyWarning
 
     if "cells" not in table:
         return

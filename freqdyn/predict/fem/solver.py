@@ -11,11 +11,14 @@ from freqdyn.inputs.fourier import tensor_grid
 from freqdyn.predict.fem.discretisation import Discretisation, PointEvaluator
 from freqdyn.predict.fem.exponential import exponential_solution
 from freqdyn.predict.fem.modal import modal_solution
-from freqdyn.predict.fem.problem import Problem
-from freqdyn.predict.fem.settings import FemSettings
+from freqdyn.predict.fem.problem import Problem, fourier_feature_problem
+from freqdyn.predict.fem.settings import FemSettings, check_given_cells, fem_settings
 from freqdyn.predict.fem.stack import MPI, fem
 from freqdyn.predict.fem.stepping import step_plan
 from freqdyn.predict.fem.theta import integrate_theta
+from freqdyn.predict.lfp import lfp_problem
+from freqdyn.results import frequency_dataset
+from freqdyn.theory.lfp import lfp_params
 
 
 def _snap(grid_axes, problem: Problem, tol) -> list[np.ndarray]:
@@ -134,17 +137,12 @@ def solve_case(case, method: str = "fem", comm=None, progress: bool = False):
     ``method``: ``fem`` or ``modal`` (the Fourier-feature PDE), ``lfp-relu`` or ``lfp-tanh``
     (the LFP PDE of the ``[lfp]`` table); the ``[fem]`` table sets the discretisation.
     """
-    from freqdyn.predict.fem.problem import fourier_feature_problem
-    from freqdyn.predict.fem.settings import check_given_cells, fem_settings
-    from freqdyn.results import frequency_dataset
 
     comm = MPI.COMM_WORLD if comm is None else comm
     start = _time.perf_counter()
     if method in ("fem", "modal"):
         problem, extra = fourier_feature_problem(case), {}
     else:
-        from freqdyn.predict.lfp import lfp_problem
-        from freqdyn.theory.lfp import lfp_params
 
         params = lfp_params(case, method.split("-")[1])
         problem, _ = lfp_problem(case, params)

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from freqdyn.progress import Progress
+
 
 @dataclass(frozen=True)
 class StepPlan:
@@ -90,7 +92,6 @@ def default_dt_ratio(times: np.ndarray, scheme: str, startup: int, tol: float) -
 
 def progress_bar(total: int, desc: str, comm, enabled: bool = True):
     """The time steps' progress (:class:`freqdyn.progress.Progress`), on MPI rank 0 only."""
-    from freqdyn.progress import Progress
 
     return Progress(total, desc, unit="steps", enabled=None if enabled and comm.rank == 0
                     else False)

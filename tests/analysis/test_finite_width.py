@@ -8,19 +8,19 @@ import pytest
 import torch
 from conftest import make_case_text
 
-from freqdyn.analysis.stats import std_interval
-from freqdyn.inputs.case import load_case
-from freqdyn.inputs.fourier import relative_l2
-from freqdyn.nets.fourier import FourierFeatureNetwork
-from freqdyn.predict.registry import predict
-from freqdyn.results import u_hat
-from freqdyn.theory.finite_width import (
+from freqdyn.analysis.finite_width import (
     divided_differences,
     first_order_spread,
     kernel_draws,
     predicted_spread,
     unit_features,
 )
+from freqdyn.analysis.stats import std_interval
+from freqdyn.inputs.case import load_case
+from freqdyn.inputs.fourier import relative_l2
+from freqdyn.nets.fourier import FourierFeatureNetwork
+from freqdyn.predict.registry import predict
+from freqdyn.results import u_hat
 from freqdyn.theory.ntk import FourierFeatureKernel
 
 GAUSS_1D = (Path(__file__).resolve().parents[2] / "pde" / "gaussian-1d.toml").read_text(
@@ -95,7 +95,7 @@ def _measured(tmp_path, text, width, seeds, method, extra=""):
     for seed in range(seeds):
         case = load_case("g", text=text + f'\n[train]\nwidth = {width}\nlr_fraction = 0.9\n'
                                           f'f0 = "centered"\nseed = {seed}\n' + extra)
-        ds = train(case, tmp_path / f"s{seed}", progress=False, figure=False).dataset
+        ds = train(case, tmp_path / f"s{seed}", progress=False).dataset
         u = u_hat(ds).values
         errs.append(relative_l2(pde_of(case, method), u, axes=tuple(range(1, u.ndim))))
     return np.array(errs)

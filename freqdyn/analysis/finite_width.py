@@ -45,8 +45,17 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
+from freqdyn.analysis.stats import mean_std
 from freqdyn.errors import InputError
 from freqdyn.inputs.fourier import relative_l2, riemann_transform
+from freqdyn.nets import transforms as tf
+from freqdyn.nets.fourier import FourierFeatureNetwork
+from freqdyn.nets.measure import error_transform_of_values, measurement_axis
+from freqdyn.nets.passes import sample_layout
+from freqdyn.nets.settings import train_settings
+from freqdyn.nets.setup import build_model, independent_units, training_samples
+from freqdyn.predict.kernel_flow import lanczos_exponential
+from freqdyn.results import frequency_dataset, peak_ratios
 from freqdyn.theory.ntk import FourierFeatureKernel
 
 #: Largest number of training samples the dense prediction takes.
@@ -117,12 +126,6 @@ def kernel_draws(case, overrides: dict | None = None, times=None, reference=None
     trained.  Returns per draw and time the rel L²(ξ) error against ``reference`` (or,
     when None, against the mean over draws) and the peak ratios.
     """
-    from freqdyn.nets import transforms as tf
-    from freqdyn.nets.measure import error_transform_of_values, measurement_axis
-    from freqdyn.nets.passes import sample_layout
-    from freqdyn.nets.settings import train_settings
-    from freqdyn.nets.setup import build_model, training_samples
-    from freqdyn.predict.kernel_flow import lanczos_exponential
 
     s = train_settings(case, dict(overrides or {}, dtype="float64", twin=False))
     if s.model != "fourier" or s.sampling != "grid":
@@ -166,7 +169,6 @@ def kernel_draws(case, overrides: dict | None = None, times=None, reference=None
 
 def peak_ratios_of(u_hat: np.ndarray, case) -> np.ndarray:
     """|û(ω_k, t)|/|û(ω_k, 0)| on the case grid (as :func:`freqdyn.results.peak_ratios`)."""
-    from freqdyn.results import frequency_dataset, peak_ratios
 
     return peak_ratios(frequency_dataset(case, u_hat, "kernel draw"), case.peaks)
 
@@ -179,9 +181,6 @@ def first_order_spread(case, overrides: dict | None = None, times=None, referenc
     ``reference``: the pde prediction's û on the case grid at ``times`` (T, *xi), for the
     systematic part b (None: b = 0, the error is measured from û_∞).
     """
-    from freqdyn.nets.fourier import FourierFeatureNetwork
-    from freqdyn.nets.settings import train_settings
-    from freqdyn.nets.setup import independent_units, training_samples
 
     s = train_settings(case, overrides)
     if s.model != "fourier":
@@ -279,14 +278,12 @@ def predicted_spread(case, overrides: dict | None = None, times=None, reference=
     over unit draws of the rel L²(ξ) error against ``reference``) and
     ``predicted_peak_ratio_std`` (peaks, time), with ``method`` and its details.
     """
-    from freqdyn.nets.settings import train_settings
 
     s = train_settings(case, overrides)
     if s.n_samples <= MAX_SAMPLES and case.dim in DEFAULT_UNITS:
         first = first_order_spread(case, overrides, times, reference)
         if np.nanmax(first.mean_error) <= FIRST_ORDER_LIMIT:
             return dict(first.record(), method="first-order")
-    from freqdyn.analysis.stats import mean_std
 
     kd = kernel_draws(case, overrides, times, reference, draws=draws)
     mean, std = mean_std(list(kd["rel_l2"]))

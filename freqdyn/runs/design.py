@@ -1,0 +1,94 @@
+"""``freqdyn design`` as a command: design ρ_w, check it, write the case, report and figure.
+
+The design itself is :mod:`freqdyn.analysis.design`; this module writes its files
+(``design.toml``, ``design.json``, ``design.png``) and the table the command prints.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tomli_w
+
+from freqdyn._version import __version__
+from freqdyn.analysis.design import (
+    Design,
+    case_table,
+    design,
+    modal_learning_times,
+    parse_profile,
+    report,
+)
+from freqdyn.errors import InputError
+from freqdyn.inputs.case import case_from_dict
+from freqdyn.plots import save_figure
+from freqdyn.plots.design import design_figure
+from freqdyn.results import FolderLock, atomic_write, write_json
+
+
+@dataclass
+class DesignFiles:
+    """What :func:`design_to` wrote, with the design and its check by the modal solver."""
+
+    design: Design
+    report: dict
+    modal: np.ndarray | None
+    paths: list[Path]
+
+
+def design_to(profile_text: str, band: float, out, *, sigma_a: float = 0.3,
+              peak_count: int = 5, time: float | None = None,
+              solver: bool = True) -> DesignFiles:
+    """``freqdyn design``: design ρ_w, check it with the modal solver, write the files.
+
+    ``out/design.toml`` (a case file for a study), ``out/design.json`` (wanted, achieved,
+    deviations; with the freqdyn version and the case text) and ``out/design.png``, each
+    written atomically.
+    """
+    if not (math.isfinite(band) and band > 0):
+        raise InputError("--band", f"must be a finite half-width > 0, got {band}")
+    if not (math.isfinite(sigma_a) and sigma_a >= 0):
+        raise InputError("--sigma-a", f"must be a finite number >= 0, got {sigma_a}")
+    profile = parse_profile(profile_text)
+    d = design(profile, band, sigma_a=sigma_a, peaks=peak_count, level=time)
+    name = "design-" + "".join(ch if ch.isalnum() else "-" for ch in profile_text)[:40]
+    table = case_table(d, name)
+    text = f"# written by freqdyn {__version__}: design --profile {profile_text!r} " \
+           f"--band {band:g}\n" + tomli_w.dumps(table)
+    case = case_from_dict(table, text=text)
+    modal = modal_learning_times(case) if solver else None
+    out = Path(out)
+    with FolderLock(out):
+        rep = dict(report(d, modal), profile=profile_text, freqdyn_version=__version__,
+                   case_toml=text)
+        paths = [atomic_write(out / "design.toml", lambda tmp: Path(tmp).write_text(text)),
+                 write_json(out / "design.json", rep),
+                 save_figure(design_figure(d, modal, title=f"design {profile_text} on "
+                                                           f"[-{band:g}, {band:g}]"),
+                             out / "design.png")]
+    return DesignFiles(design=d, report=rep, modal=modal, paths=paths)
+
+
+def design_lines(files: DesignFiles, profile_text: str) -> list[str]:
+    """The table the command prints: wanted, first guess, designed, Gaussian, per peak."""
+    d, modal, rep = files.design, files.modal, files.report
+    lines = [f"designed rho_w on [-{d.probe.band:g}, {d.probe.band:g}] for profile "
+             f"{profile_text}: loss scale {d.loss_scale:.4g}, {d.cost_evaluations} PDE "
+             "evaluations",
+             "  peak      wanted    first-guess  designed(FD)"
+             + ("  designed(modal)" if modal is not None else "") + "  Gaussian s=B/4"]
+    for k, w in enumerate(d.probe.peaks):
+        row = (f"  {w:<8.3g}  {d.wanted[k]:<8.4g}  {d.achieved_first_guess[k]:<11.4g}  "
+               f"{d.achieved[k]:<12.4g}")
+        if modal is not None:
+            row += f"  {modal[k]:<15.4g}"
+        lines.append(row + f"  {d.gaussian[k]:.4g}")
+    lines.append(f"  max |T/T_wanted - 1|: designed {rep['max_rel_dev_fd']:.3f} (FD)"
+                 + (f", {rep['max_rel_dev_modal']:.3f} (modal)" if modal is not None else "")
+                 + f"; first guess {rep['max_rel_dev_first_guess']:.3f}; Gaussian misses by "
+                 f"{rep['gaussian_miss_factor']:.3g}x")
+    lines += [f"  wrote {p}" for p in files.paths]
+    return lines
