@@ -11,7 +11,7 @@ import xarray as xr
 from freqdyn.cli import main
 from freqdyn.errors import InputError
 from freqdyn.runs import runner
-from freqdyn.runs.claims import evaluate_rule
+from freqdyn.runs.claims import evaluate_rule, rule_names
 from freqdyn.runs.experiment import load_experiment
 
 TEXT = """
@@ -254,3 +254,27 @@ def test_a_grokking_rule_naming_an_unreported_key_is_refused_before_training(pat
     with pytest.raises(InputError, match=r"t4_meen.*do not report"):
         runner.run_experiment(bad, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+#: Report keys that are times of the machine, not of the training (speed lives in benchmarks/).
+TIMING_WORDS = ("seconds", "minutes", "wall", "cpu_")
+
+
+def test_no_shipped_claim_holds_a_wall_or_cpu_time():
+    root = Path(__file__).parents[2] / "validation"
+    timed = []
+    for path in sorted(root.rglob("*.toml")):
+        if "[experiment]" not in path.read_text():
+            continue
+        for full in (False, True):
+            exp = load_experiment(path, full=full)
+            for check in exp.checks:
+                names = rule_names(check["rule"]) if check["kind"] == "rule" else \
+                    {str(v) for v in check.values()}
+                timed += [f"{path.name}: {n}" for n in names
+                          if any(word in n for word in TIMING_WORDS)]
+    assert not timed, timed
+
+
+def test_the_timing_scan_sees_a_timed_rule():
+    assert "cpu_seconds_training" in rule_names("all(grokked) and cpu_seconds_training < 600")
