@@ -13,27 +13,23 @@ The five-line API::
     meas = freqdyn.train(case, out="out/run")        # a TrainResult; meas.dataset
     report = freqdyn.compare(pred, meas)             # {"max_rel_l2": ..., "rel_l2": ...}
 
-The data flow (docs/architecture.md): :mod:`freqdyn.inputs` (case, densities, target) →
-:mod:`freqdyn.theory` (derive, NTK, LFP) → :mod:`freqdyn.predict` (one registry) and
-:mod:`freqdyn.nets` (models, the one training loop, measurement) → :mod:`freqdyn.results`
-(one schema) → :mod:`freqdyn.analysis` (compare, checks, design) → :mod:`freqdyn.plots`;
-:mod:`freqdyn.runs` runs experiment files, :mod:`freqdyn.grok` holds the grokking studies.
+The layers (docs/architecture.md; each imports only from those below it, checked by
+``make lint``): :mod:`freqdyn.inputs` (case, densities, target) → :mod:`freqdyn.results`
+(one schema) → :mod:`freqdyn.theory` (derive, NTK, LFP) → :mod:`freqdyn.predict` (one
+registry) → :mod:`freqdyn.nets` (models, the one training loop, measurement) →
+:mod:`freqdyn.analysis` (compare, finite width, design) → :mod:`freqdyn.plots` →
+:mod:`freqdyn.runs` (experiment files, the commands' drivers) → :mod:`freqdyn.grok`.
 """
 
 import warnings
-from importlib.metadata import PackageNotFoundError, version
 
 # torch.func's jvp/vjp script a helper with torch.jit.script, which warns on every use from
 # torch 2.9 on; the warning is about torch's own code, not freqdyn's, and would only be noise
 warnings.filterwarnings("ignore", message=".*torch.jit.script. is deprecated",
                         category=FutureWarning)
 
-try:
-    __version__ = version("freqdyn")
-except PackageNotFoundError:  # running from a source tree without installation
-    __version__ = "0.0.0+unknown"
-
-from freqdyn.errors import CaseError, InputError, TrainingDiverged  # noqa: E402
+from freqdyn._version import __version__  # noqa: E402
+from freqdyn.errors import InputError, TrainingDiverged  # noqa: E402
 from freqdyn.inputs.case import Case, load_case  # noqa: E402
 
 
@@ -58,5 +54,5 @@ def compare(prediction, measurement, **options) -> dict:
     return _compare(prediction, measurement, **options)
 
 
-__all__ = ["Case", "CaseError", "InputError", "TrainingDiverged", "__version__", "compare",
+__all__ = ["Case", "InputError", "TrainingDiverged", "__version__", "compare",
            "load_case", "predict", "train"]

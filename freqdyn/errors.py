@@ -33,10 +33,6 @@ class InputError(ValueError):
         super().__init__(f"{field}: {problem}")
 
 
-#: The former name of :class:`InputError`, kept for code written against freqdyn 0.1.
-CaseError = InputError
-
-
 class AccuracyWarning(UserWarning):
     """A result's own error estimate exceeds what its method is meant to deliver."""
 
