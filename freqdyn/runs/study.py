@@ -159,6 +159,8 @@ def plan_study(exp) -> StudyPlan:
     pde = t.get("pde", predictions[0] if predictions else None)
     if pde is not None and pde not in predictions:
         raise InputError("settings.pde", f"{pde!r} must be one of the predictions {predictions}")
+    if t.get("tolerance") is not None:  # refused now, not after the networks trained
+        t.number("tolerance", low=0.0, low_open=True)
     widths = t.integers("widths", [], low=2, nonempty=False)
     if not widths and not predictions:
         raise InputError("settings.widths", "the study has neither predictions nor networks")

@@ -88,6 +88,8 @@ def test_a_written_case_round_trips():
     (("first = 0", 'first = 0\narm = "designed"'), "check[1].arm"),  # no such arm
     (("kind = \"slope\"", "kind = \"slop\""), "check[2].kind"),
     (("lr_fraction = 0.9", "lr_fraktion = 0.9"), "train.lr_fraktion"),
+    (("tolerance = 5.0", "tolerance = -1.0"), "settings.tolerance"),  # trained 47 s first
+    (("tolerance = 5.0", "tolerance = nan"), "settings.tolerance"),
 ])
 def test_a_bad_study_is_refused_before_training(tmp_path, edit, field):
     """Every class of bad study input is refused when the study is planned, naming the
