@@ -110,7 +110,7 @@ def kernel_flow_ratio() -> None:
 
 
 def lfp_table() -> None:
-    from freqdyn.predict.lfp import compare_with_kernel_flow
+    from freqdyn.analysis.lfp_reference import compare_with_kernel_flow
     from freqdyn.theory.lfp import RadialCoefficients, lfp_params
 
     say("== LFP (ReLU) vs exact kernel flow: max relative L2 error over |xi| >= eps ==")

@@ -51,7 +51,7 @@ import time as _time
 import numpy as np
 
 from freqdyn.errors import InputError
-from freqdyn.inputs.fourier import relative_l2, riemann_transform, tensor_grid
+from freqdyn.inputs.fourier import riemann_transform, tensor_grid
 from freqdyn.predict.fem.problem import Problem, target_initial
 from freqdyn.predict.kernel_flow import kernel_descent
 from freqdyn.results import frequency_dataset
@@ -157,28 +157,3 @@ def lfp_kernel_flow(case, params: LFPParams, times=None, R: float | None = None,
                               case.xi_axes())
     return u_hat, {"R": R, "spacing": h, "grid_points": int(pts.shape[0]),
                    "seconds": _time.perf_counter() - start}
-
-
-def compare_with_kernel_flow(case, params: LFPParams, times=None, settings_table=None,
-                             R: float | None = None, spacing: float | None = None) -> dict:
-    """LFP PDE (finite elements) and effective LFP against exact ReLU kernel flow.
-
-    Returns the relative L²(ξ) errors over |ξ| ≥ ε at each time for ``pde`` and ``ode``,
-    the three solutions (time, *xi) and the reference's settings.
-    """
-    from freqdyn.predict.fem.settings import fem_settings
-    from freqdyn.predict.fem.solver import solve_problem
-
-    times = case.times if times is None else np.asarray(times, dtype=float)
-    reference, info = lfp_kernel_flow(case, params, times, R=R, spacing=spacing)
-    problem, _ = lfp_problem(case, params)
-    settings = fem_settings(problem, settings_table if settings_table is not None
-                            else case.section("fem"), times)
-    pde = solve_problem(problem, times, case.xi_axes(), settings, progress=False).u_hat
-    ode = lfp_ode(case, params, times)
-    mask = np.linalg.norm(case.xi_grid(), axis=-1) >= params.ball
-    axes = 1
-    return {"pde": relative_l2(pde[:, mask], reference[:, mask], axes=axes),
-            "ode": relative_l2(ode[:, mask], reference[:, mask], axes=axes),
-            "solutions": {"pde": pde, "ode": ode, "kernel_flow": reference},
-            "reference": info, "times": times}

@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 from scipy import integrate
 
+from freqdyn.analysis.lfp_reference import compare_with_kernel_flow
 from freqdyn.errors import InputError
 from freqdyn.inputs.case import load_case
 from freqdyn.inputs.fourier import relative_l2
 from freqdyn.predict.fem.settings import fem_settings
 from freqdyn.predict.fem.solver import solve_problem
-from freqdyn.predict.lfp import compare_with_kernel_flow, lfp_kernel_flow, lfp_ode, lfp_problem
+from freqdyn.predict.lfp import lfp_kernel_flow, lfp_ode, lfp_problem
 from freqdyn.theory.lfp import RadialCoefficients, lfp_params
 from freqdyn.theory.ntk import relu_ntk
 
