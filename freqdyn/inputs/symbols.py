@@ -49,6 +49,19 @@ def _allowed_text(symbols: dict) -> str:
             f"functions {', '.join(sorted(FUNCTIONS))}")
 
 
+def _unknown_name(name: str, symbols: dict) -> str:
+    """One line on a name outside the whitelist: a foreign axis, ``I``, a function, other."""
+    if name in ("I", "j", "J"):
+        return (f"the name {name!r} is complex: a target and a density are real; "
+                f"{_allowed_text(symbols)}")
+    if name in FUNCTIONS:
+        return f"the function {name!r} is called without arguments; write {name}(...)"
+    if name.isidentifier() and len(name.rstrip("0123456789")) <= 2:
+        return (f"uses the symbol {name!r}, but in d = {len(symbols)} only "
+                f"{sorted(symbols)} are allowed")
+    return f"the name {name!r} is not allowed here; {_allowed_text(symbols)}"
+
+
 def _number(value):
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"the literal {value!r} is not a real number")
@@ -66,8 +79,7 @@ def _build(node, symbols: dict):
             return symbols[node.id]
         if node.id in CONSTANTS:
             return CONSTANTS[node.id]
-        kind = "function" if node.id in FUNCTIONS else "name"
-        raise ValueError(f"the {kind} {node.id!r} is not allowed here; {_allowed_text(symbols)}")
+        raise ValueError(_unknown_name(node.id, symbols))
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
         operand = _build(node.operand, symbols)
         return -operand if isinstance(node.op, ast.USub) else operand
