@@ -13,6 +13,12 @@ The five-line API::
     meas = freqdyn.train(case, out="out/run")        # a TrainResult; meas.dataset
     report = freqdyn.compare(pred, meas)             # {"max_rel_l2": ..., "rel_l2": ...}
 
+Your own samples (a file in ``[target] data``, or an array)::
+
+    case = freqdyn.data_case(y, extent=[[0, 1]], holdout={"stride": 2}, sigma_a=0.1,
+                             rho_w={"family": "gaussian", "scale": 10.0}, times=[0, 100])
+    pred = freqdyn.predict(case, method="kernel-flow")   # pred.train_mse, pred.test_mse
+
 The layers (docs/architecture.md; each imports only from those below it, checked by
 ``make lint``): :mod:`freqdyn.inputs` (case, densities, target) → :mod:`freqdyn.results`
 (one schema) → :mod:`freqdyn.theory` (derive, NTK, LFP) → :mod:`freqdyn.predict` (one
@@ -30,7 +36,7 @@ warnings.filterwarnings("ignore", message=".*torch.jit.script. is deprecated",
 
 from freqdyn._version import __version__  # noqa: E402
 from freqdyn.errors import InputError, TrainingDiverged  # noqa: E402
-from freqdyn.inputs.case import Case, load_case  # noqa: E402
+from freqdyn.inputs.case import Case, data_case, load_case  # noqa: E402
 
 
 def predict(case, method: str = "modal", **options):
@@ -54,5 +60,5 @@ def compare(prediction, measurement, **options) -> dict:
     return _compare(prediction, measurement, **options)
 
 
-__all__ = ["Case", "InputError", "TrainingDiverged", "__version__", "compare",
+__all__ = ["Case", "InputError", "TrainingDiverged", "__version__", "compare", "data_case",
            "load_case", "predict", "train"]

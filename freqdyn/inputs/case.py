@@ -30,10 +30,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import tomli_w
 from scipy import integrate
 
 from freqdyn.config import Table
 from freqdyn.errors import InputError
+from freqdyn.inputs.data import ARRAY_NAME, TARGET_KEYS, DataTarget, data_target
+from freqdyn.inputs.data_files import RawSignal
 from freqdyn.inputs.densities import Density, density_from_config
 from freqdyn.inputs.fourier import tensor_grid
 from freqdyn.inputs.target import Target, spectral_peaks
@@ -57,7 +60,7 @@ class Case:
     kappa: float
     loss_scale: float
     rho_w: Density
-    target: Target
+    target: Target | DataTarget
     bounds: np.ndarray  # (d, 2)
     times: np.ndarray
     points: tuple[int, ...]
@@ -65,6 +68,11 @@ class Case:
     truncation: dict = field(default_factory=dict)
     sections: dict = field(default_factory=dict)
     path: Path | None = None
+
+    @property
+    def is_data(self) -> bool:
+        """The target is a user's samples (``[target] data``), not an expression."""
+        return isinstance(self.target, DataTarget)
 
     @property
     def rate_factor(self) -> float:
@@ -131,7 +139,8 @@ def _points(freq: Table, dim: int) -> tuple[int, ...]:
 
 def _peaks(tgt: Table, target: Target, bounds: np.ndarray, dim: int) -> np.ndarray:
     if "peaks" not in tgt:
-        return spectral_peaks(target, bounds)
+        return target.peaks() if isinstance(target, DataTarget) else spectral_peaks(target,
+                                                                                  bounds)
     raw = tgt.get("peaks")
     try:
         peaks = np.asarray(raw, dtype=float).reshape(-1, dim)
@@ -182,6 +191,65 @@ def _target_energy_inside(target: Target, bounds: np.ndarray) -> float:
     return float(np.sum(np.abs(g_hat) ** 2 * wt))
 
 
+def _expression_target(tgt: Table, freq: Table, dim: int):
+    """g from ``[target] g``: the target, the ξ bounds and the spectral energy left out."""
+    tgt.refuse_unknown({"g", "peaks"})
+    if not isinstance(tgt.get("g"), str):
+        names = "x" if dim == 1 else ", ".join(f"x{i}" for i in range(dim))
+        raise InputError("target.g", f"is required: an expression in {names}, or data = "
+                                     "\"FILE\" for samples")
+    target = Target(tgt.get("g"), dim)
+    bounds = _bounds(freq, dim)
+    energy_in = _target_energy_inside(target, bounds)
+    truncated_energy = max(0.0, 1.0 - energy_in / target.l2_norm_squared())
+    if truncated_energy > MAX_TRUNCATED_TARGET_ENERGY:
+        raise InputError(
+            "frequency.bounds",
+            f"too small: the domain {bounds.tolist()} leaves out a fraction "
+            f"{truncated_energy:.2e} of the target's spectral energy ∫|ĝ|² dξ "
+            f"(allowed {MAX_TRUNCATED_TARGET_ENERGY:.0e}); widen it",
+        )
+    return target, bounds, truncated_energy
+
+
+def _data_target(tgt: Table, freq: Table, dim: int, path: Path | None, array=None):
+    """Samples from ``[target] data`` (:mod:`freqdyn.inputs.data`); the ξ bounds default to
+    the full grid's Nyquist band ±1/(2Δ_k)."""
+    if "g" in tgt:
+        raise InputError("target.g", "give g (an expression) or data (a file), not both")
+    target = data_target(tgt, dim, path.parent if path is not None else Path.cwd(), array)
+    nyquist = 0.5 / target.spacing()
+    bounds = (_bounds(freq, dim) if "bounds" in freq
+              else np.stack([-nyquist, nyquist], axis=1))
+    return target, bounds, float("nan")
+
+
+def data_case(values, *, times, rho_w: dict, sigma_a: float, extent=None, x=None,
+              holdout: dict | None = None, normalize: str = "none", name: str = "data",
+              dim: int | None = None, **tables) -> Case:
+    """A data case from an array: ``values`` on a grid (d = its ndim), or 1D with ``x``.
+
+        >>> case = data_case(y, extent=[[0, 1]], holdout={"stride": 2}, sigma_a=0.1,
+        ...                  rho_w={"family": "gaussian", "scale": 10.0},
+        ...                  times=[0, 10, 100])
+
+    The same validation as a case file (:func:`load_case`) with ``[target] data =
+    "<array>"``; results record the samples' SHA-256 in ``data_sha256``.  ``tables``
+    adds tool tables (``train = {...}``, ``kernel_flow = {...}``).
+    """
+    values = np.asarray(values)
+    dim = dim or (1 if x is not None else values.ndim)
+    target = {"data": ARRAY_NAME, "normalize": normalize}
+    if extent is not None:
+        target["extent"] = np.asarray(extent, dtype=float).tolist()
+    if holdout:
+        target["holdout"] = dict(holdout)
+    table = {"name": name, "network": {"dim": dim, "sigma_a": sigma_a, "rho_w": dict(rho_w)},
+             "target": target, "frequency": {"times": [float(t) for t in times]}, **tables}
+    raw = RawSignal(values, x=None if x is None else np.asarray(x, dtype=float))
+    return case_from_dict(table, text=tomli_w.dumps(table), default_name=name, array=raw)
+
+
 def read_toml(source: str | Path, text: str | None, kind: str) -> tuple[dict, str]:
     """Parse TOML ``text``, or the file ``source`` when ``text`` is None; errors name ``kind``."""
     if text is None:
@@ -204,8 +272,10 @@ def load_case(source: str | Path, *, text: str | None = None) -> Case:
 
 
 def case_from_dict(data: dict, *, text: str, path: Path | None = None,
-                   default_name: str = "case") -> Case:
-    """Validate a parsed case table; ``text`` is stored verbatim in every result."""
+                   default_name: str = "case", array: RawSignal | None = None) -> Case:
+    """Validate a parsed case table; ``text`` is stored verbatim in every result.
+
+    ``array`` holds a data case's samples when they come from memory, not a file."""
     top = Table(data, "", KNOWN_TABLES)
     name = top.string("name", default_name)
     net = top.table("network", {"dim", "sigma_a", "kappa", "loss_scale", "rho_w"},
@@ -220,31 +290,17 @@ def case_from_dict(data: dict, *, text: str, path: Path | None = None,
         raise InputError("network.rho_w", "table is required")
     rho_w = density_from_config(net.get("rho_w"), dim)
 
-    tgt = top.table("target", {"g", "peaks"})
-    if not isinstance(tgt.get("g"), str):
-        names = "x" if dim == 1 else ", ".join(f"x{i}" for i in range(dim))
-        raise InputError("target.g", f"is required: sympy text in {names}")
-    target = Target(tgt.get("g"), dim)
-
+    tgt = top.table("target", {"g"} | TARGET_KEYS)
     if "frequency" not in top:
         raise InputError("frequency", "table is required (bounds, times)")
     freq = top.table("frequency", {"bounds", "times", "points"})
-    bounds = _bounds(freq, dim)
+    if "data" in tgt:
+        target, bounds, truncated_energy = _data_target(tgt, freq, dim, path, array)
+    else:
+        target, bounds, truncated_energy = _expression_target(tgt, freq, dim)
     times = _times(freq)
     points = _points(freq, dim)
-
-    energy_total = target.l2_norm_squared()
-    energy_in = _target_energy_inside(target, bounds)
-    truncated_energy = max(0.0, 1.0 - energy_in / energy_total)
-    if truncated_energy > MAX_TRUNCATED_TARGET_ENERGY:
-        raise InputError(
-            "frequency.bounds",
-            f"too small: the domain {bounds.tolist()} leaves out a fraction "
-            f"{truncated_energy:.2e} of the target's spectral energy ∫|ĝ|² dξ "
-            f"(allowed {MAX_TRUNCATED_TARGET_ENERGY:.0e}); widen it",
-        )
     rho_truncated = max(0.0, 1.0 - _rho_mass_inside(rho_w, bounds))
-
     peaks = _peaks(tgt, target, bounds, dim)
 
     sections = {k: v for k, v in data.items() if k not in {"name", "description", "network",

@@ -48,6 +48,22 @@ def riemann_transform(values: np.ndarray, x_axes: list[np.ndarray],
     return out
 
 
+def nudft(values: np.ndarray, x: np.ndarray, weights, xi: np.ndarray,
+          chunk: int = 4096) -> np.ndarray:
+    """Direct sum û(ξ_k) = Σ_i ω_i u(x_i) exp(−2πi ξ_k·x_i) for scattered x (N, d), ξ (K, d).
+
+    Cost N·K, done in chunks of ``chunk`` frequencies.  ``weights`` is a scalar or (N,).
+    """
+    x = np.asarray(x, dtype=float).reshape(len(values), -1)
+    xi = np.asarray(xi, dtype=float).reshape(-1, x.shape[1])
+    wu = np.broadcast_to(np.asarray(weights, dtype=float), (x.shape[0],)) * np.asarray(values)
+    out = np.empty(xi.shape[0], dtype=complex)
+    for start in range(0, xi.shape[0], chunk):
+        phase = -2j * np.pi * (xi[start:start + chunk] @ x.T)
+        out[start:start + chunk] = np.exp(phase) @ wu
+    return out
+
+
 def relative_l2(a: np.ndarray, b: np.ndarray, axes=None) -> np.ndarray:
     """‖a − b‖ / ‖b‖ over ``axes`` (default: all axes), for real or complex arrays."""
     num = np.sqrt(np.sum(np.abs(a - b) ** 2, axis=axes))

@@ -182,10 +182,21 @@ def spectral_peaks(target: Target, bounds: np.ndarray, rtol: float = 0.05,
     Peaks lower than ``rtol`` times the highest one are dropped; the rest are
     refined by parabolic interpolation on a fine grid and sorted by |ξ|.
     """
-    d = target.dim
-    n = {1: 8001, 2: 241, 3: 61}[d]
+    n = {1: 8001, 2: 241, 3: 61}[target.dim]
     axes = [np.linspace(lo, hi, n) for lo, hi in bounds]
-    mag = np.abs(target.transform_on_grid(axes))
+    return magnitude_peaks(np.abs(target.transform_on_grid(axes)), axes, rtol, max_peaks)
+
+
+def magnitude_peaks(mag: np.ndarray, axes: list[np.ndarray], rtol: float = 0.05,
+                    max_peaks: int = 8, strongest: bool = False) -> np.ndarray:
+    """Local maxima of a spectrum ``mag`` on the grid ``axes`` with ξ_0 ≥ 0, shape (k, d).
+
+    Peaks below ``rtol`` times the highest are dropped; in d = 1 the rest are refined by
+    parabolic interpolation; they are sorted by |ξ| and the first ``max_peaks`` kept (with
+    ``strongest``, the ``max_peaks`` highest, then sorted by |ξ|: for noisy data spectra).
+    """
+    d = len(axes)
+    n = mag.shape[0]
     padded = np.pad(mag, 1, constant_values=-np.inf)
     is_max = np.ones(mag.shape, dtype=bool)
     for offset in np.ndindex(*([3] * d)):
@@ -210,6 +221,8 @@ def spectral_peaks(target: Target, bounds: np.ndarray, rtol: float = 0.05,
                 refined.append(list(p))
         pts = np.array(refined)
     keep = pts[:, 0] >= -1e-12
-    pts = pts[keep]
+    pts, heights = pts[keep], mag[is_max][keep]
+    if strongest:
+        pts = pts[np.argsort(-heights, kind="stable")[:max_peaks]]
     order = np.argsort(np.linalg.norm(pts, axis=-1))
     return pts[order][:max_peaks]

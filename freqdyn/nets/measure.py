@@ -13,8 +13,6 @@
   :func:`measurement_axis` ensures with a factor 2 to spare.  The integral is over the
   training box, exactly as in the kernel-flow reference: a finite network's f does
   not decay outside the data, so the box is part of the definition.
-* :func:`nudft` — the direct sum Σ_i ω_i u(x_i) e^{−2πi ξ·x_i} for scattered samples
-  x_i with quadrature weights ω_i (for random training samples ω_i = (2R)^d/N).
 * :func:`parameter_drift` — ‖θ_t − θ₀‖/‖θ₀‖ over all parameters and over the
   first-layer frequencies w alone.
 * :func:`ntk_comparison` — the empirical NTK of the network on a probe grid against
@@ -121,22 +119,6 @@ def error_transform(model, case, axis: np.ndarray, target_values: np.ndarray | N
     g = case.target(tensor_grid([axis] * case.dim)) if target_values is None else target_values
     u = evaluate_on_grid(model, axis, case.dim) - g
     return riemann_transform(u, [axis] * case.dim, case.xi_axes() if xi_axes is None else xi_axes)
-
-
-def nudft(values: np.ndarray, x: np.ndarray, weights, xi: np.ndarray,
-          chunk: int = 4096) -> np.ndarray:
-    """Direct sum û(ξ_k) = Σ_i ω_i u(x_i) exp(−2πi ξ_k·x_i) for scattered x (N, d), ξ (K, d).
-
-    Cost N·K, done in chunks of ``chunk`` frequencies.  ``weights`` is a scalar or (N,).
-    """
-    x = np.asarray(x, dtype=float).reshape(len(values), -1)
-    xi = np.asarray(xi, dtype=float).reshape(-1, x.shape[1])
-    wu = np.broadcast_to(np.asarray(weights, dtype=float), (x.shape[0],)) * np.asarray(values)
-    out = np.empty(xi.shape[0], dtype=complex)
-    for start in range(0, xi.shape[0], chunk):
-        phase = -2j * np.pi * (xi[start:start + chunk] @ x.T)
-        out[start:start + chunk] = np.exp(phase) @ wu
-    return out
 
 
 def flat_parameters(model) -> torch.Tensor:

@@ -27,7 +27,7 @@ import torch
 
 import freqdyn.memory as memory
 from freqdyn.errors import InputError
-from freqdyn.inputs.fourier import relative_l2, tensor_grid
+from freqdyn.inputs.fourier import nudft, relative_l2, tensor_grid
 from freqdyn.nets.lfp_net import LFP_MODELS
 from freqdyn.nets.loop import Callback, Checkpoints, LossGuard, TrainingLoop
 from freqdyn.nets.measure import (
@@ -38,7 +38,6 @@ from freqdyn.nets.measure import (
     lfp_kernel,
     measurement_axis,
     ntk_comparison,
-    nudft,
     parameter_drift,
     probe_points,
 )

@@ -7,6 +7,7 @@ drawn by the same code:
 * :mod:`.study` — a study's heatmaps (predicted | measured | difference), peak decays with
   network markers, loss with its Parseval prediction, error against width;
 * :mod:`.training` — a training run's loss, drift and measured û;
+* :mod:`.data` — a data case's train and test error, and its error left per |ξ| band;
 * :mod:`.design` — wanted against achieved learning times and the designed ρ_w.
 
 No module here selects a matplotlib backend; the command line uses Agg.

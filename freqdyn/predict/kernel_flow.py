@@ -192,16 +192,20 @@ def lanczos_exponential(matvec, u0, times, rtol: float = 1e-12, max_iter: int = 
     the points (as ``cross`` in :func:`kernel_descent`).
     """
     beta0 = float(np.linalg.norm(u0))
-    basis = np.empty((min(max_iter, u0.size) + 1, u0.size))
+    most = min(max_iter, u0.size)
+    basis = np.empty((min(most, 32) + 1, u0.size))  # grown by doubling, as needed
     basis[0] = u0 / beta0
     alphas, betas = [], []
-    for j in range(min(max_iter, u0.size)):
+    for j in range(most):
+        if j + 1 >= basis.shape[0]:
+            grow = min(basis.shape[0], most + 1 - basis.shape[0])
+            basis = np.concatenate([basis, np.empty((grow, u0.size))])
         w = matvec(basis[j])
         alphas.append(float(basis[j] @ w))
         for _ in range(2):  # full reorthogonalisation, twice is enough
             w -= basis[: j + 1].T @ (basis[: j + 1] @ w)
         beta = float(np.linalg.norm(w))
-        if (j + 1) % 10 == 0 or beta < 1e-14 * beta0 or j + 1 == min(max_iter, u0.size):
+        if (j + 1) % 10 == 0 or beta < 1e-14 * beta0 or j + 1 == most:
             theta, q = linalg.eigh_tridiagonal(np.array(alphas), np.array(betas))
             decay = decay_factors(theta, times).numpy()  # (T, m)
             coeffs = beta0 * (decay * q[0]) @ q.T  # ‖u₀‖ exp(−tT)e₁, (T, m)

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import xarray as xr
 
 from freqdyn.errors import InputError
+from freqdyn.predict.data_flow import data_kernel_flow
 from freqdyn.predict.exact import pure_damping, uniform_box_series
 from freqdyn.predict.fd import fd_prediction
 from freqdyn.predict.kernel_flow import kernel_flow
@@ -55,19 +56,21 @@ class Predictor:
     mpi: bool = False  # runs under mpiexec (every process computes, rank 0 writes)
     #: exact in time and cheap per time: learning times and figures use a fine time grid
     exact_in_time: bool = False
+    #: runs on a data case (``[target] data``): samples, not an expression
+    data: bool = False
 
 
 PREDICTORS: dict[str, Predictor] = {}
 
 
 def register(name: str, description: str, *, dims=(1, 2, 3), mpi: bool = False,
-             exact_in_time: bool = False):
+             exact_in_time: bool = False, data: bool = False):
     """Decorator: register ``function(case, **options) -> Dataset`` as method ``name``."""
     def wrap(function):
         if name in PREDICTORS:
             raise ValueError(f"predictor {name!r} is registered twice")
         PREDICTORS[name] = Predictor(name, description, function, tuple(dims), mpi,
-                                     exact_in_time)
+                                     exact_in_time, data)
         return function
     return wrap
 
@@ -91,6 +94,10 @@ def predict(case, method: str = "modal", **options) -> xr.Dataset:
     if case.dim not in entry.dims:
         raise InputError("method", f"{method!r} works in d = {entry.dims}, the case has "
                                    f"d = {case.dim}")
+    if case.is_data and not entry.data:
+        on_data = ", ".join(n for n, p in PREDICTORS.items() if p.data)
+        raise InputError("method", f"{method!r} needs an expression target g; the case's "
+                                   f"target is data, for which the methods are {on_data}")
     start = _time.perf_counter()
     ds = entry.run(case, **options)
     ds.attrs.setdefault("seconds_total", _time.perf_counter() - start)
@@ -103,9 +110,11 @@ def predict(case, method: str = "modal", **options) -> xr.Dataset:
 
 
 @register("kernel-flow", "infinite-width kernel gradient flow in x (the reference)",
-          exact_in_time=True)
-def _kernel_flow(case, times=None, settings=None):
-
+          exact_in_time=True, data=True)
+def _kernel_flow(case, times=None, settings=None, route: str | None = None):
+    if case.is_data:  # the user's samples: the flow on them (predict/data_flow.py)
+        return data_kernel_flow(case, times, route or case.section("kernel_flow").get(
+            "route", "auto"))
     return kernel_flow(case, settings, times=times)
 
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from freqdyn.errors import AccuracyWarning
 from freqdyn.plots import dynamics_figure, save_figure
+from freqdyn.plots.data import data_figure
 from freqdyn.predict.registry import predict, predictor, summary
 from freqdyn.results import write_dataset
 
@@ -33,8 +34,6 @@ def solve_to(case, out, method: str = "modal", figure: bool = True) -> Written |
 
     Returns what was written on rank 0 (None on the other MPI ranks).
     """
-
-
     entry = predictor(method, "--method")
     comm = None
     if entry.mpi:
@@ -48,8 +47,10 @@ def solve_to(case, out, method: str = "modal", figure: bool = True) -> Written |
         return None
     out = Path(out)
     paths = [write_dataset(ds, out / "prediction.nc")]
-    if figure:
-
+    if figure and case.is_data:
+        title = f"{case.name}: {method} on the data, train and test error"
+        paths.append(save_figure(data_figure(ds, title=title), out / "prediction.png"))
+    elif figure:
         fig_ds = ds
         if predictor(method).exact_in_time and case.times.size < 40:
             dense = np.union1d(case.times, np.linspace(0.0, case.times[-1], 81))
@@ -69,4 +70,9 @@ def _summary_line(ds) -> str:
                 "modal_truncation_error"):
         if key in ds:
             line += f"; estimated {key.replace('_', ' ')} <= {float(np.nanmax(ds[key])):.1e}"
+    if "train_mse" in ds:
+        t, train, test = (ds[k].values for k in ("time", "train_mse", "test_mse"))
+        held = (f", test MSE {test[0]:.4g} -> {test[-1]:.4g}" if np.isfinite(test).all()
+                else ", no samples held out")
+        line += f"; train MSE {train[0]:.4g} -> {train[-1]:.4g}{held} at t = {t[-1]:g}"
     return line

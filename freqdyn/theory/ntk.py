@@ -80,28 +80,31 @@ class FourierFeatureKernel:
         k = linalg.toeplitz(self.char((axis - axis[0])[:, None]))
         return self.scale * (1.0 + self.c_x * np.outer(axis, axis)) * k
 
-    def grid_matvec(self, axis: np.ndarray):
-        """v ↦ Θ v on the tensor grid of the uniform ``axis`` (N = n^d points), matrix-free.
+    def grid_matvec(self, axes):
+        """v ↦ Θ v on a uniform tensor grid (N = Π n_k points), matrix-free.
 
-        Θv = scale [k ⋆ v + c_x Σ_i x_i (k ⋆ (x_i v))]; each k ⋆ is a linear convolution
-        with the lag kernel k(j h), |j| < n, done by a real FFT of length ≥ 3n − 2.
+        ``axes`` is one uniform axis per dimension (or one array for all).  Θv = scale
+        [k ⋆ v + c_x Σ_i x_i (k ⋆ (x_i v))]; each k ⋆ is a linear convolution with the lag
+        kernel k(j Δ), |j_k| < n_k, done by real FFTs of length ≥ 2n_k − 1 per axis (the
+        circular wrap then never reaches the entries read back).
         """
-        d, n = self.dim, axis.size
-        h = axis[1] - axis[0]
-        lags = h * np.arange(-(n - 1), n)
-        kernel = self.char(tensor_grid([lags] * d))
-        shape = [sfft.next_fast_len(3 * n - 2, real=True)] * d
-        k_hat = sfft.rfftn(kernel, shape)
-        coords = np.meshgrid(*([axis] * d), indexing="ij")
+        axes = [np.asarray(a) for a in axes] if isinstance(axes, list | tuple) \
+            else [np.asarray(axes)] * self.dim
+        sizes = tuple(a.size for a in axes)
+        lags = [(a[1] - a[0]) * np.arange(-(n - 1), n) for a, n in zip(axes, sizes,
+                                                                      strict=True)]
+        shape = [sfft.next_fast_len(2 * n - 1, real=True) for n in sizes]
+        k_hat = sfft.rfftn(self.char(tensor_grid(lags)), shape)
+        coords = np.meshgrid(*axes, indexing="ij")
         # entry i of the linear convolution Σ_j k(x_i − x_j) v_j sits at index n−1+i
-        window = tuple(slice(n - 1, 2 * n - 1) for _ in range(d))
+        window = tuple(slice(n - 1, 2 * n - 1) for n in sizes)
 
         def conv(v):
             return sfft.irfftn(sfft.rfftn(v, shape, workers=-1) * k_hat, shape,
                                workers=-1)[window]
 
         def matvec(v):
-            v = np.reshape(v, (n,) * d)
+            v = np.reshape(v, sizes)
             out = conv(v)
             if self.c_x:
                 for x_k in coords:

@@ -5,13 +5,12 @@ import pytest
 import torch
 
 from freqdyn.inputs.case import load_case
-from freqdyn.inputs.fourier import relative_l2, riemann_transform, tensor_grid
+from freqdyn.inputs.fourier import nudft, relative_l2, riemann_transform, tensor_grid
 from freqdyn.nets.fourier import FourierFeatureNetwork
 from freqdyn.nets.measure import (
     error_transform,
     gram_lambda_max,
     measurement_axis,
-    nudft,
     parameter_drift,
 )
 from freqdyn.nets.mlp import FourierFeatureMLP

@@ -1,0 +1,163 @@
+"""Kernel flow on a data case: the exact infinite-width prediction on the user's samples.
+
+Gradient flow on the training loss (α/2) Σ_i h (f(x_i) − y_i)² (docs/theory.md §9) moves
+the infinite-width mean network (f₀ = 0) by
+
+    train error  u(t) = e^{−At} u₀,   u₀ = −y,   A = α h Θ(X, X),
+    elsewhere    f_t(x*) = −α h Θ(x*, X) ∫₀ᵗ u(s) ds = α h Θ(x*, X) A⁻¹(I − e^{−At}) y,
+
+with Θ = κ²(1 + 4π²σ_a² x·x') k(x − x') (docs/theory.md §3).  A⁻¹ is never formed:
+
+* ``dense``: the eigenpairs of A (:func:`~freqdyn.predict.kernel_flow.kernel_descent`),
+  for up to :data:`DENSE_LIMIT` training samples, and for scattered x;
+* ``krylov``: on a grid, a Lanczos basis of u₀ gives e^{−At}u₀ and its time integral
+  (the φ₁ function) at every report time
+  (:func:`~freqdyn.predict.kernel_flow.lanczos_exponential`); each product with A is
+  the full grid's Toeplitz product (1 + d FFT convolutions, O(N log N)) of the training
+  samples embedded in the grid, read back on them; the test values are one more product.
+
+The dataset holds ``train_mse(t)``, ``test_mse(t)`` (mean squared errors over the
+training and held-out samples) and the error transform over the data's DFT frequencies,
+û(ξ, t) = Σ_j Π Δ_k e(x_j, t) e^{−2πi ξ·x_j} of the error e = f_t − y on every sample.
+"""
+
+from __future__ import annotations
+
+import time as _time
+
+import numpy as np
+
+import freqdyn.memory as memory
+from freqdyn.errors import InputError
+from freqdyn.predict.kernel_flow import kernel_descent, lanczos_exponential
+from freqdyn.results import frequency_dataset
+from freqdyn.theory.ntk import FourierFeatureKernel
+
+#: Most training samples the dense eigendecomposition is used for.
+DENSE_LIMIT = 2048
+#: Most training samples of scattered (non-grid) data: dense only.
+SCATTERED_LIMIT = 6000
+#: Relative accuracy the Krylov route is driven to at every report time.
+KRYLOV_RTOL = 1e-12
+#: Lanczos vectors the memory estimate allows for.
+KRYLOV_VECTORS = 300
+ROUTES = ("auto", "dense", "krylov")
+
+
+def route_for(target, route: str = "auto") -> str:
+    """``dense`` or ``krylov`` for ``target`` (a :class:`~freqdyn.inputs.data.DataTarget`)."""
+    if route not in ROUTES:
+        raise InputError("kernel_flow.route", f"must be one of {ROUTES}, got {route!r}")
+    if route == "krylov" and not target.on_grid:
+        raise InputError("kernel_flow.route", "krylov needs samples on a grid; these are "
+                                              "scattered: use dense")
+    if route != "auto":
+        return route
+    return "dense" if target.n_train <= DENSE_LIMIT or not target.on_grid else "krylov"
+
+
+def memory_needed(target, route: str) -> float:
+    """Bytes of a data kernel flow: the dense A and its eigenvectors, or the FFT arrays of
+    the doubled grid and :data:`KRYLOV_VECTORS` Lanczos vectors."""
+    n, n_all = target.n_train, target.values.size
+    if route == "dense":
+        return 8.0 * (4 * n**2 + 2 * n * max(target.n_test, 1))
+    return 8.0 * (8 * 2**target.dim * n_all + KRYLOV_VECTORS * n)
+
+
+def check_size(case, route: str) -> None:
+    """Refuse, before any work, what will not fit (memory) or not finish (scattered size)."""
+    target = case.target
+    if route == "dense" and not target.on_grid and target.n_train > SCATTERED_LIMIT:
+        raise InputError("target.data", f"{target.n_train} scattered training samples are "
+                                        f"beyond the {SCATTERED_LIMIT} the dense route "
+                                        "takes; resample onto an even grid (the fast route)")
+    memory.require("target.data", memory_needed(target, route),
+                   f"the {route} kernel flow on {target.n_train} training samples",
+                   "hold out more samples, or crop the data")
+
+
+def _scaled_kernel(case) -> FourierFeatureKernel:
+    """α h Θ: the operator of the training flow (h the training cell volume)."""
+    return FourierFeatureKernel.of_case(case).scaled(case.loss_scale * case.target.cell_volume)
+
+
+def _dense_flow(case, times):
+    target = case.target
+    points = target.points()
+    train, test = target.train.ravel(), target.test.ravel()
+    kernel = _scaled_kernel(case)
+    y = target.values.ravel()
+    gram = kernel(points[train])
+    cross = kernel(points[test], points[train]) if test.any() else None
+    out = kernel_descent(gram, -y[train], times, cross=cross)
+    u_train = out[0]
+    f_test = out[1] if cross is not None else np.zeros((len(times), 0))
+    lam = out[-1]
+    return u_train, f_test, {"route": "dense", "eigenvalue_max": float(lam.max())}
+
+
+def _krylov_flow(case, times):
+    target = case.target
+    full = _scaled_kernel(case).grid_matvec(target.axes)
+    train, test = target.train.ravel(), target.test.ravel()
+    embedded = np.zeros(target.values.size)
+
+    def train_matvec(v):
+        embedded[train] = v
+        return full(embedded)[train]
+
+    y = target.values.ravel()
+    u_train, info = lanczos_exponential(train_matvec, -y[train], times, rtol=KRYLOV_RTOL,
+                                        integral=True)
+    f_test = np.empty((len(times), int(test.sum())))
+    for i, moved in enumerate(info.pop("integral")):
+        embedded[train] = moved
+        f_test[i] = -full(embedded)[test]
+    return u_train, f_test, {"route": "krylov", **info}
+
+
+def data_kernel_flow(case, times=None, route: str = "auto"):
+    """The kernel-flow prediction of a data case as a schema dataset (module docstring)."""
+    target = case.target
+    times = case.times if times is None else np.asarray(times, dtype=float)
+    route = route_for(target, route)
+    check_size(case, route)
+    start = _time.perf_counter()
+    flow = _dense_flow if route == "dense" else _krylov_flow
+    u_train, f_test, info = flow(case, times)
+    y = target.values.ravel()
+    train, test = target.train.ravel(), target.test.ravel()
+    error = np.zeros((len(times), y.size))
+    error[:, train] = u_train
+    error[:, test] = f_test - y[test]
+    train_mse = np.mean(u_train**2, axis=1)
+    test_mse = (np.mean(error[:, test] ** 2, axis=1) if test.any()
+                else np.full(len(times), np.nan))
+    u_hat = target.spectrum(error.reshape((len(times),) + target.values.shape))
+    info.update(seconds=_time.perf_counter() - start, n_train=target.n_train,
+                n_test=target.n_test, cell_volume=target.cell_volume)
+    return frequency_dataset(case, u_hat, "kernel-flow", times=times,
+                             xi_axes=target.dft_axes(), variables=_mse_variables(train_mse,
+                                                                                 test_mse),
+                             attrs={"kernel_flow": info, **data_attrs(target)})
+
+
+def _mse_variables(train_mse, test_mse) -> dict:
+    return {
+        "train_mse": (("time",), train_mse, {
+            "long_name": "mean squared error over the training samples, (1/n) sum (f - y)^2",
+            "units": "unit of y squared"}),
+        "test_mse": (("time",), test_mse, {
+            "long_name": "mean squared error over the held-out samples (NaN: none held out)",
+            "units": "unit of y squared"}),
+    }
+
+
+def data_attrs(target) -> dict:
+    """What every result of a data case records about its samples."""
+    return {"data_file": str(target.path), "data_sha256": target.sha256,
+            "data_shape": list(target.values.shape), "data_holdout": target.holdout,
+            "data_normalize": target.normalize, "data_on_grid": target.on_grid,
+            "error_transform": "Riemann sum over every sample of e = f - y, on the data's "
+                               "DFT frequencies"}
