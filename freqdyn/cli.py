@@ -129,7 +129,26 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_design(args) -> int:
-    from freqdyn.runs.design import design_lines, design_to
+    from freqdyn.runs.design import data_design_lines, data_design_to, design_lines, design_to
+
+    if args.case:
+        from freqdyn.inputs.case import load_case
+
+        if args.time is None:
+            raise InputError("--time", "give the training time T the design is for")
+        scales = None
+        if args.scales:
+            try:
+                scales = [float(v) for v in args.scales.split(",")]
+            except ValueError:
+                raise InputError("--scales", f"must be comma-separated numbers, got "
+                                             f"{args.scales!r}") from None
+        sd, paths = data_design_to(load_case(args.case), args.time, args.out, scales)
+        print("\n".join(data_design_lines(sd, paths)))
+        return EXIT_OK
+    for flag, value in (("--profile", args.profile), ("--band", args.band)):
+        if value is None:
+            raise InputError(flag, "is required (or --case DATA.toml --time T for a data case)")
 
     files = design_to(args.profile, args.band, args.out, sigma_a=args.sigma_a,
                       peak_count=args.peak_count, time=args.time, solver=not args.no_solver)
@@ -221,10 +240,16 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=_cmd_run)
 
     p = command("design", "design rho_w for a wanted learning-time profile")
-    p.add_argument("--profile", required=True,
+    p.add_argument("--case", default=None,
+                   help="a data case: choose the rho_w scale of least predicted test MSE at "
+                        "--time instead (design.json, design.toml, design.png)")
+    p.add_argument("--scales", default=None,
+                   help="with --case: comma-separated scales to try (default: 25 from "
+                        "1/256 of the training grid's Nyquist frequency up to it)")
+    p.add_argument("--profile", default=None,
                    help='flat | power:<p> | "<sympy expression in xi>": wanted learning '
                         "time T(|xi|), up to a constant factor")
-    p.add_argument("--band", required=True, type=float,
+    p.add_argument("--band", default=None, type=float,
                    help="band half-width B: rho_w lives on [-B, B]")
     p.add_argument("--time", type=float, default=None,
                    help="wanted learning time at the profile's geometric mean (sets the "

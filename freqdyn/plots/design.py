@@ -44,3 +44,17 @@ def design_figure(d: Design, modal=None, measured=None, title: str = ""):
     ax1.legend(fontsize=7)
     fig.suptitle(title)
     return fig
+
+
+def scale_figure(scale_design, title: str | None = None) -> plt.Figure:
+    """Predicted test and train MSE against the ρ_w scale, the chosen scale marked."""
+    sd = scale_design
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), layout="constrained")
+    ax.plot(sd.scales, sd.test_mse, "o-", ms=3, label="test MSE (theory)")
+    ax.plot(sd.scales, sd.train_mse, "s--", ms=3, label="train MSE (theory)")
+    ax.axvline(sd.scale, color="k", lw=0.8, label=f"chosen {sd.key} = {sd.scale:.3g}")
+    ax.set(xscale="log", yscale="log", xlabel=f"rho_w {sd.key} ({sd.family})",
+           ylabel=f"mean squared error at t = {sd.time:g}")
+    ax.legend(fontsize=8)
+    ax.set_title(title or "predicted error against the frequency scale", fontsize=10)
+    return fig

@@ -7,6 +7,7 @@ The design itself is :mod:`freqdyn.analysis.design`; this module writes its file
 from __future__ import annotations
 
 import math
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import numpy as np
 import tomli_w
 
 from freqdyn._version import __version__
+from freqdyn.analysis.data_design import ScaleDesign, design_scale
 from freqdyn.analysis.design import (
     Design,
     case_table,
@@ -25,7 +27,7 @@ from freqdyn.analysis.design import (
 from freqdyn.errors import InputError
 from freqdyn.inputs.case import case_from_dict
 from freqdyn.plots import save_figure
-from freqdyn.plots.design import design_figure
+from freqdyn.plots.design import design_figure, scale_figure
 from freqdyn.results import FolderLock, atomic_write, write_json
 
 
@@ -92,3 +94,44 @@ def design_lines(files: DesignFiles, profile_text: str) -> list[str]:
                  f"{rep['gaussian_miss_factor']:.3g}x")
     lines += [f"  wrote {p}" for p in files.paths]
     return lines
+
+
+def data_design_to(case, time: float, out, scales=None) -> tuple[ScaleDesign, list[Path]]:
+    """``freqdyn design --case DATA.toml --time T``: the ρ_w scale of least predicted test
+    MSE at T (:mod:`freqdyn.analysis.data_design`); writes ``design.json`` (scale,
+    predicted_test_mse, the whole curve), ``design.toml`` (the case at that scale, its
+    data path made absolute) and ``design.png``."""
+    out = Path(out)
+    with FolderLock(out):
+        sd = design_scale(case, time, scales)
+        table = tomllib.loads(case.text)
+        table["network"]["rho_w"][sd.key] = sd.scale
+        table["target"]["data"] = str(case.target.path)
+        text = (f"# written by freqdyn {__version__}: design --case {case.name} --time "
+                f"{time:g}\n" + tomli_w.dumps(table))
+        report = {"scale": sd.scale, "scale_key": sd.key, "family": sd.family,
+                  "time": sd.time, "predicted_test_mse": float(sd.test_mse[sd.best]),
+                  "predicted_train_mse": float(sd.train_mse[sd.best]),
+                  "best_at_grid_end": sd.at_grid_end,
+                  "curve": {"scale": sd.scales, "test_mse": sd.test_mse,
+                            "train_mse": sd.train_mse},
+                  "model": "infinite-width mean network, exact kernel flow on the training "
+                           "samples; finite-width spread not included",
+                  "freqdyn_version": __version__, "case_toml": case.text,
+                  "data_sha256": case.target.sha256}
+        paths = [write_json(out / "design.json", report),
+                 atomic_write(out / "design.toml", lambda tmp: Path(tmp).write_text(text)),
+                 save_figure(scale_figure(sd, f"{case.name}: test MSE against the {sd.key}"),
+                             out / "design.png")]
+    return sd, paths
+
+
+def data_design_lines(sd: ScaleDesign, paths: list[Path]) -> list[str]:
+    """What ``freqdyn design --case`` prints."""
+    lines = [f"rho_w {sd.family} {sd.key} = {sd.scale:.4g}: predicted test MSE "
+             f"{sd.test_mse[sd.best]:.4g} at t = {sd.time:g} (train {sd.train_mse[sd.best]:.4g}"
+             f"); {sd.scales.size} scales from {sd.scales[0]:.3g} to {sd.scales[-1]:.3g}"]
+    if sd.at_grid_end:
+        lines.append("  warning: the least test MSE is at an end of the scale grid; the best "
+                     "scale may lie beyond it (give --scales)")
+    return lines + [f"  wrote {p}" for p in paths]
