@@ -34,6 +34,10 @@ import warnings
 warnings.filterwarnings("ignore", message=".*torch.jit.script. is deprecated",
                         category=FutureWarning)
 
+# The subpackage freqdyn.predict is loaded here, before the function predict below is
+# defined: loading it later (any `import freqdyn.predict.…`) would otherwise replace the
+# function with the module on this package.
+import freqdyn.predict  # noqa: E402, F401, I001
 from freqdyn._version import __version__  # noqa: E402
 from freqdyn.errors import InputError, TrainingDiverged  # noqa: E402
 from freqdyn.inputs.case import Case, data_case, load_case  # noqa: E402

@@ -52,3 +52,10 @@ def test_a_warning_is_one_line_and_given_once(pde_dir, tmp_path):
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("freqdyn: warning (AccuracyWarning): "
                                                    "kernel-flow of gaussian-1d"), lines
+
+
+def test_public_predict_stays_a_function_after_its_subpackage_is_imported():
+    import freqdyn
+    import freqdyn.predict.data_flow  # noqa: F401
+
+    assert callable(freqdyn.predict) and freqdyn.predict.__module__ == "freqdyn"

@@ -19,3 +19,20 @@ def test_five_line_api_example_runs_and_reports_per_time_errors(tmp_path):
     assert len(errors) == 5 and errors[0] == 0.0            # t = 0: both are -ĝ
     assert float(lines[0].split()[-1]) == max(errors) < 1.0   # m = 256: finite width
     assert (tmp_path / "run" / "measured.nc").is_file()
+
+
+def test_your_signal_example_runs_theory_next_to_networks(tmp_path):
+    """m = 4096 on the EEG channel: the networks' test MSE is within 15 % of the theory's
+    at every time (measured 0.6 %, 3 %, 9 %: the finite-width spread grows as the error
+    falls), and equal at t = 0 (both are the mean square of the held-out samples)."""
+    result = subprocess.run([sys.executable, str(ROOT / "docs" / "examples" / "your_signal.py"),
+                             str(tmp_path / "run"), "4096"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=600, env={"FREQDYN_NO_PROGRESS": "1",
+                                                         "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    pairs = [(float(line.split()[6].rstrip(",")), float(line.split()[-1])) for line in lines[:4]]
+    assert pairs[0][0] == pairs[0][1]
+    assert all(abs(net / theory - 1) < 0.15 for theory, net in pairs)
+    assert pairs[-1][0] < 0.1 * pairs[0][0]  # the networks did learn most of it
+    assert lines[-1].startswith("best Gaussian scale at t = 1000: ")

@@ -8,7 +8,7 @@ holdout = { stride = 2 }   # train on every 2nd sample per axis, test on the res
 normalize = "none"         # "none" | "mean" | "standard" | "max" (images: y / 255)
 ```
 
-Training loss (docs/theory.md §9): the box integral ½∫(f − g)² dx taken as the Riemann
+Training loss (docs/theory.md §13): the box integral ½∫(f − g)² dx taken as the Riemann
 sum ½ Σ_i h (f(x_i) − y_i)² over the training samples, with h the training cell volume:
 
 * on a grid of spacings Δ_k, h = Π_k (s Δ_k) for stride s, and Π_k Δ_k · n / n_train for

@@ -24,14 +24,15 @@ from freqdyn.nets.measure import empirical_kernel, gram_lambda_max
 class NetworkPass:
     """The trainer's evaluations of ``model`` on the samples ``x_np`` (see module text)."""
 
-    def __init__(self, model, settings, x_np: np.ndarray, x: torch.Tensor, case_dim: int):
+    def __init__(self, model, settings, x_np: np.ndarray, x: torch.Tensor, case_dim: int,
+                 layout=None):
         self.model, self.settings, self.x = model, settings, x
         self.fast = (settings.model == "fourier" and settings.backend == "nufft"
                      and x.device.type == "cpu")
         self.lfp = settings.model in LFP_MODELS
         self.transforms = self.batch_transforms = None
         if self.fast:
-            layout = sample_layout(settings, x_np, case_dim)
+            layout = layout or sample_layout(settings, x_np, case_dim)
             self.transforms = tf.FourierTransforms(layout, settings.torch_dtype,
                                                    settings.nufft_tol)
             self.x_np = x_np

@@ -28,6 +28,7 @@ import torch
 import freqdyn.memory as memory
 from freqdyn.errors import InputError
 from freqdyn.inputs.fourier import nudft, relative_l2, tensor_grid
+from freqdyn.nets.data_training import data_errors, data_samples, evaluate_everywhere
 from freqdyn.nets.lfp_net import LFP_MODELS
 from freqdyn.nets.loop import Callback, Checkpoints, LossGuard, TrainingLoop
 from freqdyn.nets.measure import (
@@ -52,6 +53,7 @@ from freqdyn.nets.setup import (
     training_samples,
 )
 from freqdyn.nets.twin import LinearTwin
+from freqdyn.predict.data_flow import data_attrs
 from freqdyn.progress import say
 from freqdyn.results import (
     UNITS_U_HAT,
@@ -187,12 +189,17 @@ def train(case, out, *, resume: bool | None = None, overrides: dict | None = Non
 
 def _train(case, settings, out, checkpoints, resume, stop_after, progress, start_clock):
     device, dtype = torch.device(settings.device), settings.torch_dtype
-    x_np = training_samples(case, settings)
-    y_np = case.target(x_np)
+    if case.is_data:  # the user's training samples (nets/data_training.py)
+        x_np, y_np, volume, layout = data_samples(case)
+        where = f"the training samples of {case.target.path.name}"
+    else:
+        x_np = training_samples(case, settings)
+        y_np = case.target(x_np)
+        volume, layout = (2 * settings.R) ** case.dim, None
+        where = f"[-{settings.R:g}, {settings.R:g}]^{case.dim}"
     x = torch.from_numpy(x_np).to(device, dtype)
     y = torch.from_numpy(y_np).to(device, dtype)
     n = x.shape[0]
-    volume = (2 * settings.R) ** case.dim
     alpha = case.loss_scale
     label = f"train {case.name}"
 
@@ -201,9 +208,9 @@ def _train(case, settings, out, checkpoints, resume, stop_after, progress, start
                        f"training m = {settings.width} units in d = {case.dim}",
                        "use a smaller train.width")
     model = build_model(case, settings)
-    net = NetworkPass(model, settings, x_np, x, case.dim)
-    say(f"{label}: m = {settings.width}, {n} samples on [-{settings.R:g}, {settings.R:g}]^"
-        f"{case.dim}, {net.backend} pass, {settings.dtype}, {settings.device}", progress)
+    net = NetworkPass(model, settings, x_np, x, case.dim, layout)
+    say(f"{label}: m = {settings.width}, {n} samples on {where}, {net.backend} pass, "
+        f"{settings.dtype}, {settings.device}", progress)
     # f0 = "centered": θ₀ (rebuilt from the seed, also on resume) fixes the shifted
     # targets g + f₀ on the training samples and, below, on the measurement grid.
     initial = as_float64(model) if settings.f0 == "centered" else None
@@ -212,7 +219,7 @@ def _train(case, settings, out, checkpoints, resume, stop_after, progress, start
         y = y + f0.to(y.dtype)
         y_np = y_np + (f0.double().cpu().numpy() if settings.dtype == "float64" else
                        NetworkPass(initial, _as64(settings), x_np, x.double(),
-                                   case.dim).evaluate().cpu().numpy())
+                                   case.dim, layout).evaluate().cpu().numpy())
     probe = probe_points(case, min(settings.R, case.target.radius) / 2, settings.probe_points)
 
     if resume:
@@ -228,15 +235,23 @@ def _train(case, settings, out, checkpoints, resume, stop_after, progress, start
         f"{float(pde_time(total, lr, volume, settings.momentum)):.4g}", progress)
 
     axis = measurement_axis(case, settings.R, points=constants["measure_points"])
-    g_grid = case.target(tensor_grid([axis] * case.dim))
-    if initial is not None:
-        g_grid = g_grid + evaluate_on_grid(initial, axis, case.dim)
+    if case.is_data:
+        f0_all = None if initial is None else evaluate_everywhere(initial, case.target)
+        g_grid = None
+    else:
+        g_grid = case.target(tensor_grid([axis] * case.dim))
+        if initial is not None:
+            g_grid = g_grid + evaluate_on_grid(initial, axis, case.dim)
 
     def measure(step):
-        u_hat = (_sample_transform(model, case, x_np, y_np, volume)
-                 if settings.transform == "samples" else error_transform(model, case, axis, g_grid))
+        if case.is_data:
+            errors = data_errors(model, case.target, f0_all)
+        elif settings.transform == "samples":
+            errors = {"u_hat": _sample_transform(model, case, x_np, y_np, volume)}
+        else:
+            errors = {"u_hat": error_transform(model, case, axis, g_grid)}
         drift, drift_w = parameter_drift(model, constants["initial"])
-        return {"step": step, "u_hat": u_hat, "drift": drift, "drift_w": drift_w}
+        return {"step": step, **errors, "drift": drift, "drift_w": drift_w}
 
     batch_gen = torch.Generator().manual_seed(settings.seed + 1)
     batches = Batches(n, settings.batch_size, batch_gen) if settings.optimizer == "sgd" else None
@@ -259,7 +274,7 @@ def _train(case, settings, out, checkpoints, resume, stop_after, progress, start
     reports, clock = Reports(report_steps, measure), Clock()
     callbacks = [RunConstants(constants), reports, guard, clock]
     twin = None
-    if settings.twin:
+    if settings.twin and not case.is_data:  # the twin measures on an expression's grid
         # θ₀ is rebuilt from the seed, so a resumed run's twin starts from the same model
         twin = LinearTwin(as_float64(model) if initial is None else initial,
                           sample_layout(settings, x_np, case.dim), y_np, alpha,
@@ -338,8 +353,16 @@ def _train(case, settings, out, checkpoints, resume, stop_after, progress, start
             {"long_name": "|u_hat_twin - u_hat| / |u_hat| over xi: the beyond-linear part",
              "units": "1"})
         attrs["twin_final_loss"] = twin.loss()
+    if case.is_data:
+        for key in ("train_mse", "test_mse"):
+            variables[key] = (("time",), np.array([r[key] for r in records]), {
+                "long_name": f"the network's mean squared error over the "
+                             f"{'training' if key == 'train_mse' else 'held-out'} samples",
+                "units": "unit of y squared"})
+        attrs.update(data_attrs(case.target), twin="not run on data cases")
     ds = frequency_dataset(case, u_hat, "network", times=times, variables=variables,
-                           attrs=attrs)
+                           attrs=attrs, xi_axes=case.target.dft_axes() if case.is_data
+                           else None)
     path = write_dataset(ds, out / "measured.nc")
     return TrainResult(dataset=ds, measured=path, steps=total,
                        seconds=time.perf_counter() - start_clock,

@@ -1,6 +1,6 @@
 """Kernel flow on a data case: the exact infinite-width prediction on the user's samples.
 
-Gradient flow on the training loss (α/2) Σ_i h (f(x_i) − y_i)² (docs/theory.md §9) moves
+Gradient flow on the training loss (α/2) Σ_i h (f(x_i) − y_i)² (docs/theory.md §13) moves
 the infinite-width mean network (f₀ = 0) by
 
     train error  u(t) = e^{−At} u₀,   u₀ = −y,   A = α h Θ(X, X),
