@@ -69,7 +69,7 @@ def default_scales(case) -> np.ndarray:
     return np.geomspace(nyquist / 256, nyquist, GRID_POINTS)
 
 
-def design_scale(case, time: float, scales=None) -> ScaleDesign:
+def design_scale(case, time: float, scales=None, train_w: bool = True) -> ScaleDesign:
     """The scale of the case's ρ_w family with the least predicted test MSE at ``time``."""
     if not case.is_data or case.target.n_test == 0:
         raise InputError("--case", "a scale design needs a data case with held-out samples "
@@ -88,7 +88,8 @@ def design_scale(case, time: float, scales=None) -> ScaleDesign:
     test, train = [], []
     for s in scales:
         rho = density_from_config({**table, SCALE_KEYS[family]: float(s)}, case.dim)
-        ds = data_kernel_flow(replace(case, rho_w=rho), times=np.array([0.0, time]))
+        ds = data_kernel_flow(replace(case, rho_w=rho), times=np.array([0.0, time]),
+                              train_w=train_w)
         test.append(float(ds["test_mse"].values[-1]))
         train.append(float(ds["train_mse"].values[-1]))
     return ScaleDesign(family, SCALE_KEYS[family], float(time), scales, np.array(test),

@@ -32,7 +32,7 @@ import numpy as np
 
 from freqdyn.config import Table
 from freqdyn.errors import InputError
-from freqdyn.inputs.data_files import FIELD, RawSignal, check_pairs, read_signal
+from freqdyn.inputs.data_files import FIELD, RawSignal, check_pairs, read_sample, read_signal
 from freqdyn.inputs.fourier import nudft, tensor_grid
 from freqdyn.inputs.target import magnitude_peaks
 
@@ -281,6 +281,8 @@ def data_target(tgt: Table, dim: int, folder: Path, array: RawSignal | None = No
     alpha = tgt.choice("alpha", "refuse", ("refuse", "ignore"))
     if array is not None:
         path, raw = Path(ARRAY_NAME), array
+    elif name.startswith("sample:"):
+        path, raw = Path(name), read_sample(name.removeprefix("sample:"), key)
     else:
         path = (folder / Path(name).expanduser()).resolve()
         raw = read_signal(path, key, alpha)

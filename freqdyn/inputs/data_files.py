@@ -11,12 +11,18 @@ Formats (by extension; a file that is not what its extension says is refused):
   alpha channel is refused unless ``alpha = "ignore"`` drops it.  Row 0 is the image's
   top row, the first axis (x0) runs down the rows, the second (x1) along them.
 
+A name ``sample:NAME`` reads a signal bundled with an installed package instead of a file
+(:data:`SAMPLES`): ``sample:eeg`` is channel ``key`` (0–3, default 0) of matplotlib's
+``eeg.dat``, 800 samples of an EEG recording (float64, shipped in matplotlib's
+``mpl-data/sample_data``, under matplotlib's licence).
+
 Every problem is one :class:`~freqdyn.errors.InputError` naming the field ``target.data``,
 the file and what is wrong.  Sizes are checked from the header before the samples load.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -159,6 +165,28 @@ def _read_image(path: Path, alpha: str) -> RawSignal:
                                 "save it as 8- or 16-bit grayscale or RGB")
         values = np.asarray(image, dtype=float)
     return RawSignal(values, full_scale=IMAGE_MAX.get(mode), mode=f"image {mode}")
+
+
+def _eeg(key: str | None) -> RawSignal:
+    channel = "0" if key is None else key
+    if channel not in ("0", "1", "2", "3"):
+        raise InputError("target.key", f"sample:eeg has channels '0' to '3', got {key!r}")
+    spec = importlib.util.find_spec("matplotlib")  # located, not imported: compute
+    path = Path(spec.origin).parent / "mpl-data" / "sample_data" / "eeg.dat"  # draws nothing
+    return RawSignal(np.fromfile(path, dtype=float).reshape(800, 4)[:, int(channel)],
+                     mode="sample eeg")
+
+
+#: Signals bundled with installed packages, by the name after ``sample:``.
+SAMPLES = {"eeg": _eeg}
+
+
+def read_sample(name: str, key: str | None) -> RawSignal:
+    """The bundled signal ``sample:NAME`` (:data:`SAMPLES`)."""
+    if name not in SAMPLES:
+        raise InputError(FIELD, f"'sample:{name}' is not a bundled signal; known: "
+                                f"{', '.join('sample:' + k for k in SAMPLES)}")
+    return SAMPLES[name](key)
 
 
 def read_signal(path: Path, key: str | None = None, alpha: str = "refuse") -> RawSignal:

@@ -35,3 +35,21 @@ def data_figure(ds: xr.Dataset, title: str | None = None, measured: xr.Dataset |
     fig.suptitle(title or f"{ds.attrs.get('case_name', 'data')}: "
                           f"{ds.attrs.get('method', '')}")
     return fig
+
+
+def scale_confirmation_figure(scales, predicted, frozen, measured, title: str,
+                              key: str = "scale") -> plt.Figure:
+    """Test MSE against the ρ_w scale: theory (trained and frozen frequencies) and the
+    networks (each seed a dot, their mean a line)."""
+    measured = np.asarray(measured)
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), layout="constrained")
+    ax.plot(scales, predicted, "o-", ms=3, label="theory (trained w)")
+    ax.plot(scales, frozen, ":", label="theory, frozen w (wrong model)")
+    for column in measured.T:
+        ax.plot(scales, column, "x", color="C3", ms=4)
+    ax.plot(scales, measured.mean(axis=1), "-", color="C3", lw=0.8,
+            label=f"networks ({measured.shape[1]} seed(s), mean)")
+    ax.set(xscale="log", yscale="log", xlabel=f"rho_w {key}", ylabel="test MSE")
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=10)
+    return fig

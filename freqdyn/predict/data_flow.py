@@ -77,16 +77,18 @@ def check_size(case, route: str) -> None:
                    "hold out more samples, or crop the data")
 
 
-def _scaled_kernel(case) -> FourierFeatureKernel:
-    """α h Θ: the operator of the training flow (h the training cell volume)."""
-    return FourierFeatureKernel.of_case(case).scaled(case.loss_scale * case.target.cell_volume)
+def _scaled_kernel(case, train_w: bool = True) -> FourierFeatureKernel:
+    """α h Θ: the operator of the training flow (h the training cell volume); without
+    the x·x' term when the frequencies are frozen."""
+    return FourierFeatureKernel.of_case(case, train_w).scaled(case.loss_scale
+                                                              * case.target.cell_volume)
 
 
-def _dense_flow(case, times):
+def _dense_flow(case, times, train_w):
     target = case.target
     points = target.points()
     train, test = target.train.ravel(), target.test.ravel()
-    kernel = _scaled_kernel(case)
+    kernel = _scaled_kernel(case, train_w)
     y = target.values.ravel()
     gram = kernel(points[train])
     cross = kernel(points[test], points[train]) if test.any() else None
@@ -97,9 +99,9 @@ def _dense_flow(case, times):
     return u_train, f_test, {"route": "dense", "eigenvalue_max": float(lam.max())}
 
 
-def _krylov_flow(case, times):
+def _krylov_flow(case, times, train_w):
     target = case.target
-    full = _scaled_kernel(case).grid_matvec(target.axes)
+    full = _scaled_kernel(case, train_w).grid_matvec(target.axes)
     train, test = target.train.ravel(), target.test.ravel()
     embedded = np.zeros(target.values.size)
 
@@ -117,15 +119,16 @@ def _krylov_flow(case, times):
     return u_train, f_test, {"route": "krylov", **info}
 
 
-def data_kernel_flow(case, times=None, route: str = "auto"):
-    """The kernel-flow prediction of a data case as a schema dataset (module docstring)."""
+def data_kernel_flow(case, times=None, route: str = "auto", train_w: bool = True):
+    """The kernel-flow prediction of a data case as a schema dataset (module docstring);
+    ``train_w = False``: the frozen-frequency (random-feature) kernel."""
     target = case.target
     times = case.times if times is None else np.asarray(times, dtype=float)
     route = route_for(target, route)
     check_size(case, route)
     start = _time.perf_counter()
     flow = _dense_flow if route == "dense" else _krylov_flow
-    u_train, f_test, info = flow(case, times)
+    u_train, f_test, info = flow(case, times, train_w)
     y = target.values.ravel()
     train, test = target.train.ravel(), target.test.ravel()
     error = np.zeros((len(times), y.size))
@@ -135,7 +138,7 @@ def data_kernel_flow(case, times=None, route: str = "auto"):
     test_mse = (np.mean(error[:, test] ** 2, axis=1) if test.any()
                 else np.full(len(times), np.nan))
     u_hat = target.spectrum(error.reshape((len(times),) + target.values.shape))
-    info.update(seconds=_time.perf_counter() - start, n_train=target.n_train,
+    info.update(seconds=_time.perf_counter() - start, train_w=train_w, n_train=target.n_train,
                 n_test=target.n_test, cell_volume=target.cell_volume)
     return frequency_dataset(case, u_hat, "kernel-flow", times=times,
                              xi_axes=target.dft_axes(), variables=_mse_variables(train_mse,

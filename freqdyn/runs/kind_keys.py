@@ -36,6 +36,7 @@ COMMITTEE = {  # freqdyn.grok.lazy_rich._committee_settings
     "target_scale", "centered", "relative_threshold"}
 
 SETTINGS: dict[str, set[str]] = {
+    "data-scale": {"case", "time", "scales", "width", "train"},
     "study": {"case", "predictions", "pde", "tolerance", "widths", "times", "train",
               "spread_draws"},
     "aliasing": {"steps", "eval_every", "n_sparse", "n_dense", "n_test", "k_max", "width",
@@ -95,6 +96,12 @@ _ROBUST_PER_MODE = {
 _COMMITTEE_COMMON = {"settings", "grok_amount", "grok_censored", "k0_regression_test_loss"}
 
 REPORTS: dict[str, set[str]] = {
+    "data-scale": {  # freqdyn.runs.data_scale.run_data_scale
+        "time", "width", "scale_key", "scales", "predicted_best_scale", "networks_best_scale",
+        "frozen_best_scale", "grid_steps_apart", "excess_at_predicted", "predicted_test_mse",
+        "frozen_test_mse", "measured_test_mse_mean", "measured_test_mse_std",
+        "max_rel_diff_pred_vs_net", "max_rel_diff_frozen_vs_net",
+        "predicted_best_at_grid_end"},
     "aliasing": _each(("sparse", "dense", "uniform"), _ALIASING_PER_CONDITION) | {
         "conditions", "final_test_relative_error_k6", "output_test_k1_at_peak",
         "output_test_k1_final", "output_train_k1_at_peak", "output_train_k1_final",

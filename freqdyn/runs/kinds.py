@@ -57,6 +57,8 @@ _KINDS = (
     # Theory next to trained networks (freqdyn.runs.study)
     ("study", "freqdyn.runs.study:run_study_kind",
      "predictions next to trained networks on one case (or several arms)"),
+    ("data-scale", "freqdyn.runs.data_scale:run_data_scale",
+     "the predicted best rho_w scale of a data case, confirmed by trained networks"),
     # Grokking I: frequency view (Zhou, Zhang, Xu) and lazy to rich (Kumar et al.)
     ("aliasing", "freqdyn.grok.frequency_view:run_aliasing", "sin 6x learned from aliased samples"),
     ("parity", "freqdyn.grok.frequency_parity:run_parity", "parity on the hypercube"),

@@ -1,0 +1,100 @@
+"""Experiment kind ``data-scale``: the predicted best ρ_w scale for a data case, confirmed
+by trained networks over the same grid of scales.
+
+Settings: ``case`` (a data case file, relative to the experiment file), ``time`` (the
+training time T), ``scales`` (the grid, increasing), ``width`` (m of the networks),
+``train`` (more ``[train]`` keys).  For each scale s the exact infinite-width flow gives
+the predicted test MSE at T (:mod:`freqdyn.analysis.data_design`), and networks of width
+m, one per seed, are trained to T on the same samples (:func:`freqdyn.nets.train.train`;
+a finished run is read back, an interrupted one resumes).  The wrong-model arm is the
+same prediction with the frequencies frozen (the random-feature kernel, without the
+4π²σ_a² x·x' term), which the networks, whose frequencies train, must not follow.
+
+Report: the predicted and the networks' best scale and how many grid steps apart they are
+(``grid_steps_apart``), the networks' excess test MSE at the predicted scale over their
+best (``excess_at_predicted``), and per scale the predicted, frozen-kernel and measured
+(mean, std over seeds) test MSE with the largest relative differences
+(``max_rel_diff_pred_vs_net``, ``max_rel_diff_frozen_vs_net``).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import tomli_w
+
+from freqdyn.analysis.data_design import SCALE_KEYS, design_scale, rho_table
+from freqdyn.analysis.stats import mean_std
+from freqdyn.config import Table
+from freqdyn.errors import InputError
+from freqdyn.inputs.case import case_from_dict, load_case
+from freqdyn.nets.train import train
+from freqdyn.plots.data import scale_confirmation_figure
+from freqdyn.results import read_dataset
+from freqdyn.runs.runner import Outcome
+
+SETTINGS = {"case", "time", "scales", "width", "train"}  # as declared in runs/kind_keys.py
+
+
+def _case_at_scale(case, scale: float, time: float, width: int, seed: int, train_table):
+    """The case file's text with ρ_w's scale, the times [0, T] and the [train] table set:
+    the case each network trains on (its text is stored in measured.nc)."""
+    table = tomllib.loads(case.text)
+    table["network"]["rho_w"][SCALE_KEYS[rho_table(case)["family"]]] = float(scale)
+    table["frequency"]["times"] = [0.0, float(time)]
+    table["train"] = {**table.get("train", {}), **train_table, "width": width, "seed": seed}
+    return case_from_dict(table, text=tomli_w.dumps(table), path=case.path)
+
+
+def _settings(exp):
+    s = Table(dict(exp.settings), "settings", SETTINGS)
+    folder = exp.path.parent if exp.path is not None else Path.cwd()
+    case = load_case(folder / s.string("case"))
+    if not case.is_data:
+        raise InputError("settings.case", "must be a data case ([target] data)")
+    time = s.number("time", low=0.0, low_open=True)
+    scales = np.asarray(s.numbers("scales", low=0.0))
+    if scales.size < 3 or np.any(np.diff(scales) <= 0) or np.any(scales <= 0):
+        raise InputError("settings.scales", "must be at least 3 increasing numbers > 0")
+    return case, time, scales, s.integer("width", low=2), dict(s.get("train", {}))
+
+
+def _measured(case, time, scales, width, seeds, train_table, out: Path) -> np.ndarray:
+    """Test MSE at T of every network, shape (scales, seeds)."""
+    mse = np.empty((scales.size, len(seeds)))
+    for i, scale in enumerate(scales):
+        for j, seed in enumerate(seeds):
+            run = out / "runs" / f"scale{i:02d}-seed{seed}"
+            if not (run / "measured.nc").is_file():
+                train(_case_at_scale(case, scale, time, width, seed, train_table), run)
+            mse[i, j] = float(read_dataset(run / "measured.nc")["test_mse"].values[-1])
+    return mse
+
+
+def run_data_scale(exp, out, device: str):  # noqa: ARG001 (the trainer picks the device)
+    """Experiment kind ``data-scale`` (module text)."""
+    out = Path(out)
+    case, time, scales, width, train_table = _settings(exp)
+    right = design_scale(case, time, scales)
+    frozen = design_scale(case, time, scales, train_w=False)
+    mse = _measured(case, time, scales, width, exp.seeds, train_table, out)
+    mean, std = mean_std(mse, axis=1)
+    net_best = int(np.argmin(mean))
+    summary = {
+        "time": time, "width": width, "scale_key": right.key, "scales": scales,
+        "predicted_best_scale": right.scale, "networks_best_scale": float(scales[net_best]),
+        "frozen_best_scale": frozen.scale,
+        "grid_steps_apart": abs(right.best - net_best),
+        "excess_at_predicted": float(mean[right.best] / mean[net_best] - 1),
+        "predicted_test_mse": right.test_mse, "frozen_test_mse": frozen.test_mse,
+        "measured_test_mse_mean": mean, "measured_test_mse_std": std,
+        "max_rel_diff_pred_vs_net": float(np.max(np.abs(right.test_mse / mean - 1))),
+        "max_rel_diff_frozen_vs_net": float(np.max(np.abs(frozen.test_mse / mean - 1))),
+        "predicted_best_at_grid_end": right.at_grid_end,
+    }
+    figure = scale_confirmation_figure(scales, right.test_mse, frozen.test_mse, mse,
+                                       f"{case.name}: test MSE at t = {time:g}, m = {width}",
+                                       right.key)
+    return Outcome(dataset=None, summary=summary, figures={"scales": figure})
