@@ -14,7 +14,10 @@ Formats (by extension; a file that is not what its extension says is refused):
 A name ``sample:NAME`` reads a signal bundled with an installed package instead of a file
 (:data:`SAMPLES`): ``sample:eeg`` is channel ``key`` (0–3, default 0) of matplotlib's
 ``eeg.dat``, 800 samples of an EEG recording (float64, shipped in matplotlib's
-``mpl-data/sample_data``, under matplotlib's licence).
+``mpl-data/sample_data``, under matplotlib's licence); ``sample:camera`` (512 × 512, CC0)
+and ``sample:text`` (172 × 448, public domain) are scikit-image's 8-bit grayscale images
+``skimage.data.camera()`` and ``text()``, the two classes (natural, text) of Tancik et
+al. 2020.
 
 Every problem is one :class:`~freqdyn.errors.InputError` naming the field ``target.data``,
 the file and what is wrong.  Sizes are checked from the header before the samples load.
@@ -177,8 +180,19 @@ def _eeg(key: str | None) -> RawSignal:
                      mode="sample eeg")
 
 
+def _skimage(name: str):
+    def read(key: str | None) -> RawSignal:
+        if key is not None:
+            raise InputError("target.key", f"sample:{name} is one image; drop key")
+        import skimage.data  # scikit-image: only for its bundled images
+
+        return RawSignal(np.asarray(getattr(skimage.data, name)(), dtype=float),
+                         full_scale=255.0, mode=f"sample {name} (8-bit grayscale)")
+    return read
+
+
 #: Signals bundled with installed packages, by the name after ``sample:``.
-SAMPLES = {"eeg": _eeg}
+SAMPLES = {"eeg": _eeg, "camera": _skimage("camera"), "text": _skimage("text")}
 
 
 def read_sample(name: str, key: str | None) -> RawSignal:

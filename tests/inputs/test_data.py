@@ -166,3 +166,19 @@ def test_paths_resolve_against_the_case_file(tmp_path, monkeypatch):
     case_path.write_text(CASE.format(dim=1, file="s.npy", extra=""))
     monkeypatch.chdir(tmp_path)
     assert load_case("sub/case.toml").target.path == (tmp_path / "sub" / "s.npy").resolve()
+
+
+@pytest.mark.parametrize("name, shape", [("camera", (512, 512)), ("text", (172, 448))])
+def test_bundled_images_are_read_with_their_full_scale(tmp_path, name, shape):
+    t = load_case(_case(tmp_path, f"sample:{name}", dim=2, extra='normalize = "max"')).target
+    assert t.values.shape == shape and 0.0 <= t.values.min() < t.values.max() <= 1.0
+    assert str(t.path) == f"sample:{name}"
+
+
+def test_bundled_eeg_channels_and_unknown_samples(tmp_path):
+    a = load_case(_case(tmp_path, "sample:eeg", extra='key = "1"')).target
+    assert a.values.shape == (800,)
+    with pytest.raises(InputError, match="channels '0' to '3'"):
+        load_case(_case(tmp_path, "sample:eeg", extra='key = "7"'))
+    with pytest.raises(InputError, match="not a bundled signal"):
+        load_case(_case(tmp_path, "sample:nope"))
