@@ -34,3 +34,5 @@ def test_trained_network_follows_the_data_kernel_flow(tmp_path):
         assert np.abs(got / wrong[key].values[1:] - 1).max() > 0.04
     np.testing.assert_allclose(measured["xi"].values, right["xi"].values)
     assert measured["train_mse"].values[0] == pytest.approx(right["train_mse"].values[0])
+    report = freqdyn.compare(right, measured)  # the public compare on a data case
+    assert report["rel_l2"][0] < 1e-12 and report["max_rel_l2"] < 0.05

@@ -33,3 +33,10 @@ def test_a_data_scale_study_refuses_an_expression_case(tmp_path):
     exp = load_experiment(tmp_path / "x.toml", text=text)
     with pytest.raises(InputError, match="must be a data case"):
         runner.run_experiment(exp, tmp_path / "out")
+
+
+def test_the_study_parses_at_both_sizes_and_its_rule_names_reported_keys():
+    ci, full = (load_experiment(FILE, full=f) for f in (False, True))
+    assert full.settings["width"] > ci.settings["width"] and len(full.seeds) > len(ci.seeds)
+    runner.precheck(ci)
+    runner.precheck(full)

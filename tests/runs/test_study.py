@@ -17,7 +17,8 @@ from freqdyn.runs.runner import Outcome
 from freqdyn.runs.study import plan_study
 
 ROOT = Path(__file__).resolve().parents[2]
-STUDIES = sorted(p for p in (ROOT / "validation").glob("*.toml") if not p.stem.endswith("-case"))
+STUDIES = sorted(p for p in (ROOT / "validation").glob("*.toml")
+                 if not p.stem.endswith("-case") and 'kind = "study"' in p.read_text())
 
 TINY = """
 [experiment]
