@@ -107,18 +107,22 @@ def _overrides(items) -> dict:
     return overrides
 
 
+def _comma_list(text: str | None, cast, flag: str, what: str) -> list | None:
+    """``"1,2,3"`` as a list of ``cast`` values (None when not given); one-line refusal."""
+    if not text:
+        return None
+    try:
+        return [cast(v) for v in text.split(",")]
+    except ValueError:
+        raise InputError(flag, f"must be comma-separated {what}, got {text!r}") from None
+
+
 def _cmd_run(args) -> int:
     from freqdyn.nets.settings import resolve_device
     from freqdyn.runs.experiment import load_experiment
     from freqdyn.runs.runner import headline, run_experiment
 
-    seeds = None
-    if args.seeds:
-        try:
-            seeds = [int(s) for s in args.seeds.split(",")]
-        except ValueError:
-            raise InputError("--seeds", f"must be comma-separated integers, got "
-                                        f"{args.seeds!r}") from None
+    seeds = _comma_list(args.seeds, int, "--seeds", "integers")
     exp = load_experiment(args.file, full=args.full, seeds=seeds,
                           overrides=_overrides(args.set) or None)
     if args.quiet:
@@ -136,13 +140,7 @@ def _cmd_design(args) -> int:
 
         if args.time is None:
             raise InputError("--time", "give the training time T the design is for")
-        scales = None
-        if args.scales:
-            try:
-                scales = [float(v) for v in args.scales.split(",")]
-            except ValueError:
-                raise InputError("--scales", f"must be comma-separated numbers, got "
-                                             f"{args.scales!r}") from None
+        scales = _comma_list(args.scales, float, "--scales", "numbers")
         sd, paths = data_design_to(load_case(args.case), args.time, args.out, scales)
         print("\n".join(data_design_lines(sd, paths)))
         return EXIT_OK

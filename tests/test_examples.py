@@ -9,13 +9,17 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_five_line_api_example_runs_and_reports_per_time_errors(tmp_path):
-    result = subprocess.run([sys.executable, str(ROOT / "docs" / "examples" / "five_lines.py"),
-                             str(tmp_path / "run"), "256"], cwd=ROOT, capture_output=True,
-                            text=True, timeout=600, env={"FREQDYN_NO_PROGRESS": "1",
-                                                         "PATH": "/usr/bin:/bin"})
+def _run_example(name: str, *args: str) -> list[str]:
+    """Run docs/examples/NAME with ``args`` in a bare environment; its stdout lines."""
+    result = subprocess.run([sys.executable, str(ROOT / "docs" / "examples" / name), *args],
+                            cwd=ROOT, capture_output=True, text=True, timeout=600,
+                            env={"FREQDYN_NO_PROGRESS": "1", "PATH": "/usr/bin:/bin"})
     assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
+    return result.stdout.splitlines()
+
+
+def test_five_line_api_example_runs_and_reports_per_time_errors(tmp_path):
+    lines = _run_example("five_lines.py", str(tmp_path / "run"), "256")
     assert lines[0].startswith("max relative L2(xi) error, PDE vs network (m = 256): ")
     errors = [float(line.split()[-1]) for line in lines[1:]]
     assert len(errors) == 5 and errors[0] == 0.0            # t = 0: both are -ĝ
@@ -27,12 +31,7 @@ def test_your_signal_example_runs_theory_next_to_networks(tmp_path):
     """m = 4096 on the EEG channel: the networks' test MSE is within 15 % of the theory's
     at every time (measured 0.6 %, 3 %, 9 %: the finite-width spread grows as the error
     falls), and equal at t = 0 (both are the mean square of the held-out samples)."""
-    result = subprocess.run([sys.executable, str(ROOT / "docs" / "examples" / "your_signal.py"),
-                             str(tmp_path / "run"), "4096"], cwd=ROOT, capture_output=True,
-                            text=True, timeout=600, env={"FREQDYN_NO_PROGRESS": "1",
-                                                         "PATH": "/usr/bin:/bin"})
-    assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
+    lines = _run_example("your_signal.py", str(tmp_path / "run"), "4096")
     pairs = [(float(line.split()[6].rstrip(",")), float(line.split()[-1])) for line in lines[:4]]
     assert pairs[0][0] == pairs[0][1]
     assert all(abs(net / theory - 1) < 0.15 for theory, net in pairs)
@@ -44,11 +43,7 @@ def test_image_scale_example_finds_an_interior_best_sigma():
     """scikit-image's text image at T = 1e4: under- and over-fitting on either side of the
     best σ (measured 16, 28.1 dB; 6.4 dB at σ = 64 where it interpolates noise-like
     high frequencies)."""
-    result = subprocess.run([sys.executable, str(ROOT / "docs" / "examples" / "image_scale.py"),
-                             "text", "1e4"], cwd=ROOT, capture_output=True, text=True,
-                            timeout=600, env={"PATH": "/usr/bin:/bin"})
-    assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
+    lines = _run_example("image_scale.py", "text", "1e4")
     psnr = [float(line.split()[-2]) for line in lines[:-1]]
     best = int(np.argmax(psnr))
     assert 0 < best < len(psnr) - 1 and psnr[best] > psnr[0] + 3 and psnr[best] > psnr[-1] + 3
