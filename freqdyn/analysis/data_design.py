@@ -61,6 +61,16 @@ def rho_table(case) -> dict:
     return dict(tomllib.loads(case.text)["network"]["rho_w"])
 
 
+def rho_at_scale(case, scale: float) -> dict:
+    """The case's ``[network.rho_w]`` table with its scale (or bound) set to ``scale``."""
+    table = rho_table(case)
+    family = table.get("family")
+    if family not in SCALE_KEYS:
+        raise InputError("network.rho_w.family", f"a scale design varies the scale of "
+                                                 f"{sorted(SCALE_KEYS)}; {family!r} has none")
+    return {**table, SCALE_KEYS[family]: float(scale)}
+
+
 def default_scales(case) -> np.ndarray:
     """A geometric grid from 1/256 of the training grid's Nyquist frequency up to it."""
     step = case.target.spacing() * (case.target.cell_volume / case.target.sample_volume) \
@@ -69,25 +79,24 @@ def default_scales(case) -> np.ndarray:
     return np.geomspace(nyquist / 256, nyquist, GRID_POINTS)
 
 
-def design_scale(case, time: float, scales=None, train_w: bool = True) -> ScaleDesign:
-    """The scale of the case's ρ_w family with the least predicted test MSE at ``time``."""
+def design_scale(case, time: float, scales=None, train_w: bool = True,
+                 scales_field: str = "--scales") -> ScaleDesign:
+    """The scale of the case's ρ_w family with the least predicted test MSE at ``time``;
+    a bad grid of ``scales`` is refused naming ``scales_field``."""
     if not case.is_data or case.target.n_test == 0:
         raise InputError("--case", "a scale design needs a data case with held-out samples "
                                    "([target] data and holdout)")
     if not (np.isfinite(time) and time > 0):
         raise InputError("--time", f"must be a training time > 0, got {time}")
-    table = rho_table(case)
-    family = table.get("family")
-    if family not in SCALE_KEYS:
-        raise InputError("network.rho_w.family", f"a scale design varies the scale of "
-                                                 f"{sorted(SCALE_KEYS)}; {family!r} has none")
+    family = rho_table(case).get("family")
+    rho_at_scale(case, 1.0)  # refuses a family without a scale
     scales = default_scales(case) if scales is None else np.asarray(scales, dtype=float)
     if scales.ndim != 1 or scales.size < 3 or not np.all(scales > 0) \
             or np.any(np.diff(scales) <= 0):
-        raise InputError("--scales", "must be at least 3 increasing numbers > 0")
+        raise InputError(scales_field, "must be at least 3 increasing numbers > 0")
     test, train = [], []
     for s in scales:
-        rho = density_from_config({**table, SCALE_KEYS[family]: float(s)}, case.dim)
+        rho = density_from_config(rho_at_scale(case, s), case.dim)
         ds = data_kernel_flow(replace(case, rho_w=rho), times=np.array([0.0, time]),
                               train_w=train_w)
         test.append(float(ds["test_mse"].values[-1]))

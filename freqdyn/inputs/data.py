@@ -63,9 +63,6 @@ class DataTarget:
     sha256: str
     mode: str
     is_data = True
-    hat_expr = None
-    method = "data"
-    field = FIELD
 
     @property
     def text(self) -> str:
@@ -140,23 +137,13 @@ class DataTarget:
             out = out * np.exp(-2j * np.pi * xi * axis[0]).reshape(shape)  # x_0 ≠ 0
         return out
 
-    def transform_on_grid(self, xi_axes: list[np.ndarray]) -> np.ndarray:
-        """ĝ_train(ξ) = h Σ_train y_i e^{−2πi ξ·x_i}: the transform the training loss sees."""
-        xi = tensor_grid(xi_axes).reshape(-1, self.dim)
-        out = nudft(self.values[self.train], self.points()[self.train.ravel()],
-                    self.cell_volume, xi)
-        return out.reshape(tuple(a.size for a in xi_axes))
-
-    def transform(self, xi) -> np.ndarray:
-        xi = np.asarray(xi, dtype=float)
-        flat = xi.reshape(-1, self.dim)
-        return nudft(self.values[self.train], self.points()[self.train.ravel()],
-                     self.cell_volume, flat).reshape(xi.shape[:-1] if self.dim > 1 or
-                                                     xi.shape[-1:] == (1,) else xi.shape)
-
-    def l2_norm_squared(self) -> float:
-        """Σ_j Π Δ_k y_j² over every sample."""
-        return float(np.sum(self.values**2) * self.sample_volume)
+    def result_attrs(self) -> dict:
+        """What every result of a data case records about its samples."""
+        return {"data_file": str(self.path), "data_sha256": self.sha256,
+                "data_shape": list(self.values.shape), "data_holdout": self.holdout,
+                "data_normalize": self.normalize, "data_on_grid": self.on_grid,
+                "error_transform": "Riemann sum over every sample of e = f - y, on the "
+                                   "data's DFT frequencies"}
 
     def peaks(self, max_peaks: int = 8) -> np.ndarray:
         """The strongest local maxima of |ŷ| over the DFT frequencies, ξ_0 ≥ 0, by |ξ|."""

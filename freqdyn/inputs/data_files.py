@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import skimage.data
 from PIL import Image, UnidentifiedImageError
 
 from freqdyn.errors import InputError
@@ -184,8 +185,6 @@ def _skimage(name: str):
     def read(key: str | None) -> RawSignal:
         if key is not None:
             raise InputError("target.key", f"sample:{name} is one image; drop key")
-        import skimage.data  # scikit-image: only for its bundled images
-
         return RawSignal(np.asarray(getattr(skimage.data, name)(), dtype=float),
                          full_scale=255.0, mode=f"sample {name} (8-bit grayscale)")
     return read

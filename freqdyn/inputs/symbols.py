@@ -122,7 +122,6 @@ def parse_expression(text: str, name: str, dim: int) -> sp.Expr:
         expr = _build(tree.body, symbols)
     except (TypeError, ZeroDivisionError, RecursionError) as exc:
         raise ValueError(f"cannot build {text!r}: {exc}") from None
-    expr = sp.sympify(expr)  # plain numbers (a constant expression) as sympy numbers
-    if not isinstance(expr, sp.Expr):
+    if not isinstance(expr, sp.Expr):  # every node is built as a sympy object
         raise ValueError(f"{text!r} is not an expression")
     return expr

@@ -53,7 +53,6 @@ from freqdyn.nets.setup import (
     training_samples,
 )
 from freqdyn.nets.twin import LinearTwin
-from freqdyn.predict.data_flow import data_attrs
 from freqdyn.progress import say
 from freqdyn.results import (
     UNITS_U_HAT,
@@ -359,7 +358,7 @@ def _train(case, settings, out, checkpoints, resume, stop_after, progress, start
                 "long_name": f"the network's mean squared error over the "
                              f"{'training' if key == 'train_mse' else 'held-out'} samples",
                 "units": "unit of y squared"})
-        attrs.update(data_attrs(case.target), twin="not run on data cases")
+        attrs.update(case.target.result_attrs(), twin="not run on data cases")
     ds = frequency_dataset(case, u_hat, "network", times=times, variables=variables,
                            attrs=attrs, xi_axes=case.target.dft_axes() if case.is_data
                            else None)

@@ -143,7 +143,7 @@ def data_kernel_flow(case, times=None, route: str = "auto", train_w: bool = True
     return frequency_dataset(case, u_hat, "kernel-flow", times=times,
                              xi_axes=target.dft_axes(), variables=_mse_variables(train_mse,
                                                                                  test_mse),
-                             attrs={"kernel_flow": info, **data_attrs(target)})
+                             attrs={"kernel_flow": info, **target.result_attrs()})
 
 
 def _mse_variables(train_mse, test_mse) -> dict:
@@ -156,11 +156,3 @@ def _mse_variables(train_mse, test_mse) -> dict:
             "units": "unit of y squared"}),
     }
 
-
-def data_attrs(target) -> dict:
-    """What every result of a data case records about its samples."""
-    return {"data_file": str(target.path), "data_sha256": target.sha256,
-            "data_shape": list(target.values.shape), "data_holdout": target.holdout,
-            "data_normalize": target.normalize, "data_on_grid": target.on_grid,
-            "error_transform": "Riemann sum over every sample of e = f - y, on the data's "
-                               "DFT frequencies"}

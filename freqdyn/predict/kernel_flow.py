@@ -64,7 +64,7 @@ def _points(R: float, spacing: float, dim: int) -> int:
 
 
 #: Memory model (bytes) of one run: the dense Gram (eig), or for Lanczos the FFT arrays of
-#: length 3n − 2 per axis (four live at a time) and :data:`LANCZOS_VECTORS` basis vectors.
+#: length 2n − 1 per axis (four live at a time) and :data:`LANCZOS_VECTORS` basis vectors.
 LANCZOS_VECTORS = 200
 
 
@@ -74,7 +74,7 @@ def memory_needed(settings: KernelFlowSettings, dim: int) -> tuple[int, float]:
     points = n**dim
     if settings.method == "eig":
         return points, 3 * 8.0 * points**2
-    return points, 8.0 * (4 * (3 * n) ** dim + LANCZOS_VECTORS * points)
+    return points, 8.0 * (4 * (2 * n) ** dim + LANCZOS_VECTORS * points)
 
 
 def _method_for(points: int) -> str:

@@ -15,7 +15,7 @@ import numpy as np
 import tomli_w
 
 from freqdyn._version import __version__
-from freqdyn.analysis.data_design import ScaleDesign, design_scale
+from freqdyn.analysis.data_design import ScaleDesign, design_scale, rho_at_scale
 from freqdyn.analysis.design import (
     Design,
     case_table,
@@ -105,7 +105,7 @@ def data_design_to(case, time: float, out, scales=None) -> tuple[ScaleDesign, li
     with FolderLock(out):
         sd = design_scale(case, time, scales)
         table = tomllib.loads(case.text)
-        table["network"]["rho_w"][sd.key] = sd.scale
+        table["network"]["rho_w"] = rho_at_scale(case, sd.scale)
         table["target"]["data"] = str(case.target.path)
         text = (f"# written by freqdyn {__version__}: design --case {case.name} --time "
                 f"{time:g}\n" + tomli_w.dumps(table))
