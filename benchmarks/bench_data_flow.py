@@ -2,13 +2,16 @@
 (a script, not a test).
 
     python benchmarks/bench_data_flow.py [--signal 1000000] [--image 512] [--dense 4096]
+                                         [--scattered 100000]
 
-Three runs, each timed end to end (case built from an array, flow, errors, spectrum):
+Five runs, each timed end to end (case built from an array, flow, errors, spectrum):
 
 * a 1D signal of ``--signal`` samples on [0, 1] (two sines and noise), stride-2 holdout;
 * a ``--image``² image (two plane waves and noise), stride-2 holdout;
 * a 1D signal with ``--dense`` training samples, by both routes in the same process:
-  both times and the largest relative difference of train and test MSE.
+  both times and the largest relative difference of train and test MSE;
+* ``--scattered`` uniformly random x on [0, 1] (20 % held out at random), by the Krylov
+  route on NUFFT products, and ``--dense`` scattered training samples by both routes.
 
 Gaussian ρ_w of scale 20 (1D) / 10 (2D), σ_a = 0.1, report times 0, 10, 100, 1000.
 """
@@ -38,10 +41,27 @@ def _case(values, scale):
                              rho_w={"family": "gaussian", "scale": scale})
 
 
-def timed(values, scale, route="auto"):
+def _scattered_case(n, scale, seed=0):
+    rng = np.random.default_rng(seed)
+    x = np.sort(rng.uniform(0.0, 1.0, n))
+    y = np.sin(2 * np.pi * 3 * x) + 0.3 * np.sin(2 * np.pi * 40 * x) + 0.1 * rng.normal(size=n)
+    return freqdyn.data_case(y, x=x, holdout={"fraction": 0.2, "seed": 1}, sigma_a=0.1,
+                             times=TIMES, rho_w={"family": "gaussian", "scale": scale})
+
+
+def timed(values, scale, route="auto", case=None):
     start = time.perf_counter()
-    ds = data_kernel_flow(_case(values, scale), route=route)
+    ds = data_kernel_flow(case if case is not None else _case(values, scale), route=route)
     return time.perf_counter() - start, ds
+
+
+def _compare(label, make, n):
+    t_dense, dense = timed(None, None, "dense", case=make())
+    t_fast, fast = timed(None, None, "krylov", case=make())
+    rel = max(float(np.max(np.abs(fast[k].values - dense[k].values) / dense[k].values))
+              for k in ("train_mse", "test_mse"))
+    print(f"{n} {label} training samples: dense {t_dense:.2f} s, krylov {t_fast:.3f} s "
+          f"({t_dense / t_fast:.0f}x), largest relative MSE difference {rel:.1e}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -49,6 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--signal", type=int, default=1_000_000)
     parser.add_argument("--image", type=int, default=512)
     parser.add_argument("--dense", type=int, default=4096)
+    parser.add_argument("--scattered", type=int, default=100_000)
     args = parser.parse_args(argv)
     for label, values, scale in (("signal", _signal((args.signal,)), 20.0),
                                  ("image", _signal((args.image, args.image)), 10.0)):
@@ -56,13 +77,11 @@ def main(argv: list[str] | None = None) -> None:
         info = ds.attrs["kernel_flow"]
         print(f"{label} {values.shape}: {seconds:.2f} s, route {info}, test MSE "
               f"{ds['test_mse'].values[-1]:.4g} at t = {TIMES[-1]:g}")
-    values = _signal((2 * args.dense - 1,))
-    t_dense, dense = timed(values, 20.0, "dense")
-    t_fast, fast = timed(values, 20.0, "krylov")
-    rel = max(float(np.max(np.abs(fast[k].values - dense[k].values) / dense[k].values))
-              for k in ("train_mse", "test_mse"))
-    print(f"{args.dense} training samples: dense {t_dense:.2f} s, krylov {t_fast:.3f} s "
-          f"({t_dense / t_fast:.0f}x), largest relative MSE difference {rel:.1e}")
+    seconds, ds = timed(None, None, case=_scattered_case(args.scattered, 20.0))
+    print(f"scattered ({args.scattered},): {seconds:.2f} s, route {ds.attrs['kernel_flow']}, "
+          f"test MSE {ds['test_mse'].values[-1]:.4g} at t = {TIMES[-1]:g}")
+    _compare("grid", lambda: _case(_signal((2 * args.dense - 1,)), 20.0), args.dense)
+    _compare("scattered", lambda: _scattered_case(round(args.dense / 0.8), 20.0), args.dense)
 
 
 if __name__ == "__main__":

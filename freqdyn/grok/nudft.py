@@ -13,19 +13,18 @@ method of Xu et al.):
 
 with d the first principal component of a reference data set or a user direction.
 
-This convention differs from :func:`freqdyn.nets.measure.nudft`, which serves the PDE side
-(convention B, cycles per unit, quadrature weights); the two are kept apart on purpose.
-
-Two ways to evaluate the same sum:
+This normalisation differs from :func:`freqdyn.inputs.fourier.nudft`, which serves the PDE
+side (convention B, cycles per unit, quadrature weights); both evaluate the one exponential
+sum :func:`freqdyn.inputs.fourier.exponential_sum`, in two ways:
 
 * ``"direct"``: the O(n·K) sum, in chunks of frequencies so that the exponential matrix
-  stays below :data:`CHUNK_ELEMENTS` complex entries;
+  stays below :data:`freqdyn.inputs.fourier.CHUNK_ELEMENTS` complex entries;
 * ``"fast"``: the FINUFFT library — type 1 when the frequency grid is uniform (the points
   are rescaled and wrapped to [−π, π), exact because the exponent is periodic on such a
   grid), type 3 (nonuniform to nonuniform) otherwise — at the requested relative
   tolerance ``eps``.
 
-``method="auto"`` picks the fast path when n·K ≥ :data:`FAST_THRESHOLD`.
+``method="auto"`` picks the fast path when n·K ≥ :data:`freqdyn.inputs.fourier.FAST_THRESHOLD`.
 
 Two freqdyn additions (not in the paper, which compares spectra by eye):
 
@@ -40,19 +39,11 @@ Two freqdyn additions (not in the paper, which compares spectra by eye):
 
 from __future__ import annotations
 
-import finufft
 import numpy as np
 from scipy.signal import find_peaks
 
 from freqdyn.errors import InputError
-
-CHUNK_ELEMENTS = 2**22
-"""Largest number of complex entries of exp(−i k x) held at once by the direct sum (64 MiB)."""
-
-FAST_THRESHOLD = 10**6
-"""``method="auto"`` uses FINUFFT when (points × frequencies) reaches this size."""
-
-METHODS = ("auto", "direct", "fast")
+from freqdyn.inputs.fourier import METHODS, exponential_sum
 
 
 def _as_points(x, field: str) -> np.ndarray:
@@ -74,48 +65,6 @@ def _as_values(values, n: int) -> np.ndarray:
     return vals.astype(complex)
 
 
-def _uniform_step(k: np.ndarray) -> float | None:
-    """The spacing of k when it is an evenly spaced increasing grid (≥ 2 points), else None."""
-    if k.size < 2:
-        return None
-    steps = np.diff(k)
-    step = (k[-1] - k[0]) / (k.size - 1)
-    if step <= 0 or not np.allclose(steps, step, rtol=1e-9, atol=0.0):
-        return None
-    return float(step)
-
-
-def _direct(x: np.ndarray, vals: np.ndarray, k: np.ndarray) -> np.ndarray:
-    """Σ_j vals_j exp(−i k x_j) by chunks of frequencies; vals shape (n, m), result (K, m)."""
-    chunk = max(1, CHUNK_ELEMENTS // x.size)
-    out = np.empty((k.size, vals.shape[1]), dtype=complex)
-    for start in range(0, k.size, chunk):
-        kernel = np.exp(-1j * np.outer(k[start:start + chunk], x))
-        out[start:start + chunk] = kernel @ vals
-    return out
-
-
-def _fast(x: np.ndarray, vals: np.ndarray, k: np.ndarray, eps: float,
-          threads: int | None) -> np.ndarray:
-    """Σ_j vals_j exp(−i k x_j) with FINUFFT; vals shape (n, m), result (K, m)."""
-    options = {"nthreads": threads} if threads else {}
-    coeffs = np.ascontiguousarray(vals.T)  # FINUFFT stacks transforms along the first axis
-    if vals.shape[1] == 1:
-        coeffs = coeffs[0]
-    step = _uniform_step(k)
-    if step is not None:
-        # k_m = k_0 + (c + m)·Δ with c = ⌊K/2⌋ and m over FINUFFT's modes −⌊K/2⌋…: the phase
-        # exp(−i (c+m) Δ x) is 2π-periodic in t = Δ·x, so t can be wrapped to [−π, π).
-        centre = k.size // 2
-        t = np.mod(step * x + np.pi, 2 * np.pi) - np.pi
-        twist = np.exp(-1j * (k[0] * x + centre * t))
-        result = finufft.nufft1d1(t, coeffs * twist, n_modes=k.size, eps=eps, isign=-1,
-                                  **options)
-    else:
-        result = finufft.nufft1d3(x, coeffs, k, eps=eps, isign=-1, **options)
-    return np.asarray(result).reshape(vals.shape[1], k.size).T
-
-
 def nudft(x, values, k, *, method: str = "auto", eps: float = 1e-12,
           threads: int | None = None) -> np.ndarray:
     """F[f](k) = (1/n) Σ_j f(x_j) exp(−i k x_j) at 1-D points x (n,) and frequencies k (K,).
@@ -132,12 +81,8 @@ def nudft(x, values, k, *, method: str = "auto", eps: float = 1e-12,
     points = _as_points(x, "x")
     freqs = _as_points(k, "k")
     vals = _as_values(values, points.size)
-    columns = vals.reshape(points.size, -1)
-    use_fast = method == "fast" or (method == "auto"
-                                    and points.size * freqs.size >= FAST_THRESHOLD)
-    sums = _fast(points, columns, freqs, eps, threads) if use_fast \
-        else _direct(points, columns, freqs)
-    sums /= points.size
+    sums = exponential_sum(points, vals.reshape(points.size, -1), freqs, method=method,
+                           eps=eps, threads=threads) / points.size
     return sums[:, 0] if vals.ndim == 1 else sums
 
 

@@ -9,12 +9,14 @@ the infinite-width mean network (f₀ = 0) by
 with Θ = κ²(1 + 4π²σ_a² x·x') k(x − x') (docs/theory.md §3).  A⁻¹ is never formed:
 
 * ``dense``: the eigenpairs of A (:func:`~freqdyn.predict.kernel_flow.kernel_descent`),
-  for up to :data:`DENSE_LIMIT` training samples, and for scattered x;
-* ``krylov``: on a grid, a Lanczos basis of u₀ gives e^{−At}u₀ and its time integral
-  (the φ₁ function) at every report time
-  (:func:`~freqdyn.predict.kernel_flow.lanczos_exponential`); each product with A is
-  the full grid's Toeplitz product (1 + d FFT convolutions, O(N log N)) of the training
-  samples embedded in the grid, read back on them; the test values are one more product.
+  for up to :data:`DENSE_LIMIT` training samples;
+* ``krylov``: a Lanczos basis of u₀ gives e^{−At}u₀ and its time integral (the φ₁
+  function) at every report time (:func:`~freqdyn.predict.kernel_flow.lanczos_exponential`);
+  the test values are one more product per time.  On a grid each product with A is the
+  full grid's Toeplitz product (1 + d FFT convolutions, O(N log N)) of the training
+  samples embedded in the grid, read back on them; on scattered 1D samples it is the
+  NUFFT product of :meth:`~freqdyn.theory.ntk.FourierFeatureKernel.scattered_matvec`
+  (two type-3 transforms, O(N log N)).
 
 The dataset holds ``train_mse(t)``, ``test_mse(t)`` (mean squared errors over the
 training and held-out samples) and the error transform over the data's DFT frequencies,
@@ -29,13 +31,15 @@ import numpy as np
 
 import freqdyn.memory as memory
 from freqdyn.errors import InputError
+from freqdyn.inputs.densities.base import MAX_RULE_NODES
 from freqdyn.predict.kernel_flow import kernel_descent, lanczos_exponential
 from freqdyn.results import frequency_dataset
 from freqdyn.theory.ntk import FourierFeatureKernel
 
 #: Most training samples the dense eigendecomposition is used for.
 DENSE_LIMIT = 2048
-#: Most training samples of scattered (non-grid) data: dense only.
+#: Most training samples of scattered data whose ρ_w has no converging cosine rule
+#: (dense only).
 SCATTERED_LIMIT = 6000
 #: Relative accuracy the Krylov route is driven to at every report time.
 KRYLOV_RTOL = 1e-12
@@ -48,12 +52,9 @@ def route_for(target, route: str = "auto") -> str:
     """``dense`` or ``krylov`` for ``target`` (a :class:`~freqdyn.inputs.data.DataTarget`)."""
     if route not in ROUTES:
         raise InputError("kernel_flow.route", f"must be one of {ROUTES}, got {route!r}")
-    if route == "krylov" and not target.on_grid:
-        raise InputError("kernel_flow.route", "krylov needs samples on a grid; these are "
-                                              "scattered: use dense")
     if route != "auto":
         return route
-    return "dense" if target.n_train <= DENSE_LIMIT or not target.on_grid else "krylov"
+    return "dense" if target.n_train <= DENSE_LIMIT else "krylov"
 
 
 def memory_needed(target, route: str) -> float:
@@ -62,16 +63,14 @@ def memory_needed(target, route: str) -> float:
     n, n_all = target.n_train, target.values.size
     if route == "dense":
         return 8.0 * (4 * n**2 + 2 * n * max(target.n_test, 1))
+    if not target.on_grid:  # the cosine rule at its largest, and the transforms' arrays
+        return 8.0 * (6 * MAX_RULE_NODES + 16 * n_all + KRYLOV_VECTORS * n)
     return 8.0 * (8 * 2**target.dim * n_all + KRYLOV_VECTORS * n)
 
 
 def check_size(case, route: str) -> None:
-    """Refuse, before any work, what will not fit (memory) or not finish (scattered size)."""
+    """Refuse, before any work, what will not fit in memory."""
     target = case.target
-    if route == "dense" and not target.on_grid and target.n_train > SCATTERED_LIMIT:
-        raise InputError("target.data", f"{target.n_train} scattered training samples are "
-                                        f"beyond the {SCATTERED_LIMIT} the dense route "
-                                        "takes; resample onto an even grid (the fast route)")
     memory.require("target.data", memory_needed(target, route),
                    f"the {route} kernel flow on {target.n_train} training samples",
                    "hold out more samples, or crop the data")
@@ -99,23 +98,61 @@ def _dense_flow(case, times, train_w):
     return u_train, f_test, {"route": "dense", "eigenvalue_max": float(lam.max())}
 
 
-def _krylov_flow(case, times, train_w):
+def _grid_products(case, train_w):
+    """(v ↦ A v on the training samples, v ↦ α h Θ(X*, X) v) on a grid."""
     target = case.target
     full = _scaled_kernel(case, train_w).grid_matvec(target.axes)
     train, test = target.train.ravel(), target.test.ravel()
     embedded = np.zeros(target.values.size)
 
-    def train_matvec(v):
+    def product(v, rows):
         embedded[train] = v
-        return full(embedded)[train]
+        return full(embedded)[rows]
 
+    return (lambda v: product(v, train)), (lambda v: product(v, test))
+
+
+def _scattered_products(case, train_w):
+    """The same two products on scattered 1D samples, by NUFFT; None without a
+    converging cosine rule of ρ_w."""
+    target = case.target
+    points = target.points()[:, 0]
+    x_train, x_test = points[target.train.ravel()], points[target.test.ravel()]
+    kernel = _scaled_kernel(case, train_w)
+    to_train = kernel.scattered_matvec(x_train, x_train)
+    if to_train is None:
+        return None
+    to_test = kernel.scattered_matvec(x_train, x_test) if x_test.size else None
+    return to_train, to_test
+
+
+def _products(case, train_w):
+    if case.target.on_grid:
+        return _grid_products(case, train_w)
+    products = _scattered_products(case, train_w)
+    if products is None:
+        if case.target.n_train <= SCATTERED_LIMIT:
+            return None
+        raise InputError("network.rho_w", f"{case.rho_w.describe()} has no converging "
+                         f"cosine rule for the NUFFT product, and {case.target.n_train} "
+                         f"scattered samples are beyond the {SCATTERED_LIMIT} the dense "
+                         "route takes; resample onto an even grid (the FFT route)")
+    return products
+
+
+def _krylov_flow(case, times, train_w):
+    products = _products(case, train_w)
+    if products is None:  # scattered, no cosine rule, small enough for dense
+        return _dense_flow(case, times, train_w)
+    train_matvec, test_matvec = products
+    target = case.target
     y = target.values.ravel()
-    u_train, info = lanczos_exponential(train_matvec, -y[train], times, rtol=KRYLOV_RTOL,
-                                        integral=True)
-    f_test = np.empty((len(times), int(test.sum())))
+    u_train, info = lanczos_exponential(train_matvec, -y[target.train.ravel()], times,
+                                        rtol=KRYLOV_RTOL, integral=True)
+    f_test = np.empty((len(times), target.n_test))
     for i, moved in enumerate(info.pop("integral")):
-        embedded[train] = moved
-        f_test[i] = -full(embedded)[test]
+        if target.n_test:
+            f_test[i] = -test_matvec(moved)
     return u_train, f_test, {"route": "krylov", **info}
 
 

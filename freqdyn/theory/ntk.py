@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import finufft
 import numpy as np
 import torch
 from scipy import fft as sfft
@@ -55,15 +56,18 @@ class FourierFeatureKernel:
     char: object  # k(z): points (..., d) -> values (...)
     scale: float
     c_x: float
+    density: object = None  # ρ_w itself, for the scattered-point product
 
     @classmethod
     def of_case(cls, case, train_w: bool = True) -> FourierFeatureKernel:
         c_x = 4 * math.pi**2 * case.sigma_a**2 if train_w else 0.0
-        return cls(dim=case.dim, char=case.rho_w.char, scale=case.kappa**2, c_x=c_x)
+        return cls(dim=case.dim, char=case.rho_w.char, scale=case.kappa**2, c_x=c_x,
+                   density=case.rho_w)
 
     def scaled(self, factor: float) -> FourierFeatureKernel:
         """The same kernel times ``factor`` (e.g. α h^d for a discretised flow)."""
-        return FourierFeatureKernel(self.dim, self.char, self.scale * factor, self.c_x)
+        return FourierFeatureKernel(self.dim, self.char, self.scale * factor, self.c_x,
+                                    self.density)
 
     def __call__(self, x, xp=None) -> np.ndarray:
         """The Gram matrix Θ(x_i, x'_j), points (n, d) and (n', d) → (n, n')."""
@@ -110,6 +114,41 @@ class FourierFeatureKernel:
                 for x_k in coords:
                     out = out + self.c_x * x_k * conv(x_k * v)
             return self.scale * out.ravel()
+
+        return matvec
+
+    def scattered_matvec(self, x_in: np.ndarray, x_out: np.ndarray, tol: float = 1e-13):
+        """v ↦ Θ(x_out, x_in) v on scattered 1D points, matrix-free (a NUFFT product).
+
+        With the density's cosine rule k(t) = Σ_q W_q cos(2π w_q t) (|t| up to the
+        points' spread, :meth:`~freqdyn.inputs.densities.base.Density.cosine_rule`),
+
+            Σ_j k(x_i − x_j) v_j = Re Σ_q W_q e^{2πi w_q x_i} Σ_j v_j e^{−2πi w_q x_j},
+
+        two type-3 non-uniform FFTs (FINUFFT, relative accuracy ``tol``) per product, the
+        v and x·v terms stacked: O((n + q) log) per product, no n×n matrix (the
+        equispaced-Fourier idea of Greengard et al. 2023, with a Gauss–Legendre rule in w).
+        None when the rule does not converge (then only the dense Gram applies).
+        """
+        if self.dim != 1 or self.density is None:
+            raise ValueError("scattered_matvec is the d = 1 product with a known density")
+        x_in = np.ascontiguousarray(np.ravel(x_in), dtype=float)
+        x_out = np.ascontiguousarray(np.ravel(x_out), dtype=float)
+        spread = max(x_in.max(), x_out.max()) - min(x_in.min(), x_out.min())
+        rule = self.density.cosine_rule(float(spread))
+        if rule is None:
+            return None
+        freq = np.ascontiguousarray(2 * np.pi * rule[0])
+        weights = rule[1]
+
+        def matvec(v):
+            v = np.asarray(v, dtype=float)
+            stack = np.stack([v, x_in * v]) if self.c_x else v[None, :]
+            c = finufft.nufft1d3(x_in, stack.astype(complex), freq, isign=-1, eps=tol)
+            back = finufft.nufft1d3(freq, np.ascontiguousarray(c * weights), x_out,
+                                    isign=1, eps=tol).real
+            out = back[0] + (self.c_x * x_out * back[1] if self.c_x else 0.0)
+            return self.scale * out
 
         return matvec
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-import freqdyn.grok.nudft as nudft_module
+import freqdyn.inputs.fourier as nudft_module
 from freqdyn.errors import InputError
 from freqdyn.grok.nudft import (
     amplitude,

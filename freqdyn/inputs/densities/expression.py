@@ -10,7 +10,7 @@ import torch
 from scipy import integrate
 
 from freqdyn.errors import InputError
-from freqdyn.inputs.densities.base import Density, shell_directions
+from freqdyn.inputs.densities.base import Density, cosine_sum, shell_directions
 from freqdyn.inputs.symbols import axis_symbols, parse_expression
 
 
@@ -217,51 +217,17 @@ class Expression(Density):
             out[start:start + 512] = np.cos(2 * np.pi * block @ pts.T) @ dens
         return out.reshape(z.shape[:-1])
 
-    def _char_panels(self, t: np.ndarray, tol: float = 1e-12) -> np.ndarray | None:
-        """k(t) = 2∫_0^r ρ_sym(w) cos(2πtw) dw for all t at once, on a bounded density.
-
-        Composite 16-point Gauss–Legendre on [0, r], with a panel break where the even
-        density has its kink (the nearer box edge), starting at one panel per two
-        oscillations of the largest t and doubling the panels until the largest lags and
-        a spread of others agree with the doubled rule to ``tol`` (k(0) = 1).  Vectorised
-        over t: one matrix product instead of one QUADPACK call per lag (a sample-by-grid
-        Gram of 2·10^5 distinct lags in seconds).  None when 2^14 panels do not converge
-        (features too sharp for panels; QUADPACK per lag then).
-        """
+    def _rule_breaks(self) -> list[float]:
         lo, hi = float(self._box_eff[0][0]), float(self._box_eff[1][0])
-        edges = sorted({0.0, abs(lo), abs(hi)})
-        x16, w16 = np.polynomial.legendre.leggauss(16)
-        t_max = float(t.max(initial=0.0))
-        probe = np.unique(np.concatenate([t[-16:], t[:: max(1, t.size // 48)]]))
+        return sorted({0.0, abs(lo), abs(hi)})
 
-        def rule(per_unit: float):
-            nodes, weights = [], []
-            for a, b in zip(edges[:-1], edges[1:], strict=True):
-                panels = max(1, int(np.ceil((b - a) * per_unit)))
-                cuts = np.linspace(a, b, panels + 1)
-                half = 0.5 * np.diff(cuts)[:, None]
-                nodes.append((0.5 * (cuts[:-1] + cuts[1:])[:, None] + half * x16).ravel())
-                weights.append((half * w16).ravel())
-            nodes, weights = np.concatenate(nodes), np.concatenate(weights)
-            return nodes, 2.0 * weights * self.even_density(nodes[:, None])
-
-        def apply(nodes, weights, ts):
-            out = np.empty(ts.size)
-            for s in range(0, ts.size, 2048):
-                out[s:s + 2048] = np.cos(2 * np.pi * np.outer(ts[s:s + 2048], nodes)) @ weights
-            return out
-
-        per_unit = 0.5 * t_max + 4.0  # two oscillations of the largest lag per panel
-        coarse_rule = rule(per_unit)
-        coarse = apply(*coarse_rule, probe)
-        while coarse_rule[0].size <= 16 * 2**14:
-            per_unit *= 2.0
-            fine_rule = rule(per_unit)
-            fine = apply(*fine_rule, probe)
-            if np.max(np.abs(fine - coarse)) <= tol:  # the coarse rule's error estimate
-                return apply(*coarse_rule, t)
-            coarse_rule, coarse = fine_rule, fine
-        return None
+    def _char_panels(self, t: np.ndarray, tol: float = 1e-12) -> np.ndarray | None:
+        """k(t) for all t at once on a bounded density, by the converged cosine rule
+        (:meth:`~freqdyn.inputs.densities.base.Density.cosine_rule`): one matrix product
+        instead of one QUADPACK call per lag.  None when the rule does not converge
+        (features too sharp for panels; QUADPACK per lag then)."""
+        rule = self.cosine_rule(float(t.max(initial=0.0)), tol)
+        return None if rule is None else cosine_sum(*rule, t)
 
     def _char_1d(self, t: float) -> float:
         """E cos(2π w t) = ∫ ρ_sym(w) cos(2π t w) dw by QUADPACK (QAWO/QAWF)."""

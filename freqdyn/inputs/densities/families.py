@@ -200,6 +200,12 @@ class Mixture(Density):
     def _char_centered(self, z):
         return sum(p * c.char(z) for p, c in zip(self.weights, self.components, strict=True))
 
+    def _rule_breaks(self) -> list[float]:
+        """Every component's kinks, within the mixture's own outer radius."""
+        outer = self.extent(rtol=1e-16)
+        edges = {0.0, outer}.union(*(c._rule_breaks() for c in self.components))
+        return sorted(e for e in edges if e <= outer)
+
     def _sample_centered(self, n, generator):
         probs = torch.as_tensor(self.weights)
         which = torch.multinomial(probs, n, replacement=True, generator=generator) if n else \
