@@ -6,6 +6,7 @@ data = "signal.npy"        # relative to the case file's folder
 extent = [[0.0, 1.0]]      # x of the first and last sample on each axis (default [0, 1])
 holdout = { stride = 2 }   # train on every 2nd sample per axis, test on the rest
 normalize = "none"         # "none" | "mean" | "standard" | "max" (images: y / 255)
+                           # | "max-mean" (y / 255, less the training mean)
 ```
 
 Training loss (docs/theory.md §13): the box integral ½∫(f − g)² dx taken as the Riemann
@@ -37,7 +38,7 @@ from freqdyn.inputs.fourier import nudft, tensor_grid
 from freqdyn.inputs.target import magnitude_peaks
 
 TARGET_KEYS = {"data", "key", "extent", "holdout", "normalize", "alpha", "peaks"}
-NORMALIZATIONS = ("none", "mean", "standard", "max")
+NORMALIZATIONS = ("none", "mean", "standard", "max", "max-mean")
 MIN_SAMPLES_PER_AXIS = 4
 
 
@@ -241,12 +242,13 @@ def _normalise(tgt: Table, values: np.ndarray, train: np.ndarray, raw: RawSignal
             raise InputError("target.normalize", "the training samples are constant; "
                                                  "'standard' would divide by 0")
         return (values - values[train].mean()) / std, how
-    if how == "max":
+    if how in ("max", "max-mean"):
         if raw.full_scale is None:
             raise InputError("target.normalize", f"'max' divides by an image format's largest "
                                                  f"value; {raw.mode} data have none: use "
                                                  "'none', 'mean' or 'standard'")
-        return values / raw.full_scale, how
+        scaled = values / raw.full_scale
+        return (scaled - scaled[train].mean() if how == "max-mean" else scaled), how
     return values, how
 
 

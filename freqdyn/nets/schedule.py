@@ -127,6 +127,9 @@ def schedule(case, settings, lam: float, volume: float):
         lr_max = settings.lr_fraction * stability_bound(lam, settings.momentum)
     else:
         lr_max = 1e-3
+    if settings.min_steps is not None and settings.steps is None and case.times[-1] > 0:
+        lr_max = min(lr_max, (1.0 - settings.momentum) * volume * float(case.times[-1])
+                     / settings.min_steps)
     if settings.steps is not None:
         steps = np.unique(np.round(np.linspace(0, settings.steps, settings.reports)).astype(int))
         return lr_max, [int(s) for s in steps]

@@ -36,6 +36,10 @@ optimizer           ``"gd"`` (full batch), ``"sgd"`` (minibatches), ``"adam"``, 
 lr                  learning rate η; for gd/sgd an upper bound, lowered so that every
                     reported time is a whole number of steps (lr_fraction × 2(1+μ)/λ_max)
 lr_fraction         default η as a fraction of the stability bound (0.5)
+min_steps           gd/sgd: at least this many steps to the last reported time t_T, i.e.
+                    η ≤ (1 − μ) V t_T / min_steps besides the bounds above.  GD's step
+                    error on the flow is about (λt)²/(2k) relative for a mode of rate λ
+                    after k steps, so a few hundred keep it below 1 % (none)
 momentum            heavy-ball momentum μ for gd/sgd (0)
 batch_size          sgd minibatch size (N/8)
 weight_decay        adamw weight decay (0.01)
@@ -83,12 +87,19 @@ DEFAULT_PROBE = {1: 41, 2: 11, 3: 5}
 DEFAULT_NUFFT_TOL = {"float64": 1e-12, "float32": 1e-6}
 KEYS = {"model", "width", "backend", "nufft_tol", "depth", "hidden", "activation",
         "parametrization", "train_w", "twin", "f0", "R", "sampling", "samples", "optimizer", "lr",
-        "lr_fraction", "momentum", "batch_size", "weight_decay", "steps", "reports", "seed",
-        "dtype", "device", "measure_points", "transform", "probe_points", "checkpoint_every",
-        "divergence_factor", "block_rows", "compile"}
+        "lr_fraction", "min_steps", "momentum", "batch_size", "weight_decay", "steps", "reports",
+        "seed", "dtype", "device", "measure_points", "transform", "probe_points",
+        "checkpoint_every", "divergence_factor", "block_rows", "compile"}
 #: Keys that change how a run executes, not what it computes (a stored run made on another
 #: device or with other checkpointing is the same run).
 EXECUTION_KEYS = {"device", "block_rows", "compile", "checkpoint_every"}
+
+
+def _min_steps(t, optimizer: str) -> int | None:
+    steps = t.integer("min_steps", None, low=1, allow_none=True)
+    if steps is not None and optimizer not in ("gd", "sgd"):
+        raise InputError("train.min_steps", f"applies to gd and sgd, not {optimizer!r}")
+    return steps
 
 
 @dataclass(frozen=True)
@@ -112,6 +123,7 @@ class TrainSettings:
     optimizer: str
     lr: float | None
     lr_fraction: float
+    min_steps: int | None
     momentum: float
     batch_size: int | None
     weight_decay: float
@@ -240,6 +252,7 @@ def train_settings(case, overrides: dict | None = None) -> TrainSettings:
         train_w=train_w, twin=twin, f0=f0, R=R, sampling=sampling, samples=samples,
         optimizer=optimizer, lr=t.number("lr", None, low=0.0, low_open=True, allow_none=True),
         lr_fraction=t.number("lr_fraction", 0.5, low=0.0, high=1.0, low_open=True),
+        min_steps=_min_steps(t, optimizer),
         momentum=momentum, batch_size=batch_size,
         weight_decay=t.number("weight_decay", 0.01, low=0.0),
         steps=steps, reports=t.integer("reports", max(2, case.times.size), low=2),

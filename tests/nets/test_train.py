@@ -26,6 +26,7 @@ from freqdyn.nets.schedule import (
     check_learning_rate,
     pde_time,
     report_schedule,
+    schedule,
     time_quantum,
 )
 from freqdyn.nets.settings import train_settings
@@ -74,6 +75,19 @@ def test_schedule_hits_reported_times_exactly():
     np.testing.assert_allclose(pde_time(steps, lr, 20.0), times, rtol=1e-14, atol=0)
     lr_m, steps_m = report_schedule(times, lr_max=0.013, box_volume=20.0, momentum=0.9)
     np.testing.assert_allclose(pde_time(steps_m, lr_m, 20.0, 0.9), times, rtol=1e-14)
+
+
+def test_min_steps_caps_the_step_and_applies_to_gd_only():
+    """``min_steps = k``: at least k steps to the last time, where the stability bound
+    alone would allow fewer; ignored where the bound already gives more."""
+    case = _case(times=[0.0, 1.0], **TINY, min_steps=300)
+    settings = train_settings(case)
+    lr, steps = schedule(case, settings, lam=1e-6, volume=20.0)  # bound: 1e6, one step
+    assert steps[-1] == 300 and pde_time(steps[-1], lr, 20.0) == pytest.approx(1.0)
+    lr, steps = schedule(case, settings, lam=1e3, volume=20.0)  # bound-limited: 20000
+    assert steps[-1] == 20_000
+    with pytest.raises(InputError, match="min_steps"):
+        train_settings(_case(**TINY, optimizer="adam", steps=10, min_steps=5))
 
 
 def test_one_gd_step_is_one_kernel_flow_step_of_pde_time():
