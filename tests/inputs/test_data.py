@@ -87,6 +87,9 @@ def test_images_rgb_to_luma_16_bit_and_alpha(tmp_path):
     t = load_case(_case(tmp_path, "c.png", dim=2, extra='normalize = "max"')).target
     expected = np.asarray(Image.fromarray(rgb).convert("L"), float) / 255
     assert t.values.shape == (8, 10) and np.allclose(t.values, expected)
+    centred = load_case(_case(tmp_path, "c.png", dim=2, extra='normalize = "max-mean"\n'
+                              'holdout = { stride = 2 }')).target
+    assert np.allclose(centred.values, expected - expected[::2, ::2].mean())  # training mean
     deep = (np.arange(80).reshape(8, 10) * 800).astype(np.uint16)
     Image.fromarray(deep).save(tmp_path / "d.png")
     t16 = load_case(_case(tmp_path, "d.png", dim=2)).target

@@ -35,8 +35,10 @@ def test_a_data_scale_study_refuses_an_expression_case(tmp_path):
         runner.run_experiment(exp, tmp_path / "out")
 
 
-def test_the_study_parses_at_both_sizes_and_its_rule_names_reported_keys():
-    ci, full = (load_experiment(FILE, full=f) for f in (False, True))
+@pytest.mark.parametrize("name", ["data-scale-eeg", "data-scale-camera"])
+def test_the_study_parses_at_both_sizes_and_its_rule_names_reported_keys(name):
+    path = FILE.parent / f"{name}.toml"
+    ci, full = (load_experiment(path, full=f) for f in (False, True))
     assert full.settings["width"] > ci.settings["width"] and len(full.seeds) > len(ci.seeds)
     runner.precheck(ci)
     runner.precheck(full)
