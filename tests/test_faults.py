@@ -22,6 +22,9 @@ from freqdyn.results import FolderLock, read_dataset, u_hat
 
 TINY = make_case_text('family = "gaussian"\nscale = 1.0', bounds="[-4.0, 4.0]",
                       extra="points = 101\n[train]\nwidth = 256\ncheckpoint_every = 50")
+# long enough (about 2900 steps, 3 s) for a signal to arrive between checkpoints
+LONG = (TINY.replace("times = [0.0, 1.0, 2.0]", "times = [0.0, 2.0, 6.0]")
+        .replace("checkpoint_every = 50", "checkpoint_every = 200"))
 
 
 @pytest.fixture
@@ -134,8 +137,7 @@ def _wait_for_checkpoint(out, proc, timeout=120.0):
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "kill-9"])
 def test_an_interrupted_run_resumes_to_the_uninterrupted_numbers(tmp_path, sig):
     case = tmp_path / "long.toml"
-    case.write_text(TINY.replace("times = [0.0, 1.0, 2.0]", "times = [0.0, 5.0, 20.0]")
-                    .replace("checkpoint_every = 50", "checkpoint_every = 200"))
+    case.write_text(LONG)
     ref, out = tmp_path / "ref", tmp_path / "out"
     assert subprocess.run([sys.executable, "-m", "freqdyn.cli", "train", str(case), "--out",
                            str(ref)], capture_output=True,
@@ -184,9 +186,7 @@ def test_an_interrupted_study_resumes_its_unfinished_network_to_the_same_numbers
     """Ctrl-C while a study trains its first network: one line, exit 130; the same command
     again resumes that network (its checkpoints are not a reason to refuse the folder),
     trains the rest, and reports what an uninterrupted study reports."""
-    (tmp_path / "long.toml").write_text(
-        TINY.replace("times = [0.0, 1.0, 2.0]", "times = [0.0, 5.0, 20.0]")
-        .replace("checkpoint_every = 50", "checkpoint_every = 200"))
+    (tmp_path / "long.toml").write_text(LONG)
     study = tmp_path / "study.toml"
     study.write_text(STUDY)
     env = dict(os.environ, FREQDYN_NO_PROGRESS="1", OMP_NUM_THREADS="1")

@@ -198,12 +198,6 @@ def error_split(pred: xr.Dataset, runs: list[xr.Dataset],
                 "per_network": np.sqrt(spread2 / norm2), "networks": len(runs)}
 
 
-def mean_spread(values) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and (population) standard deviation over the first axis (the seeds)."""
-    arr = np.asarray(values, dtype=float)
-    return arr.mean(axis=0), arr.std(axis=0)
-
-
 def mean_dataset(datasets: list[xr.Dataset]) -> xr.Dataset:
     """The seed-mean of measured datasets (û averaged; attributes of the first)."""
     first = datasets[0]

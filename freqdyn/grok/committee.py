@@ -110,13 +110,6 @@ def activation(h: torch.Tensor, eps) -> torch.Tensor:
     return h + 0.5 * eps * h**2
 
 
-def committee_output(weights: torch.Tensor, x: torch.Tensor, alpha, eps) -> torch.Tensor:
-    """f(W, x) = (α/N) Σ_i φ(w_i·x) neuron by neuron; W (..., N, D), x (..., P, D) → (..., P)."""
-    alpha, eps = (torch.as_tensor(v, dtype=x.dtype, device=x.device) for v in (alpha, eps))
-    h = x @ weights.transpose(-1, -2)
-    return alpha[..., None] * activation(h, eps[..., None, None]).mean(-1)
-
-
 def sufficient_statistics(weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(w̄, M) = ((1/N) Σ w_i, (1/N) Σ w_i w_iᵀ) for W (..., N, D)."""
     n = weights.shape[-2]

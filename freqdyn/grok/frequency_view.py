@@ -139,14 +139,6 @@ def hypercube(bits: int) -> np.ndarray:
     return 1.0 - 2.0 * codes
 
 
-def parity_spectrum_exact(k: np.ndarray, bits: int) -> np.ndarray:
-    """|F_d[Π x_i](k)| on the full cube along d = 1/√bits: |sin(k/√bits)|^bits (closed form).
-
-    F = Π_i ½ Σ_{x_i=±1} x_i e^{−i k x_i/√bits} = (−i sin(k/√bits))^bits.
-    """
-    return np.abs(np.sin(np.asarray(k) / np.sqrt(bits))) ** bits
-
-
 def split_indices(total: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """A seeded random split: round(fraction·total) training indices, the rest for testing."""
     if not 0 < fraction < 1:

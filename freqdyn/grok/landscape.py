@@ -1,4 +1,4 @@
-"""Loss-landscape tools: Hessian extreme eigenvalues, trajectory PCA, filter-normalised slices.
+"""Loss-landscape tools: Hessian extreme eigenvalues and trajectory PCA.
 
 These are the curvature and geometry measurements of Notsawo et al. (arXiv 2306.13253,
 Sec. 4 and App. B), usable on any torch model whose loss is a closure of its parameters.
@@ -18,15 +18,6 @@ Trajectory PCA
     s_i² / Σ_j s_j² (dimensionless); the paper's claim is that the first two share more
     than 98 %.  The projections α(t), β(t) = (θ_t − θ_T)·v_{1,2} locate the trajectory in
     the plane of the two leading directions.
-
-Filter-normalised slices (Li et al. 2018, as adapted by Notsawo et al.)
-    A direction δ is rescaled filter by filter: every row w_k of a weight tensor (its
-    first index, i.e. one output unit or one embedding row) becomes
-    w_k(δ)/‖w_k(δ)‖ · ‖w_k(θ)‖, and every bias entry b_k becomes b_k(δ)/|b_k(δ)| · |b_k(θ)|.
-    The 1-D slice is f(α) = L(θ + αδ).  Direction types (:data:`DIRECTION_KINDS`):
-    ``"init-final"`` θ_0 − θ*, ``"toward-final"`` θ* − θ_t, ``"step"`` θ_{t+1} − θ_t (∝ −∇L
-    for plain gradient descent), ``"from-init"`` θ_0 − θ_t, ``"random"`` a Gaussian
-    direction.
 """
 
 from __future__ import annotations
@@ -39,8 +30,6 @@ import torch
 from scipy.sparse.linalg import LinearOperator, eigsh
 
 from freqdyn.errors import InputError
-
-DIRECTION_KINDS = ("init-final", "toward-final", "step", "from-init", "random")
 
 
 def trainable_parameters(model: torch.nn.Module) -> list[torch.Tensor]:
@@ -147,80 +136,3 @@ def trajectory_pca(snapshots: Sequence[np.ndarray] | np.ndarray,
                          projections=moves @ vt[:keep].T)
 
 
-def filter_normalize(direction: Sequence[torch.Tensor],
-                     params: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-    """Rescale ``direction`` filter by filter to the norms of ``params`` (Li et al. 2018).
-
-    Tensors with ≥ 2 dims: each row (first index) w_k(δ) → w_k(δ)/‖w_k(δ)‖·‖w_k(θ)‖.
-    1-D tensors (biases): each entry b_k(δ) → b_k(δ)/|b_k(δ)|·|b_k(θ)|.  Zero rows or
-    entries of δ stay zero.
-    """
-    normalized = []
-    for delta, theta in zip(direction, params, strict=True):
-        delta = delta.detach()
-        theta = theta.detach()
-        if delta.shape != theta.shape:
-            raise InputError("direction", f"shape {tuple(delta.shape)} != {tuple(theta.shape)}")
-        rows = (-1, 1) if delta.dim() <= 1 else (delta.shape[0], -1)
-        rows_delta, rows_theta = delta.reshape(rows), theta.reshape(rows)
-        norm_delta = rows_delta.norm(dim=1, keepdim=True)
-        scale = torch.where(norm_delta > 0, rows_theta.norm(dim=1, keepdim=True) / norm_delta,
-                            torch.zeros_like(norm_delta))
-        normalized.append((rows_delta * scale).reshape(delta.shape))
-    return normalized
-
-
-def slice_direction(kind: str, current: Sequence[torch.Tensor], *,
-                    initial: Sequence[torch.Tensor] | None = None,
-                    final: Sequence[torch.Tensor] | None = None,
-                    following: Sequence[torch.Tensor] | None = None,
-                    seed: int = 0) -> list[torch.Tensor]:
-    """The raw (not yet normalised) direction of one of :data:`DIRECTION_KINDS`.
-
-    ``current`` is θ_t, ``initial`` θ_0, ``final`` θ* and ``following`` θ_{t+1}; only the
-    ones the kind needs must be given.  ``"random"`` draws N(0, 1) entries from a
-    generator seeded with ``seed``.
-    """
-    def need(name, value):
-        if value is None:
-            raise InputError(name, f"direction kind {kind!r} needs it")
-        return [v.detach() for v in value]
-
-    current = [c.detach() for c in current]
-    if kind == "init-final":
-        return [a - b for a, b in zip(need("initial", initial), need("final", final), strict=True)]
-    if kind == "toward-final":
-        return [a - b for a, b in zip(need("final", final), current, strict=True)]
-    if kind == "step":
-        return [a - b for a, b in zip(need("following", following), current, strict=True)]
-    if kind == "from-init":
-        return [a - b for a, b in zip(need("initial", initial), current, strict=True)]
-    if kind == "random":
-        generator = torch.Generator().manual_seed(seed)
-        return [torch.randn(c.shape, generator=generator, dtype=c.dtype).to(c.device)
-                for c in current]
-    raise InputError("direction", f"unknown kind {kind!r}; choose from {DIRECTION_KINDS}")
-
-
-def loss_slice(metrics: Callable[[], dict[str, float]], params: Sequence[torch.Tensor],
-               direction: Sequence[torch.Tensor], alphas: Sequence[float]) -> dict[str, np.ndarray]:
-    """Evaluate ``metrics()`` at θ + αδ for every α; the parameters are restored after.
-
-    ``metrics`` reads the current parameter values (e.g. loss and accuracy on a data
-    set) and returns a dict of floats; the result maps each key to an array over α.
-    """
-    params = list(params)
-    saved = [p.detach().clone() for p in params]
-    curves: dict[str, list[float]] = {}
-    try:
-        for alpha in alphas:
-            with torch.no_grad():
-                for p, p0, d in zip(params, saved, direction, strict=True):
-                    p.copy_(p0 + alpha * d)
-            for key, value in metrics().items():
-                curves.setdefault(key, []).append(float(value))
-    finally:
-        with torch.no_grad():
-            for p, p0 in zip(params, saved, strict=True):
-                p.copy_(p0)
-    return {key: np.asarray(values) for key, values in curves.items()}

@@ -14,6 +14,8 @@ Otherwise it is computed by a converged Riemann sum over the window of g
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import sympy as sp
 
@@ -53,8 +55,12 @@ def _gaussian_term_transform(term: sp.Expr, x, xi) -> sp.Expr | None:
     return coeff * sp.pi ** sp.Rational(d, 2) / sp.sqrt(a_mat.det()) * sp.exp(sp.expand(quad) + c0)
 
 
+@functools.lru_cache(maxsize=64)
 def closed_form_transform(expr: sp.Expr, dim: int) -> sp.Expr | None:
-    """ĝ(ξ) in closed form for sums of Gaussian-windowed exponentials, else None."""
+    """ĝ(ξ) in closed form for sums of Gaussian-windowed exponentials, else None.
+
+    Cached by expression (sympy expressions are immutable): a study loads its case once
+    per network, and the symbolic simplification is most of a case's load time."""
     x = axis_symbols("x", dim)
     xi = axis_symbols("xi", dim)
     expanded = sp.expand(expr.rewrite(sp.exp))

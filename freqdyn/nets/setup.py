@@ -33,7 +33,7 @@ def build_model(case, settings: TrainSettings):
     """The network of the settings, initialised from ``seed`` (on the settings' device).
 
     ``f0 = "centered"`` builds the plain random network (all m units independent);
-    the trainer then subtracts its initial output (:func:`centered_targets`).
+    the trainer then subtracts its initial output.
     """
     gen = torch.Generator().manual_seed(settings.seed)
     f0 = "random" if settings.f0 == "centered" else settings.f0
@@ -74,24 +74,6 @@ def independent_units(settings: TrainSettings) -> int:
     """Independent frequency draws of the 2-layer network: m/2 when doubled (f0 = "zero"),
     else m (centred or random)."""
     return settings.width // 2 if settings.f0 == "zero" else settings.width
-
-
-@torch.no_grad()
-def centered_targets(initial_model, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Targets y + f(x; θ₀) that make training f train f − f₀ (``f0 = "centered"``).
-
-    The centred model is f_c(x; θ) = f(x; θ) − f(x; θ₀) with θ₀ frozen, so f_c ≡ 0 at
-    initialisation while all m units stay independent (doubling keeps only m/2 draws).
-    Since f(x; θ₀) does not depend on θ,
-
-        (α/2N) Σ_i (f_c(x_i; θ) − y_i)² = (α/2N) Σ_i (f(x_i; θ) − [y_i + f(x_i; θ₀)])²
-
-    with the same gradient, the same NTK ∇_θf·∇_θf and so the same PDE; the error
-    u = f_c − g = f − (g + f₀) is measured the same way, against the shifted target.
-    ``initial_model`` must hold θ₀; f₀ is evaluated in its own precision, so the
-    initial training residual is −y up to the rounding of one addition.
-    """
-    return y + initial_model.evaluate(x).to(y.dtype)
 
 
 def build_optimizer(params, settings: TrainSettings, lr: float) -> torch.optim.Optimizer:

@@ -52,11 +52,6 @@ def test_parseval_loss_matches_closed_form(case):
     assert loss == pytest.approx(2.0 / 20.0 * exact, rel=1e-6)
 
 
-def test_seed_mean_and_spread():
-    mean, std = compare.mean_spread([[1.0, 3.0], [3.0, 5.0]])
-    assert mean.tolist() == [2.0, 4.0] and std.tolist() == [1.0, 1.0]
-
-
 def test_slope_interval_covers_the_true_slope_at_its_level():
     """Noisy power laws m^{-1/2}·e^{N(0, 0.1²)}: the 95 % interval holds −1/2 in about 95 %
     of 400 draws (binomial 3σ band), and an exact power law gives a zero-width interval."""

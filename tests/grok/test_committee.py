@@ -7,7 +7,7 @@ from torch.func import jvp
 
 from freqdyn.errors import InputError
 from freqdyn.grok.committee import (
-    committee_output,
+    activation,
     k0_gram,
     kernel_alignment,
     kernel_descent_losses,
@@ -26,6 +26,14 @@ from freqdyn.grok.committee import (
 D64 = torch.float64
 
 
+
+def _committee_output(weights, x, alpha, eps):
+    """f(W, x) = (α/N) Σ_i φ(w_i·x) neuron by neuron, the independent reference of the
+    statistics form; W (..., N, D), x (..., P, D) → (..., P)."""
+    alpha, eps = (torch.as_tensor(v, dtype=x.dtype, device=x.device) for v in (alpha, eps))
+    h = x @ weights.transpose(-1, -2)
+    return alpha[..., None] * activation(h, eps[..., None, None]).mean(-1)
+
 def _setup(dim=6, n_train=30, n_test=40, width=8, seed=0, target_scale=0.5):
     gen = torch.Generator().manual_seed(seed)
     task = teacher_task(dim, n_train, n_test, gen, target_scale=target_scale)
@@ -34,14 +42,14 @@ def _setup(dim=6, n_train=30, n_test=40, width=8, seed=0, target_scale=0.5):
 
 
 def _centered_loss(weights, w0, x, y, alpha, eps):
-    f = committee_output(weights, x, alpha, eps) - committee_output(w0, x, alpha, eps)
+    f = _committee_output(weights, x, alpha, eps) - _committee_output(w0, x, alpha, eps)
     return ((f - y) ** 2).mean()
 
 
 def test_statistics_reproduce_neuron_sum():
     task, w0, _ = _setup()
     w_bar, second = sufficient_statistics(w0)
-    direct = committee_output(w0, task.x_test, 1.7, 0.3)
+    direct = _committee_output(w0, task.x_test, 1.7, 0.3)
     assert torch.allclose(output_from_statistics(w_bar, second, task.x_test, 1.7, 0.3),
                           direct, rtol=1e-12, atol=1e-12)
 
@@ -101,7 +109,7 @@ def test_twin_is_the_trained_first_order_taylor_model():
     lr = eta0 * w0.shape[0] / alpha**2
 
     def f_lin(w, x):
-        f0, df = jvp(lambda v: committee_output(v, x, alpha, eps), (w0,), (w - w0,))
+        f0, df = jvp(lambda v: _committee_output(v, x, alpha, eps), (w0,), (w - w0,))
         return df   # centered: f_lin − f(W₀)
 
     w, train, test = w0.clone(), [], []
@@ -120,7 +128,7 @@ def test_ntk_gram_is_the_jacobian_product_over_alpha_squared_by_n():
     task, w0, _ = _setup(n_test=7)
     alpha, eps = 1.4, 0.35
     x = task.x_test
-    jac = torch.autograd.functional.jacobian(lambda w: committee_output(w, x, alpha, eps), w0)
+    jac = torch.autograd.functional.jacobian(lambda w: _committee_output(w, x, alpha, eps), w0)
     flat = jac.reshape(x.shape[0], -1)
     emp = flat @ flat.T / (alpha**2 / w0.shape[0])
     assert torch.allclose(ntk_gram(x, x, *sufficient_statistics(w0), eps), emp,

@@ -6,11 +6,7 @@ import torch
 
 from freqdyn.errors import InputError
 from freqdyn.grok.landscape import (
-    filter_normalize,
-    flat_parameters,
     hessian_extremes,
-    loss_slice,
-    slice_direction,
     trainable_parameters,
     trajectory_pca,
 )
@@ -86,53 +82,3 @@ def test_trajectory_pca_rejects_short_input():
         trajectory_pca(np.zeros((2, 5)))
 
 
-def test_filter_normalisation_matches_row_and_bias_norms():
-    model, _, _, _ = tiny_problem()
-    params = trainable_parameters(model)
-    direction = slice_direction("random", params, seed=4)
-    normalized = filter_normalize(direction, params)
-    for delta, raw, theta in zip(normalized, direction, params, strict=True):
-        if theta.dim() >= 2:
-            np.testing.assert_allclose(delta.norm(dim=1).numpy(),
-                                       theta.detach().norm(dim=1).numpy(), rtol=1e-12)
-            # Each row keeps its orientation.
-            cosine = (delta * raw).sum(dim=1) / (delta.norm(dim=1) * raw.norm(dim=1))
-            np.testing.assert_allclose(cosine.numpy(), 1.0, rtol=1e-12)
-        else:
-            np.testing.assert_allclose(delta.numpy(),
-                                       torch.sign(raw).numpy() * theta.detach().abs().numpy(),
-                                       rtol=1e-12)
-
-
-def test_slice_at_zero_is_the_loss_and_parameters_are_restored():
-    model, loss_fn, _, _ = tiny_problem()
-    params = trainable_parameters(model)
-    before = flat_parameters(model)
-    initial = [p.detach() + 0.3 for p in params]
-    direction = filter_normalize(slice_direction("from-init", params, initial=initial), params)
-    alphas = np.array([-1.0, -0.5, 0.0, 0.5, 1.0])
-    curves = loss_slice(lambda: {"loss": loss_fn().item()}, params, direction, alphas)
-    assert curves["loss"][2] == loss_fn().item()
-    np.testing.assert_array_equal(flat_parameters(model), before)
-    # An independent evaluation at α = 1 by copying the shifted weights into a clone.
-    shifted = [p.detach() + d for p, d in zip(params, direction, strict=True)]
-    with torch.no_grad():
-        for p, s in zip(params, shifted, strict=True):
-            p.copy_(s)
-    assert curves["loss"][-1] == pytest.approx(loss_fn().item(), rel=1e-14)
-
-
-def test_direction_kinds_follow_their_definitions():
-    current = [torch.tensor([1.0, 2.0])]
-    initial = [torch.tensor([0.0, 0.0])]
-    final = [torch.tensor([3.0, 5.0])]
-    following = [torch.tensor([1.5, 2.5])]
-    assert slice_direction("init-final", current, initial=initial, final=final)[0].tolist() \
-        == [-3.0, -5.0]
-    assert slice_direction("toward-final", current, final=final)[0].tolist() == [2.0, 3.0]
-    assert slice_direction("step", current, following=following)[0].tolist() == [0.5, 0.5]
-    assert slice_direction("from-init", current, initial=initial)[0].tolist() == [-1.0, -2.0]
-    with pytest.raises(InputError, match="final"):
-        slice_direction("toward-final", current)
-    with pytest.raises(InputError, match="direction"):
-        slice_direction("sideways", current)

@@ -35,11 +35,6 @@ SHIFT_FACTOR = 0.1
 GROUP_SPAN = 100.0
 
 
-def _m_dot(disc: Discretisation, a, b, work) -> float:
-    disc.M.mult(b, work)
-    return a.dot(work)
-
-
 def _krylov_exponential(disc: Discretisation, ksp, b, times, gamma: float, tol: float):
     """(e^{−tA} b for each t as PETSc vectors, iterations, the final relative changes)."""
     beta = disc.norm_M(b)
