@@ -132,6 +132,22 @@ def _cmd_run(args) -> int:
     return EXIT_OK if result.claim_holds else EXIT_CLAIM_FAILED
 
 
+def _confirmation(args):
+    """The networks of ``design --case … --confirm --width M [--seeds …]``, or None."""
+    from freqdyn.runs.design import Confirmation
+
+    if args.width is not None and not args.confirm:
+        raise InputError("--width", "sets the width of the networks that --confirm trains; "
+                                    "the design itself is the infinite-width prediction (its "
+                                    "finite-width spread on data is not built): add --confirm")
+    if not args.confirm:
+        return None
+    if args.width is None or args.width < 2:
+        raise InputError("--width", "give the networks' width M >= 2 for --confirm")
+    seeds = _comma_list(args.seeds, int, "--seeds", "integers") or [0]
+    return Confirmation(width=args.width, seeds=seeds)
+
+
 def _cmd_design(args) -> int:
     from freqdyn.runs.design import data_design_lines, data_design_to, design_lines, design_to
 
@@ -141,9 +157,13 @@ def _cmd_design(args) -> int:
         if args.time is None:
             raise InputError("--time", "give the training time T the design is for")
         scales = _comma_list(args.scales, float, "--scales", "numbers")
-        sd, paths = data_design_to(load_case(args.case), args.time, args.out, scales)
-        print("\n".join(data_design_lines(sd, paths)))
+        sd, paths, measured = data_design_to(load_case(args.case), args.time, args.out,
+                                             scales, _confirmation(args))
+        print("\n".join(data_design_lines(sd, paths, measured)))
         return EXIT_OK
+    for flag, value in (("--confirm", args.confirm), ("--width", args.width)):
+        if value:
+            raise InputError(flag, "applies to a data case (--case DATA.toml)")
     for flag, value in (("--profile", args.profile), ("--band", args.band)):
         if value is None:
             raise InputError(flag, "is required (or --case DATA.toml --time T for a data case)")
@@ -255,6 +275,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sigma-a", type=float, default=0.3, help="outer-weight std sigma_a")
     p.add_argument("--peak-count", "--peaks", type=int, default=5, dest="peak_count",
                    help="number of probe peaks placed across the band")
+    p.add_argument("--confirm", action="store_true",
+                   help="with --case: train networks of --width at every scale of the grid "
+                        "and add their test MSE to design.json and design.png")
+    p.add_argument("--width", type=int, default=None,
+                   help="with --confirm: the networks' width m")
+    p.add_argument("--seeds", default=None,
+                   help="with --confirm: comma-separated seeds, one network each (0)")
     p.add_argument("--out", default="out/design", help="output folder")
     p.add_argument("--no-solver", action="store_true",
                    help="skip the check of the result with the modal (FEM) solver")

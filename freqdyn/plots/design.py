@@ -46,12 +46,18 @@ def design_figure(d: Design, modal=None, measured=None, title: str = ""):
     return fig
 
 
-def scale_figure(scale_design, title: str | None = None) -> plt.Figure:
-    """Predicted test and train MSE against the ρ_w scale, the chosen scale marked."""
+def scale_figure(scale_design, title: str | None = None, measured: dict | None = None
+                 ) -> plt.Figure:
+    """Predicted test and train MSE against the ρ_w scale, the chosen scale marked; with
+    ``measured`` the networks' test MSE (mean ± std over seeds) on the same axes."""
     sd = scale_design
     fig, ax = plt.subplots(figsize=(6.4, 4.2), layout="constrained")
     ax.plot(sd.scales, sd.test_mse, "o-", ms=3, label="test MSE (theory)")
     ax.plot(sd.scales, sd.train_mse, "s--", ms=3, label="train MSE (theory)")
+    if measured is not None:
+        ax.errorbar(sd.scales, measured["test_mse_mean"], yerr=measured["test_mse_std"],
+                    fmt="x", color="C3", capsize=2,
+                    label=f"test MSE (networks, m = {measured['width']})")
     ax.axvline(sd.scale, color="k", lw=0.8, label=f"chosen {sd.key} = {sd.scale:.3g}")
     ax.set(xscale="log", yscale="log", xlabel=f"rho_w {sd.key} ({sd.family})",
            ylabel=f"mean squared error at t = {sd.time:g}")

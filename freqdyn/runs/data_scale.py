@@ -59,8 +59,10 @@ def _settings(exp):
     return case, time, scales, s.integer("width", low=2), dict(s.get("train", {}))
 
 
-def _measured(case, time, scales, width, seeds, train_table, out: Path) -> np.ndarray:
-    """Test MSE at T of every network, shape (scales, seeds)."""
+def train_over_scales(case, time, scales, width, seeds, train_table, out: Path) -> np.ndarray:
+    """Test MSE at T of a network of width m per scale and seed, shape (scales, seeds),
+    trained in ``out/runs/scaleII-seedS`` (a finished run is read back, an interrupted
+    one resumes)."""
     mse = np.empty((scales.size, len(seeds)))
     for i, scale in enumerate(scales):
         for j, seed in enumerate(seeds):
@@ -77,7 +79,7 @@ def run_data_scale(exp, out, device: str):  # noqa: ARG001 (the trainer picks th
     case, time, scales, width, train_table = _settings(exp)
     right = design_scale(case, time, scales, scales_field="settings.scales")
     frozen = design_scale(case, time, scales, train_w=False)
-    mse = _measured(case, time, scales, width, exp.seeds, train_table, out)
+    mse = train_over_scales(case, time, scales, width, exp.seeds, train_table, out)
     mean, std = mean_std(mse, axis=1)
     net_best = int(np.argmin(mean))
     summary = {

@@ -24,11 +24,13 @@ from freqdyn.analysis.design import (
     parse_profile,
     report,
 )
+from freqdyn.analysis.stats import mean_std
 from freqdyn.errors import InputError
 from freqdyn.inputs.case import case_from_dict
 from freqdyn.plots import save_figure
 from freqdyn.plots.design import design_figure, scale_figure
 from freqdyn.results import FolderLock, atomic_write, write_json
+from freqdyn.runs.data_scale import train_over_scales
 
 
 @dataclass
@@ -96,14 +98,44 @@ def design_lines(files: DesignFiles, profile_text: str) -> list[str]:
     return lines
 
 
-def data_design_to(case, time: float, out, scales=None) -> tuple[ScaleDesign, list[Path]]:
-    """``freqdyn design --case DATA.toml --time T``: the ρ_w scale of least predicted test
-    MSE at T (:mod:`freqdyn.analysis.data_design`); writes ``design.json`` (scale,
-    predicted_test_mse, the whole curve), ``design.toml`` (the case at that scale, its
-    data path made absolute) and ``design.png``."""
+#: GD steps each confirming network takes at least (GD's step error on the flow stays
+#: about (λt)²/(2k) ≤ 1.5 % on the modes learned at T; docs/training.md).
+CONFIRM_MIN_STEPS = 300
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """Networks of width m, one per seed, trained at every scale of the design's grid."""
+
+    width: int
+    seeds: list[int]
+
+
+def _confirmed(case, sd: ScaleDesign, confirm: Confirmation, out: Path) -> dict:
+    """The networks' test MSE over the scale grid, next to the prediction."""
+    mse = train_over_scales(case, sd.time, sd.scales, confirm.width, confirm.seeds,
+                            {"min_steps": CONFIRM_MIN_STEPS}, out)
+    mean, std = mean_std(mse, axis=1)
+    best = int(np.argmin(mean))
+    return {"width": confirm.width, "seeds": confirm.seeds, "test_mse": mse,
+            "test_mse_mean": mean, "test_mse_std": std,
+            "networks_best_scale": float(sd.scales[best]),
+            "grid_steps_apart": abs(best - sd.best),
+            "excess_at_predicted": float(mean[sd.best] / mean[best] - 1),
+            "max_rel_diff_pred_vs_net": float(np.max(np.abs(sd.test_mse / mean - 1)))}
+
+
+def data_design_to(case, time: float, out, scales=None, confirm: Confirmation | None = None
+                   ) -> tuple[ScaleDesign, list[Path], dict | None]:
+    """``freqdyn design --case DATA.toml --time T [--confirm --width M]``: the ρ_w scale
+    of least predicted test MSE at T (:mod:`freqdyn.analysis.data_design`); writes
+    ``design.json`` (scale, predicted_test_mse, the whole curve, and with ``confirm`` the
+    networks' measured curve), ``design.toml`` (the case at that scale, its data path made
+    absolute) and ``design.png``."""
     out = Path(out)
     with FolderLock(out):
         sd = design_scale(case, time, scales)
+        measured = _confirmed(case, sd, confirm, out) if confirm is not None else None
         table = tomllib.loads(case.text)
         table["network"]["rho_w"] = rho_at_scale(case, sd.scale)
         table["target"]["data"] = str(case.target.path)
@@ -117,20 +149,32 @@ def data_design_to(case, time: float, out, scales=None) -> tuple[ScaleDesign, li
                             "train_mse": sd.train_mse},
                   "model": "infinite-width mean network, exact kernel flow on the training "
                            "samples; finite-width spread not included",
+                  "measured": measured,
                   "freqdyn_version": __version__, "case_toml": case.text,
                   "data_sha256": case.target.sha256}
+        figure = scale_figure(sd, f"{case.name}: test MSE against the {sd.key}",
+                              measured=measured)
         paths = [write_json(out / "design.json", report),
                  atomic_write(out / "design.toml", lambda tmp: Path(tmp).write_text(text)),
-                 save_figure(scale_figure(sd, f"{case.name}: test MSE against the {sd.key}"),
-                             out / "design.png")]
-    return sd, paths
+                 save_figure(figure, out / "design.png")]
+    return sd, paths, measured
 
 
-def data_design_lines(sd: ScaleDesign, paths: list[Path]) -> list[str]:
+def data_design_lines(sd: ScaleDesign, paths: list[Path], measured: dict | None = None
+                      ) -> list[str]:
     """What ``freqdyn design --case`` prints."""
     lines = [f"rho_w {sd.family} {sd.key} = {sd.scale:.4g}: predicted test MSE "
              f"{sd.test_mse[sd.best]:.4g} at t = {sd.time:g} (train {sd.train_mse[sd.best]:.4g}"
              f"); {sd.scales.size} scales from {sd.scales[0]:.3g} to {sd.scales[-1]:.3g}"]
+    if measured is not None:
+        lines.append(f"  networks (m = {measured['width']}, {len(measured['seeds'])} seeds): "
+                     f"best {sd.key} {measured['networks_best_scale']:.4g}, "
+                     f"{measured['grid_steps_apart']} grid steps from the prediction; their "
+                     f"test MSE at the predicted {sd.key} "
+                     f"{measured['test_mse_mean'][sd.best]:.4g}, "
+                     f"{100 * measured['excess_at_predicted']:.1f} % above their best; "
+                     f"prediction vs networks at most "
+                     f"{100 * measured['max_rel_diff_pred_vs_net']:.1f} % over the grid")
     if sd.at_grid_end:
         lines.append("  warning: the least test MSE is at an end of the scale grid; the best "
                      "scale may lie beyond it (give --scales)")
