@@ -5,8 +5,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # each runs an example in a fresh interpreter
 
 
 def _run_example(name: str, *args: str) -> list[str]:

@@ -63,6 +63,7 @@ def _nanda_curve(data, which: str, dtype, steps: int = 100):
     return torch.tensor(losses, dtype=torch.float64)
 
 
+@pytest.mark.slow
 def test_nanda_fast_pass_gives_the_plain_loss_curve_over_100_adamw_steps():
     """Full batch, Nanda's optimiser, 100 updates: in float64 the two passes give the same
     curve to round-off; in float32 the fast pass stays as close to the float64 curve as the

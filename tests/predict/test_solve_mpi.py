@@ -16,6 +16,7 @@ from freqdyn.predict.registry import predict
 from freqdyn.results import read_dataset, u_hat
 
 BIN = Path(sys.executable).parent
+pytestmark = pytest.mark.slow  # two MPI processes per case
 SMALL_2D = """
 name = "mpi-2d"
 [network]

@@ -115,6 +115,7 @@ def test_checks_fail_when_the_claim_is_false():
     assert not equal["pass"] and equal["max_log_spread"]["net"] == pytest.approx(np.log(3))
 
 
+@pytest.mark.slow
 def test_tiny_study_end_to_end(tmp_path, capsys):
     study = tmp_path / "tiny.toml"
     study.write_text(TINY)
@@ -165,6 +166,7 @@ def test_tiny_study_end_to_end(tmp_path, capsys):
     assert (out / "runs" / "tiny-m64-s0" / "measured.nc").stat().st_mtime_ns == stamp
 
 
+@pytest.mark.slow
 def test_a_study_sweeps_its_networks_through_dask_with_the_same_report(tmp_path):
     """[sweep] sends the (arm, width, seed) networks to Dask workers (here one in-process
     worker); the report equals the sequential one, and a second run reuses the cells."""
