@@ -70,9 +70,3 @@ times = {times}
 {extra}
 """
 
-
-def pytest_collection_modifyitems(config, items):  # noqa: ARG001
-    """Long checks (``@pytest.mark.slow``) first: with ``pytest -n 2`` (make test) the
-    workers then share them from the start instead of one worker finishing a long test
-    while the other idles at the end."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
