@@ -37,6 +37,7 @@ from freqdyn.errors import (
     InputError,
     TrainingDiverged,
 )
+from freqdyn.results import check_output_folder
 
 
 def _cmd_derive(args) -> int:
@@ -311,6 +312,8 @@ def main(argv: list[str] | None = None) -> int:
     warnings.formatwarning = _one_line_warning
     args = build_parser().parse_args(argv)
     try:
+        if getattr(args, "out", None):
+            check_output_folder(args.out)
         return args.func(args)
     except InputError as exc:
         print(f"freqdyn: error in {_where(args)}: {exc}", file=sys.stderr)

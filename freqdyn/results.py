@@ -187,6 +187,27 @@ def peak_ratios(ds: xr.Dataset, peaks: np.ndarray | None = None) -> np.ndarray:
     return np.array(out).reshape(-1, ds.sizes["time"])
 
 
+def check_output_folder(folder: str | Path, field: str = "--out") -> Path:
+    """Refuse, before any work, an output folder that cannot be made: a file, a path under
+    a file, or a place that takes no new folder (no permission, /proc, a read-only disk).
+    Nothing is created: the test folder made inside the nearest existing ancestor is
+    removed again.  Every command checks its ``--out`` with this first."""
+    folder = Path(folder)
+    ancestor = folder
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        where = "is a file" if ancestor == folder else f"lies under the file {ancestor}"
+        raise InputError(field, f"{folder} {where}, not a folder; choose another output "
+                                "folder")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".freqdyn-check-", dir=ancestor))
+    except OSError as exc:
+        raise InputError(field, f"cannot make a folder in {ancestor} ({exc.strerror}); "
+                                "choose an output folder you can write to") from None
+    return folder
+
+
 class FolderLock:
     """Refuse a second freqdyn run writing into the same output folder at the same time.
 
@@ -201,8 +222,6 @@ class FolderLock:
         self.folder, self.field, self.handle = Path(folder), field, None
 
     def __enter__(self):
-
-
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             handle = open(self.folder / ".freqdyn.lock", "a+")  # noqa: SIM115 - held open

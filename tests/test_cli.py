@@ -3,9 +3,12 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
+import pytest
 import sympy as sp
 
+from freqdyn import cli
 from freqdyn.cli import main
 from freqdyn.results import read_dataset
 
@@ -59,3 +62,26 @@ def test_public_predict_stays_a_function_after_its_subpackage_is_imported():
     import freqdyn.predict.data_flow  # noqa: F401
 
     assert callable(freqdyn.predict) and freqdyn.predict.__module__ == "freqdyn"
+
+
+@pytest.mark.parametrize("command", [
+    ["solve", "pde/gaussian-1d.toml", "--method", "kernel-flow"],
+    ["train", "pde/gaussian-1d.toml"],
+    ["validate", "validation/gaussian-1d.toml"],
+    ["design", "--profile", "flat", "--band", "3"],
+], ids=["solve", "train", "validate", "design"])
+@pytest.mark.parametrize("where", ["file", "under-file", "proc"])
+def test_a_bad_out_is_refused_in_one_line_before_any_work(tmp_path, capsys, monkeypatch,
+                                                          command, where):
+    """--out that is a file, lies under a file, or cannot be made (/proc): exit 2, one
+    line naming --out, and the command's work never starts."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    out = {"file": blocker, "under-file": blocker / "sub", "proc": Path("/proc/freqdyn-x")}
+    started = []
+    monkeypatch.setattr(cli, "_cmd_solve", lambda args: started.append(args))
+    monkeypatch.setattr(cli, "_cmd_train", lambda args: started.append(args))
+    code = cli.main([*command, "--out", str(out[where])])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "--out" in err[0], err
+    assert not started and blocker.read_text() == "x"
