@@ -222,15 +222,10 @@ class FolderLock:
         self.folder, self.field, self.handle = Path(folder), field, None
 
     def __enter__(self):
+        check_output_folder(self.folder, self.field)
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             handle = open(self.folder / ".freqdyn.lock", "a+")  # noqa: SIM115 - held open
-        except NotADirectoryError:
-            raise InputError(self.field, f"{self.folder} lies under a file, not a folder; "
-                                         "choose another output folder") from None
-        except FileExistsError:
-            raise InputError(self.field, f"{self.folder} is a file, not a folder; choose "
-                                         "another output folder") from None
         except PermissionError:
             raise InputError(self.field, f"cannot write into {self.folder} (permission "
                                          "denied); choose a folder you can write to") from None

@@ -69,4 +69,3 @@ bounds = {bounds}
 times = {times}
 {extra}
 """
-

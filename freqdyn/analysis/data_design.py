@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from freqdyn.analysis.stats import mean_std
 from freqdyn.errors import InputError
 from freqdyn.inputs.densities import density_from_config
 from freqdyn.predict.data_flow import data_kernel_flow
@@ -103,3 +104,20 @@ def design_scale(case, time: float, scales=None, train_w: bool = True,
         train.append(float(ds["train_mse"].values[-1]))
     return ScaleDesign(family, SCALE_KEYS[family], float(time), scales, np.array(test),
                        np.array(train))
+
+
+def network_agreement(design: ScaleDesign, mse: np.ndarray) -> dict:
+    """Trained networks' test MSE (shape (scales, seeds)) against a design's prediction.
+
+    The networks' mean and std over seeds per scale (:func:`~freqdyn.analysis.stats.
+    mean_std`), their best scale, how many grid steps it lies from the predicted one, the
+    networks' excess test MSE at the predicted scale over their best, and the largest
+    relative difference |predicted/measured − 1| over the grid.
+    """
+    mean, std = mean_std(mse, axis=1)
+    best = int(np.argmin(mean))
+    return {"test_mse_mean": mean, "test_mse_std": std,
+            "networks_best_scale": float(design.scales[best]),
+            "grid_steps_apart": abs(best - design.best),
+            "excess_at_predicted": float(mean[design.best] / mean[best] - 1),
+            "max_rel_diff_pred_vs_net": float(np.max(np.abs(design.test_mse / mean - 1)))}

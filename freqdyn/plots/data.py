@@ -7,6 +7,7 @@ import numpy as np
 import xarray as xr
 
 from freqdyn.analysis.data_spectrum import band_power_ratio
+from freqdyn.plots.registry import figure_set
 
 
 def data_figure(ds: xr.Dataset, title: str | None = None, measured: xr.Dataset | None = None
@@ -53,3 +54,9 @@ def scale_confirmation_figure(scales, predicted, frozen, measured, title: str,
     ax.legend(fontsize=8)
     ax.set_title(title, fontsize=10)
     return fig
+
+
+@figure_set("data-scale")
+def data_scale_figures(**data) -> dict:
+    """The figure set of the ``data-scale`` kind: ``scales.png``."""
+    return {"scales": scale_confirmation_figure(**data)}

@@ -22,6 +22,7 @@ from matplotlib.lines import Line2D
 
 from freqdyn.analysis import compare
 from freqdyn.plots.dynamics import time_rows
+from freqdyn.plots.registry import figure_set
 from freqdyn.results import u_hat
 
 #: Below this fraction of the largest |û| the difference panel is left blank.
@@ -237,6 +238,7 @@ def width_figure(plan, reports: dict):
     return fig
 
 
+@figure_set("study")
 def study_figures(plan, data: dict, reports: dict, bands=None) -> dict:
     """Every figure of a study, by file name (without .png)."""
     figures = {}

@@ -119,10 +119,11 @@ def _scattered_products(case, train_w):
     points = target.points()[:, 0]
     x_train, x_test = points[target.train.ravel()], points[target.test.ravel()]
     kernel = _scaled_kernel(case, train_w)
-    to_train = kernel.scattered_matvec(x_train, x_train)
-    if to_train is None:
+    rule = kernel.density.cosine_rule(float(points.max() - points.min()))  # all lags
+    if rule is None:
         return None
-    to_test = kernel.scattered_matvec(x_train, x_test) if x_test.size else None
+    to_train = kernel.scattered_matvec(x_train, x_train, rule=rule)
+    to_test = kernel.scattered_matvec(x_train, x_test, rule=rule) if x_test.size else None
     return to_train, to_test
 
 

@@ -25,13 +25,11 @@ from pathlib import Path
 import numpy as np
 import tomli_w
 
-from freqdyn.analysis.data_design import design_scale, rho_at_scale
-from freqdyn.analysis.stats import mean_std
+from freqdyn.analysis.data_design import design_scale, network_agreement, rho_at_scale
 from freqdyn.config import Table
 from freqdyn.errors import InputError
 from freqdyn.inputs.case import case_from_dict, load_case
 from freqdyn.nets.train import train
-from freqdyn.plots.data import scale_confirmation_figure
 from freqdyn.results import read_dataset
 from freqdyn.runs.runner import Outcome
 
@@ -80,21 +78,22 @@ def run_data_scale(exp, out, device: str):  # noqa: ARG001 (the trainer picks th
     right = design_scale(case, time, scales, scales_field="settings.scales")
     frozen = design_scale(case, time, scales, train_w=False)
     mse = train_over_scales(case, time, scales, width, exp.seeds, train_table, out)
-    mean, std = mean_std(mse, axis=1)
-    net_best = int(np.argmin(mean))
+    agree = network_agreement(right, mse)
     summary = {
         "time": time, "width": width, "scale_key": right.key, "scales": scales,
-        "predicted_best_scale": right.scale, "networks_best_scale": float(scales[net_best]),
+        "predicted_best_scale": right.scale, "networks_best_scale": agree["networks_best_scale"],
         "frozen_best_scale": frozen.scale,
-        "grid_steps_apart": abs(right.best - net_best),
-        "excess_at_predicted": float(mean[right.best] / mean[net_best] - 1),
+        "grid_steps_apart": agree["grid_steps_apart"],
+        "excess_at_predicted": agree["excess_at_predicted"],
         "predicted_test_mse": right.test_mse, "frozen_test_mse": frozen.test_mse,
-        "measured_test_mse_mean": mean, "measured_test_mse_std": std,
-        "max_rel_diff_pred_vs_net": float(np.max(np.abs(right.test_mse / mean - 1))),
-        "max_rel_diff_frozen_vs_net": float(np.max(np.abs(frozen.test_mse / mean - 1))),
+        "measured_test_mse_mean": agree["test_mse_mean"],
+        "measured_test_mse_std": agree["test_mse_std"],
+        "max_rel_diff_pred_vs_net": agree["max_rel_diff_pred_vs_net"],
+        "max_rel_diff_frozen_vs_net": network_agreement(frozen, mse)["max_rel_diff_pred_vs_net"],
         "predicted_best_at_grid_end": right.at_grid_end,
     }
-    figure = scale_confirmation_figure(scales, right.test_mse, frozen.test_mse, mse,
-                                       f"{case.name}: test MSE at t = {time:g}, m = {width}",
-                                       right.key)
-    return Outcome(dataset=None, summary=summary, figures={"scales": figure})
+    figure_data = {"scales": scales, "predicted": right.test_mse, "frozen": frozen.test_mse,
+                   "measured": mse, "key": right.key,
+                   "title": f"{case.name}: test MSE at t = {time:g}, m = {width}"}
+    return Outcome(dataset=None, summary=summary, figure_set="data-scale",
+                   figure_data=figure_data)

@@ -15,7 +15,12 @@ import numpy as np
 import tomli_w
 
 from freqdyn._version import __version__
-from freqdyn.analysis.data_design import ScaleDesign, design_scale, rho_at_scale
+from freqdyn.analysis.data_design import (
+    ScaleDesign,
+    design_scale,
+    network_agreement,
+    rho_at_scale,
+)
 from freqdyn.analysis.design import (
     Design,
     case_table,
@@ -24,7 +29,6 @@ from freqdyn.analysis.design import (
     parse_profile,
     report,
 )
-from freqdyn.analysis.stats import mean_std
 from freqdyn.errors import InputError
 from freqdyn.inputs.case import case_from_dict
 from freqdyn.plots import save_figure
@@ -115,14 +119,8 @@ def _confirmed(case, sd: ScaleDesign, confirm: Confirmation, out: Path) -> dict:
     """The networks' test MSE over the scale grid, next to the prediction."""
     mse = train_over_scales(case, sd.time, sd.scales, confirm.width, confirm.seeds,
                             {"min_steps": CONFIRM_MIN_STEPS}, out)
-    mean, std = mean_std(mse, axis=1)
-    best = int(np.argmin(mean))
     return {"width": confirm.width, "seeds": confirm.seeds, "test_mse": mse,
-            "test_mse_mean": mean, "test_mse_std": std,
-            "networks_best_scale": float(sd.scales[best]),
-            "grid_steps_apart": abs(best - sd.best),
-            "excess_at_predicted": float(mean[sd.best] / mean[best] - 1),
-            "max_rel_diff_pred_vs_net": float(np.max(np.abs(sd.test_mse / mean - 1)))}
+            **network_agreement(sd, mse)}
 
 
 def data_design_to(case, time: float, out, scales=None, confirm: Confirmation | None = None

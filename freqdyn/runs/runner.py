@@ -26,7 +26,9 @@ from pathlib import Path
 import torch
 import xarray as xr
 
-import freqdyn.plots.grok  # noqa: F401  (declares the grokking kinds' figure sets)
+import freqdyn.plots.data  # noqa: F401  (these three declare the kinds' figure sets)
+import freqdyn.plots.grok  # noqa: F401
+import freqdyn.plots.study  # noqa: F401
 from freqdyn._version import __version__
 from freqdyn.errors import InputError
 from freqdyn.nets.loop import checkpoint_files
@@ -47,10 +49,10 @@ class Outcome:
     """What an experiment kind returns: its dataset (or None), report numbers, figures, and
     the details its checks read (a study's per-arm reports).
 
-    A kind below the figures names a registered figure set (``figure_set``,
-    :mod:`freqdyn.plots.registry`) and the data it is drawn from (``figure_data``); the
-    runner draws it.  ``figures`` holds figures a kind drew itself (the studies of
-    :mod:`freqdyn.runs`, which sit above the figures)."""
+    A kind names a registered figure set (``figure_set``, :mod:`freqdyn.plots.registry`)
+    and the data it is drawn from (``figure_data``); the runner draws it, and no kind of
+    freqdyn imports figures.  ``figures`` holds figures a kind drew itself (one a user
+    registers outside the package may)."""
 
     dataset: xr.Dataset | None
     summary: dict

@@ -69,7 +69,6 @@ from freqdyn.inputs.case import Case, case_from_dict, load_case
 from freqdyn.nets.settings import EXECUTION_KEYS, train_settings
 from freqdyn.nets.train import train as train_network
 from freqdyn.nets.twin import twin_dataset
-from freqdyn.plots.study import study_figures
 from freqdyn.predict.registry import predict, predictor
 from freqdyn.progress import say
 from freqdyn.results import peak_ratios, read_dataset, write_dataset
@@ -458,4 +457,5 @@ def run_study_kind(exp, out, device: str):
                "max_rel_l2_twin_vs_net": max(twin) if twin else None, "arms": reports}
 
     return Outcome(dataset=None, summary=summary, details=reports,
-                   figures=study_figures(plan, data, reports))
+                   figure_set="study",
+                   figure_data={"plan": plan, "data": data, "reports": reports})

@@ -53,21 +53,22 @@ class FourierFeatureKernel:
     """
 
     dim: int
-    char: object  # k(z): points (..., d) -> values (...)
+    density: object  # ρ_w (freqdyn.inputs.densities.Density): k = density.char
     scale: float
     c_x: float
-    density: object = None  # ρ_w itself, for the scattered-point product
 
     @classmethod
     def of_case(cls, case, train_w: bool = True) -> FourierFeatureKernel:
         c_x = 4 * math.pi**2 * case.sigma_a**2 if train_w else 0.0
-        return cls(dim=case.dim, char=case.rho_w.char, scale=case.kappa**2, c_x=c_x,
-                   density=case.rho_w)
+        return cls(dim=case.dim, density=case.rho_w, scale=case.kappa**2, c_x=c_x)
+
+    def char(self, z) -> np.ndarray:
+        """k(z) = E_{w∼ρ_w} cos(2π w·z), points (..., d) → values (...)."""
+        return self.density.char(z)
 
     def scaled(self, factor: float) -> FourierFeatureKernel:
         """The same kernel times ``factor`` (e.g. α h^d for a discretised flow)."""
-        return FourierFeatureKernel(self.dim, self.char, self.scale * factor, self.c_x,
-                                    self.density)
+        return FourierFeatureKernel(self.dim, self.density, self.scale * factor, self.c_x)
 
     def __call__(self, x, xp=None) -> np.ndarray:
         """The Gram matrix Θ(x_i, x'_j), points (n, d) and (n', d) → (n, n')."""
@@ -117,7 +118,8 @@ class FourierFeatureKernel:
 
         return matvec
 
-    def scattered_matvec(self, x_in: np.ndarray, x_out: np.ndarray, tol: float = 1e-13):
+    def scattered_matvec(self, x_in: np.ndarray, x_out: np.ndarray, tol: float = 1e-13,
+                         rule=None):
         """v ↦ Θ(x_out, x_in) v on scattered 1D points, matrix-free (a NUFFT product).
 
         With the density's cosine rule k(t) = Σ_q W_q cos(2π w_q t) (|t| up to the
@@ -128,14 +130,17 @@ class FourierFeatureKernel:
         two type-3 non-uniform FFTs (FINUFFT, relative accuracy ``tol``) per product, the
         v and x·v terms stacked: O((n + q) log) per product, no n×n matrix (the
         equispaced-Fourier idea of Greengard et al. 2023, with a Gauss–Legendre rule in w).
-        None when the rule does not converge (then only the dense Gram applies).
+        ``rule`` is a cosine rule already built for these points' spread (products from
+        one training set to several outputs share one).  None when the rule does not
+        converge (then only the dense Gram applies).
         """
-        if self.dim != 1 or self.density is None:
-            raise ValueError("scattered_matvec is the d = 1 product with a known density")
+        if self.dim != 1:
+            raise ValueError("scattered_matvec is the d = 1 product")
         x_in = np.ascontiguousarray(np.ravel(x_in), dtype=float)
         x_out = np.ascontiguousarray(np.ravel(x_out), dtype=float)
-        spread = max(x_in.max(), x_out.max()) - min(x_in.min(), x_out.min())
-        rule = self.density.cosine_rule(float(spread))
+        if rule is None:
+            spread = max(x_in.max(), x_out.max()) - min(x_in.min(), x_out.min())
+            rule = self.density.cosine_rule(float(spread))
         if rule is None:
             return None
         freq = np.ascontiguousarray(2 * np.pi * rule[0])

@@ -177,7 +177,6 @@ class Density(ABC):
             if np.max(np.abs(cosine_sum(*fine, probe) - cosine_sum(*coarse, probe))) <= tol:
                 return coarse
             coarse = fine
-        return None
 
 
 def cosine_sum(nodes: np.ndarray, weights: np.ndarray, lags: np.ndarray) -> np.ndarray:
