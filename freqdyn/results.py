@@ -175,7 +175,8 @@ def peaks_of(ds: xr.Dataset) -> np.ndarray:
 
 
 def peak_ratios(ds: xr.Dataset, peaks: np.ndarray | None = None) -> np.ndarray:
-    """|û(ω_k, t)| / |û(ω_k, 0)| at the peaks ω_k (linear interpolation), shape (k, time)."""
+    """|û(ω_k, t)| / |û(ω_k, 0)| at the peaks ω_k (linear interpolation), shape (k, time);
+    NaN for a peak whose initial amplitude is 0 (nothing there to learn)."""
     peaks = peaks_of(ds) if peaks is None else np.asarray(peaks, dtype=float)
     dims = [d for d in ds["u_hat_real"].dims if d != "time"]
     values = u_hat(ds)
@@ -183,7 +184,7 @@ def peak_ratios(ds: xr.Dataset, peaks: np.ndarray | None = None) -> np.ndarray:
     for peak in peaks.reshape(-1, len(dims)):
         at = values.interp({name: float(c) for name, c in zip(dims, peak, strict=True)})
         mag = np.abs(at.values)
-        out.append(mag / mag[0] if mag[0] > 0 else mag)
+        out.append(mag / mag[0] if mag[0] > 0 else np.full(mag.shape, np.nan))
     return np.array(out).reshape(-1, ds.sizes["time"])
 
 

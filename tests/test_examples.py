@@ -21,11 +21,21 @@ def _run_example(name: str, *args: str) -> list[str]:
 
 
 def test_five_line_api_example_runs_and_reports_per_time_errors(tmp_path):
-    lines = _run_example("five_lines.py", str(tmp_path / "run"), "256")
-    assert lines[0].startswith("max relative L2(xi) error, PDE vs network (m = 256): ")
+    lines = _run_example("five_lines.py", str(tmp_path / "run"), "4096")
+    assert lines[0].startswith("max relative L2(xi) error, PDE vs network (m = 4096): ")
     errors = [float(line.split()[-1]) for line in lines[1:]]
     assert len(errors) == 5 and errors[0] == 0.0            # t = 0: both are -ĝ
-    assert float(lines[0].split()[-1]) == max(errors) < 1.0   # m = 256: finite width
+    assert float(lines[0].split()[-1]) == max(errors)
+    # an untrained network keeps û(0) = −ĝ: its error is the PDE's own change; m = 4096
+    # lands well inside it at every t > 0 (m = 256: 0.23-0.65 against 0.60-0.89)
+    import freqdyn
+    from freqdyn.inputs.fourier import relative_l2
+    from freqdyn.results import u_hat
+
+    pde = u_hat(freqdyn.predict(freqdyn.load_case(ROOT / "pde" / "gaussian-1d.toml"),
+                                method="modal")).values
+    untrained = relative_l2(pde, np.broadcast_to(pde[:1], pde.shape), axes=(1,))
+    assert np.all(np.asarray(errors[1:]) < 0.25 * untrained[1:]), (errors, untrained)
     assert (tmp_path / "run" / "measured.nc").is_file()
 
 

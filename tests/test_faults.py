@@ -173,6 +173,9 @@ seeds = [0, 1]
 case = "long.toml"
 predictions = ["modal"]
 tolerance = 5.0
+tolerance_reason = "this study checks the resume, not the claim"
+spread_draws = 0
+wrong_models = []
 widths = [256]
 [claim]
 text = "an interrupted study resumes"

@@ -112,7 +112,9 @@ def measured_loss_at_reports(ds: xr.Dataset) -> np.ndarray:
 
 
 def learning_times(times: np.ndarray, ratios: np.ndarray) -> np.ndarray:
-    """First time each ratio curve (rows of ``ratios``) reaches 1/e; ``inf`` if never.
+    """First time each ratio curve (rows of ``ratios``) reaches 1/e; NaN where it does not
+    within the times given ("not reached": only known to lie beyond ``times[-1]``), or where
+    the curve is undefined (a peak with zero initial amplitude).
 
     Log-linear interpolation between consecutive reported times: exact for a pure
     exponential decay between them.
@@ -120,10 +122,13 @@ def learning_times(times: np.ndarray, ratios: np.ndarray) -> np.ndarray:
     times = np.asarray(times, dtype=float)
     out = []
     for row in np.atleast_2d(ratios):
+        if not np.all(np.isfinite(row)):
+            out.append(np.nan)
+            continue
         logr = np.log(np.maximum(row, 1e-300))
         below = np.flatnonzero(logr <= -1.0)
         if below.size == 0:
-            out.append(np.inf)
+            out.append(np.nan)
             continue
         j = int(below[0])
         if j == 0:
@@ -159,6 +164,28 @@ def slope_interval(widths, errors, level: float = 0.95) -> dict:
     half = float(stats.t.ppf(0.5 + level / 2, n - 2) * fit.stderr)
     return {"slope": float(fit.slope), "interval": [float(fit.slope - half),
                                                      float(fit.slope + half)], "level": level}
+
+
+def width_model_fit(widths, errors, level: float = 0.95) -> dict:
+    """The finite-width model of the error, err(m) = A m^{−1/2} + B m^{−1} (docs/theory.md
+    §12: the Monte-Carlo part and the beyond-linear part), by least squares, with
+    ``level`` confidence intervals of A and B (t_{(1+level)/2, n−2} standard errors from
+    the residuals; NaN with two widths, where the fit is exact)."""
+
+    m = np.asarray(widths, dtype=float)
+    y = np.asarray(errors, dtype=float)
+    design = np.stack([m ** -0.5, 1.0 / m], axis=1)
+    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+    n = m.size
+    out = {"A": float(coef[0]), "B": float(coef[1]), "level": level,
+           "A_interval": [float("nan")] * 2, "B_interval": [float("nan")] * 2}
+    if n > 2:
+        resid = y - design @ coef
+        cov = np.linalg.inv(design.T @ design) * float(resid @ resid) / (n - 2)
+        half = stats.t.ppf(0.5 + level / 2, n - 2) * np.sqrt(np.diag(cov))
+        out["A_interval"] = [float(coef[0] - half[0]), float(coef[0] + half[0])]
+        out["B_interval"] = [float(coef[1] - half[1]), float(coef[1] + half[1])]
+    return out
 
 
 def error_split(pred: xr.Dataset, runs: list[xr.Dataset],

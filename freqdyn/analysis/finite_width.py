@@ -286,7 +286,10 @@ def predicted_spread(case, overrides: dict | None = None, times=None, reference=
             return dict(first.record(), method="first-order")
 
     kd = kernel_draws(case, overrides, times, reference, draws=draws)
-    mean, std = mean_std(list(kd["rel_l2"]))
+    errors = np.asarray(kd["rel_l2"])
+    if reference is None and draws > 1:  # distances to the draws' own mean are √((D−1)/D) of those to û_∞
+        errors = errors * np.sqrt(draws / (draws - 1))
+    mean, std = mean_std(list(errors))
     return {"times": kd["times"], "method": "kernel-draws", "draws": draws,
             "predicted_mean_error": mean, "predicted_spread": std,
             "predicted_peak_ratio_std": mean_std(list(kd["peak_ratios"]))[1],

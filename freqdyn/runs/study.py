@@ -5,11 +5,13 @@ Settings (``[settings]``, overridden by ``[full]``)::
     case = "../pde/gaussian-1d.toml"   # relative to the file; or an inline [settings.case]
     predictions = ["modal", "damping"] # registered methods (freqdyn.predict.registry)
     pde = "modal"                      # the prediction the tolerance holds (default: first)
-    tolerance = 0.4                    # read by a check of kind "tolerance"
+    tolerance = "predicted"            # read by a check of kind "tolerance" (default
+                                       # "predicted"; a number needs tolerance_reason)
     widths = [512]                     # networks trained per arm and seed ([] : none)
     times = [0.0, 0.5, 1.0]            # optional: replaces the case's [frequency] times
     train = { lr_fraction = 0.9 }      # [train] overrides for every network
     spread_draws = 16                  # kernel draws of the predicted spread (0: none)
+    wrong_models = [{ name = "sigma_a+20%", sigma_a = 0.84 }]  # must fail (default: damping)
 
 ``[[arm]]`` tables (``name``, and ``rho_w``, ``sigma_a``, ``kappa``, ``loss_scale``
 overrides, or ``lfp``: keys merged over the case's ``[lfp]`` table) run several variants
@@ -35,11 +37,19 @@ Finite width (docs/theory.md §12): each network's linearised twin gives, per wi
 ``rel_l2_twin_vs_net`` (the beyond-linear part) and ``rel_l2_twin_vs_<pde>`` (the part of
 the network's own kernel and samples), and ``max_rel_l2_twin_vs_net`` at the top level;
 per arm, ``predicted_spread`` (the standard deviation over draws of the m units of a
-network's error against the pde, predicted without training:
-:mod:`freqdyn.analysis.finite_width`, in ``finite_width`` per time) next to
+network's error against the infinite-width network on the same samples, predicted
+without training: :mod:`freqdyn.analysis.finite_width`, in ``finite_width`` per time) next to
 ``measured_spread`` (the sample std over the seeds, given from 8 seeds on, with its 95 %
 confidence interval: for 8 seeds s·[0.66, 2.04]), at the last reported time and the
-largest width.
+largest width.  ``tolerance_bound`` per time is the predicted mean + 3 predicted spreads
+of the seed mean (spread/√seeds): ``tolerance = "predicted"``, the default where this
+theory applies.  It is finite width alone, measured from the infinite-width network and
+not from the pde, so that a wrong pde (or a coarse box and sampling) cannot widen it.
+
+Wrong models (``wrong_models``: a method and arm-like overrides; default the pde's
+damping-only counterpart) are predicted for every arm and compared with the same
+networks; the checks are then evaluated with each in place of the pde, and each must fail
+one (:func:`freqdyn.runs.checks.evaluate_checks`).
 
 The networks are independent runs: with a ``[sweep]`` table they go to Dask workers
 (:mod:`freqdyn.runs.sweep`), here or on a cluster; each trains into
@@ -53,7 +63,7 @@ import functools
 import json
 import time as _time
 import tomllib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -62,7 +72,7 @@ import tomli_w
 from freqdyn.analysis import compare
 from freqdyn.analysis.budget import MAX_SAMPLES, error_budget
 from freqdyn.analysis.finite_width import predicted_spread
-from freqdyn.analysis.stats import mean_std, std_interval
+from freqdyn.analysis.stats import event_statistics, mean_std, std_interval
 from freqdyn.config import Table
 from freqdyn.errors import InputError
 from freqdyn.inputs.case import Case, case_from_dict, load_case
@@ -102,6 +112,24 @@ class StudyPlan:
     seeds: list[int]
     train: dict
     spread_draws: int = 16
+    tolerance: float | str | None = None
+    wrong_models: list = field(default_factory=list)
+
+
+@dataclass
+class WrongModel:
+    """A model the networks must refute: a prediction of each arm's case with overrides."""
+
+    name: str
+    method: str
+    why: str
+    cases: dict  # arm name -> Case
+
+
+#: The damping-only counterpart of each pde (the default wrong model of a study).
+DAMPING_ONLY = {"modal": "damping", "fem": "damping", "fd": "damping",
+                "kernel-flow": "damping", "uniform-series": "damping",
+                "lfp-relu": "lfp-relu-ode", "lfp-tanh": "lfp-tanh-ode"}
 
 
 def _case_data(raw, base: Path) -> dict:
@@ -118,6 +146,23 @@ def _case_data(raw, base: Path) -> dict:
     raise InputError("settings.case", "give a case file path or an inline [settings.case] table")
 
 
+def overridden_case_data(data: dict, table: Table) -> dict:
+    """A copy of the case ``data`` with an arm's (or a wrong model's) overrides: ``rho_w``,
+    ``sigma_a``, ``kappa``, ``loss_scale`` replace [network] keys; ``lfp`` is merged over
+    the case's [lfp] table (e.g. lfp = { sigma_b = 2.0 })."""
+
+    out = json.loads(json.dumps(data))
+    for key in ("rho_w", "sigma_a", "kappa", "loss_scale"):
+        if key in table:
+            out.setdefault("network", {})[key] = table.get(key)
+    if "lfp" in table:
+        lfp = table.get("lfp")
+        if not isinstance(lfp, dict):
+            raise InputError(table.field("lfp"), f"must be a table of [lfp] keys, got {lfp!r}")
+        out["lfp"] = {**out.get("lfp", {}), **lfp}
+    return out
+
+
 def plan_study(exp) -> StudyPlan:
     """Resolve and check a study: cases per arm, predictions, widths, checks."""
 
@@ -131,15 +176,7 @@ def plan_study(exp) -> StudyPlan:
     for i, raw in enumerate(arms_raw):
         arm_table = Table(raw, f"arm[{i}]", ARM_KEYS)
         name = arm_table.string("name", f"arm{i}")
-        arm_data = json.loads(json.dumps(data))
-        for key in ("rho_w", "sigma_a", "kappa", "loss_scale"):
-            if key in arm_table:
-                arm_data.setdefault("network", {})[key] = arm_table.get(key)
-        if "lfp" in arm_table:  # e.g. lfp = { sigma_b = 2.0 }: merged over the case's [lfp]
-            lfp = arm_table.get("lfp")
-            if not isinstance(lfp, dict):
-                raise InputError(f"arm[{i}].lfp", f"must be a table of [lfp] keys, got {lfp!r}")
-            arm_data["lfp"] = {**arm_data.get("lfp", {}), **lfp}
+        arm_data = overridden_case_data(data, arm_table)
         arm_data["name"] = f"{base_name}-{name}" if len(arms_raw) > 1 else base_name
         arms.append(Arm(name, case_from_dict(arm_data, text=tomli_w.dumps(arm_data))))
     if len({a.name for a in arms}) != len(arms):
@@ -158,20 +195,86 @@ def plan_study(exp) -> StudyPlan:
     pde = t.get("pde", predictions[0] if predictions else None)
     if pde is not None and pde not in predictions:
         raise InputError("settings.pde", f"{pde!r} must be one of the predictions {predictions}")
-    if t.get("tolerance") is not None:  # refused now, not after the networks trained
-        t.number("tolerance", low=0.0, low_open=True)
     widths = t.integers("widths", [], low=2, nonempty=False)
     if not widths and not predictions:
         raise InputError("settings.widths", "the study has neither predictions nor networks")
+    if widths and not any(np.any(arm.case.times > 0) for arm in arms):
+        raise InputError("settings.times", "networks are compared at the times t > 0; give "
+                                           "at least one")
     train = Table(t.get("train", {}), "settings.train").data
     for arm in arms:
         for width in widths:
             train_settings(arm.case, dict(train, width=width))  # refuse bad [train] now
     validate_against_study(exp.checks, {a.name: a for a in arms},
                            {a.name: len(a.case.peaks) for a in arms}, predictions, len(widths))
+    spread_draws = t.integer("spread_draws", 16, low=0)
+    tolerance = _tolerance_setting(t, arms, pde, widths, train, spread_draws)
     return StudyPlan(name=exp.name, arms=arms, predictions=predictions, pde=pde, widths=widths,
-                     seeds=list(exp.seeds), train=train,
-                     spread_draws=t.integer("spread_draws", 16, low=0))
+                     seeds=list(exp.seeds), train=train, spread_draws=spread_draws,
+                     tolerance=tolerance, wrong_models=_wrong_models(t, data, arms, pde))
+
+
+def _tolerance_setting(t: Table, arms, pde, widths, train, spread_draws):
+    """``tolerance``: "predicted" (the default where the finite-width theory applies: the
+    2-layer Fourier-feature model with a pde and networks), or a number that the file
+    explains in ``tolerance_reason``; None for a study with no pde or no networks."""
+
+    applies = bool(pde and widths and spread_draws) and all(
+        train_settings(a.case, dict(train, width=widths[0])).model == "fourier" for a in arms)
+    raw = t.get("tolerance", "predicted" if applies else None)
+    if raw is None:
+        return None
+    if raw == "predicted":
+        if not applies:
+            raise InputError("settings.tolerance", '"predicted" needs a pde, networks, '
+                                                   "spread_draws > 0 and the 2-layer "
+                                                   "Fourier-feature model; give a number and "
+                                                   "say why in settings.tolerance_reason")
+        return "predicted"
+    value = t.number("tolerance", low=0.0, low_open=True)
+    reason = t.get("tolerance_reason")
+    if not isinstance(reason, str) or not reason.strip():
+        raise InputError("settings.tolerance_reason", "a hand-set tolerance must say why "
+                                                      '(or use tolerance = "predicted")')
+    return value
+
+
+#: Keys of a wrong model (settings.wrong_models entries).
+WRONG_KEYS = {"name", "method", "why", "rho_w", "sigma_a", "kappa", "lfp"}
+
+
+def _wrong_models(t: Table, data: dict, arms, pde) -> list[WrongModel]:
+    """``wrong_models``: models the networks must refute, each a prediction (``method``,
+    default the pde) of the case with overrides (as an arm's).  Default: the damping-only
+    counterpart of the pde (:data:`DAMPING_ONLY`), when it has one."""
+
+    if pde is None:
+        return []
+    default = ([{"name": "damping-only", "method": DAMPING_ONLY[pde],
+                 "why": "no diffusion: the damping term of the pde alone"}]
+               if pde in DAMPING_ONLY else [])
+    raw = t.get("wrong_models", default)
+    if not isinstance(raw, list) or not all(isinstance(r, dict) for r in raw):
+        raise InputError("settings.wrong_models", "must be an array of tables, e.g. "
+                                                  '[{ name = "damping-only", method = '
+                                                  '"damping" }]')
+    out = []
+    for i, entry in enumerate(raw):
+        table = Table(entry, f"settings.wrong_models[{i}]", WRONG_KEYS)
+        method = table.string("method", pde)
+        predictor(method, table.field("method"))
+        cases = {}
+        for arm in arms:
+            arm_data = overridden_case_data(tomllib.loads(arm.case.text), table)
+            cases[arm.name] = case_from_dict(arm_data, text=tomli_w.dumps(arm_data))
+            if cases[arm.name].dim not in predictor(method).dims:
+                raise InputError(table.field("method"), f"{method!r} works in d = "
+                                                        f"{predictor(method).dims}")
+        out.append(WrongModel(table.string("name", f"wrong{i}"), method,
+                              table.string("why", ""), cases))
+    if len({w.name for w in out}) != len(out):
+        raise InputError("settings.wrong_models", "two wrong models have the same name")
+    return out
 
 
 def _refuse_peaks_in_ball(arms, predictions) -> None:
@@ -295,7 +398,8 @@ def _arm_report(arm: Arm, plan: StudyPlan, preds: dict, learning: dict, runs_by_
         ratios = peak_ratios(ds, peaks)
         rep["predictions"][method] = {
             "peak_ratios": ratios,
-            "learning_times": learning.get(method, compare.learning_times(times, ratios))}
+            "learning_times": learning.get(method, compare.learning_times(times, ratios)),
+            "not_reached_by": float(times[-1])}
     balls = {compare.excluded_ball(ds) for ds in preds.values()} - {0.0}
     if balls:  # every error and ratio of the arm leaves out |ξ| < ε
         rep["excluded_ball"] = {"epsilon": max(balls), "meaning": (
@@ -319,7 +423,7 @@ def _arm_report(arm: Arm, plan: StudyPlan, preds: dict, learning: dict, runs_by_
         mean, std = mean_std(ratios)
         lt = [compare.learning_times(times, r) for r in ratios]
         entry["peak_ratios_net"] = {"mean": mean, "std": std}
-        entry["learning_times_net"] = {"mean": mean_learning_times(lt), "per_seed": lt}
+        entry["learning_times_net"] = event_statistics(lt, times[-1])
         volume = float(runs[0].attrs["box_volume"])
         entry["loss_net"] = mean_std([compare.measured_loss_at_reports(r) for r in runs])[0]
         if plan.pde and not compare.excluded_ball(preds[plan.pde]):
@@ -346,13 +450,6 @@ def _arm_report(arm: Arm, plan: StudyPlan, preds: dict, learning: dict, runs_by_
     if runs_by_width and plan.pde:
         rep.update(_finite_width(case, plan, preds[plan.pde], runs_by_width))
     return rep
-
-
-def mean_learning_times(per_seed) -> np.ndarray:
-    """Seed mean of learning times (seeds × peaks); inf where no seed learned the peak
-    within the reported times (mean_std leaves inf out, which would give NaN there)."""
-    arr = np.asarray(per_seed, dtype=float)
-    return np.where(np.all(np.isposinf(arr), axis=0), np.inf, mean_std(arr)[0])
 
 
 #: Seeds from which a study reports the measured spread.
@@ -395,16 +492,50 @@ def _finite_width(case, plan: StudyPlan, pred, runs_by_width) -> dict:
         if model != "fourier":
             raise InputError("train.model", f"the finite-width prediction covers the 2-layer "
                                             f"Fourier-feature model, not {model!r}")
-        reference = compare.on_grid(pred, runs[0]).values
         say(f"{plan.name}: {case.name}: predicted finite-width spread ({plan.spread_draws} "
             f"kernel draws or first order at m = {largest})")
-        fw = predicted_spread(case, dict(plan.train, width=largest), case.times, reference,
+        # measured from the infinite-width network on the same samples, not from the pde:
+        # the bound is what finite width allows, and a wrong pde cannot widen it
+        fw = predicted_spread(case, dict(plan.train, width=largest), case.times, None,
                               draws=plan.spread_draws)
     except InputError as exc:
         out.update(predicted_spread=None, finite_width={"not_predicted": str(exc)})
         return out
     out.update(predicted_spread=float(fw["predicted_spread"][-1]), finite_width=fw)
+    # the seed mean of n networks' errors: predicted mean ± spread/√n; its bound at 3 spreads
+    bound = np.asarray(fw["predicted_mean_error"]) + TOLERANCE_SPREADS * np.asarray(
+        fw["predicted_spread"]) / np.sqrt(len(runs))
+    out["tolerance_bound"] = np.where(np.asarray(case.times) > 0, bound, np.nan)
     return out
+
+
+#: The predicted tolerance: the predicted mean error plus this many predicted spreads of
+#: the seed mean (docs/theory.md §12).
+TOLERANCE_SPREADS = 3.0
+
+
+def _wrong_model_report(wrong: WrongModel, plan: StudyPlan, data: dict, out: Path) -> dict:
+    """A wrong model's prediction of every arm against the same trained networks: its peak
+    ratios, learning times and rel L²(ξ) error per width (seed mean); the checks are then
+    evaluated with it in place of the pde (:func:`freqdyn.runs.checks.evaluate_checks`)."""
+
+    arms, worst = {}, []
+    for name, (arm, _, runs_by_width) in data.items():
+        case = replace(wrong.cases[name], times=arm.case.times)
+        label = Arm(f"{name}-wrong-{wrong.name}", case)
+        preds, learning = _predictions(label, replace(plan, predictions=[wrong.method]), out)
+        ds = preds[wrong.method]
+        ratios = peak_ratios(ds, arm.case.peaks)
+        by_width = {str(w): {"mean": mean_std([compare.rel_l2_by_time(ds, r) for r in runs])[0]}
+                    for w, runs in runs_by_width.items()}
+        arms[name] = {"peak_ratios": ratios, "not_reached_by": float(case.times[-1]),
+                      "learning_times": learning.get(wrong.method,
+                                                     compare.learning_times(case.times, ratios)),
+                      "rel_l2_vs_net": by_width}
+        later = np.asarray(case.times) > 0
+        worst.append(float(np.max(by_width[str(max(runs_by_width))]["mean"][later])))
+    return {"name": wrong.name, "method": wrong.method, "why": wrong.why,
+            "max_rel_l2_vs_net": max(worst), "arms": arms}
 
 
 def _budget_applies(case, plan: StudyPlan) -> bool:
@@ -423,7 +554,7 @@ def _max_pde_error(rep: dict, pde: str | None) -> float | None:
         return None
     err = np.asarray(net[f"rel_l2_{pde}_vs_net"]["mean"])
     later = np.asarray(rep["times"]) > 0
-    return float(np.max(err[later])) if later.any() else 0.0
+    return float(np.max(err[later])) if later.any() else None
 
 
 def _max_twin_error(rep: dict) -> float | None:
@@ -432,7 +563,7 @@ def _max_twin_error(rep: dict) -> float | None:
         return None
     err = np.asarray(net["rel_l2_twin_vs_net"]["mean"])
     later = np.asarray(rep["times"]) > 0
-    return float(np.max(err[later])) if later.any() else 0.0
+    return float(np.max(err[later])) if later.any() else None
 
 
 def run_study_kind(exp, out, device: str):
@@ -452,9 +583,12 @@ def run_study_kind(exp, out, device: str):
     errors = [e for r in reports.values() if (e := _max_pde_error(r, plan.pde)) is not None]
     twin = [e for r in reports.values() if (e := _max_twin_error(r)) is not None]
     summary = {"pde": plan.pde, "predictions": plan.predictions, "widths": plan.widths,
-               "train": plan.train, "tolerance": exp.settings.get("tolerance"),
+               "train": plan.train, "tolerance": plan.tolerance,
                "max_rel_l2_pde_vs_net": max(errors) if errors else None,
                "max_rel_l2_twin_vs_net": max(twin) if twin else None, "arms": reports}
+    if plan.widths and plan.wrong_models:
+        summary["wrong_models"] = [_wrong_model_report(w, plan, data, out)
+                                   for w in plan.wrong_models]
 
     return Outcome(dataset=None, summary=summary, details=reports,
                    figure_set="study",

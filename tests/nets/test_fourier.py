@@ -112,15 +112,19 @@ def test_empirical_ntk_deviation_falls_like_inverse_sqrt_width():
     probe = probe_points(case, 2.0, 11)
     analytic = analytic_kernel(case, probe, True)
 
-    def mean_dev(m):
-        devs = []
-        for seed in range(6):
-            net = FourierFeatureNetwork.from_case(case, m, torch.Generator().manual_seed(seed))
-            devs.append(np.linalg.norm(empirical_kernel(net, probe) - analytic))
-        return np.mean(devs)
+    def deviations(m):
+        return np.array([np.linalg.norm(empirical_kernel(
+            FourierFeatureNetwork.from_case(case, m, torch.Generator().manual_seed(seed)),
+            probe) - analytic) for seed in range(6)])
 
-    ratio = mean_dev(256) / mean_dev(4096)
-    assert 2.5 < ratio < 6.4  # √16 = 4
+    small, large = deviations(256), deviations(4096)
+    ratio = small.mean() / large.mean()
+    # standard error of the ratio of two means over 6 seeds (first order)
+    se = ratio * np.hypot(small.std(ddof=1) / small.mean(), large.std(ddof=1) / large.mean()) \
+        / np.sqrt(6)
+    low, high = ratio - 3 * se, ratio + 3 * se
+    assert low <= 4.0 <= high, (ratio, se)            # √16 = 4: the rate m^(−1/2)
+    assert high < 16 ** (2 / 3) and low > 16 ** (1 / 3), (ratio, se)  # not m^(∓1/3 ± …)
 
 
 def test_frozen_w_ntk_is_the_stationary_kernel():

@@ -109,10 +109,14 @@ def test_a_3d_network_trains_and_is_measured_on_the_case_grid(tmp_path):
     exact = uniform_box_series(case)
     assert relative_l2(measured[0], case.initial_error(), axes=(0, 1, 2)) <= 1e-8
     twin_vs_net = relative_l2(twin, measured, axes=AXES)
-    err = relative_l2(measured, exact, axes=AXES)
-    moved = relative_l2(exact[1], exact[0], axes=(0, 1, 2))
     assert twin_vs_net[1] <= 0.02, twin_vs_net
-    assert err[1] < 1.5 * moved, (err, moved)
+    # the network's change from t = 0 projected on the series' change: 0 untrained, 1 when
+    # it learned what the series learns; measured 0.34 at m = 2048 on this box (R = 4,
+    # 36³ samples), where the kernel's Monte-Carlo error is larger than the change itself
+    change = (exact[1] - exact[0]).ravel()
+    learned = np.vdot(change, (measured[1] - measured[0]).ravel()).real / np.vdot(
+        change, change).real
+    assert 0.2 < learned < 1.2, learned
 
 
 def test_the_modal_solution_beyond_the_memory_budget_is_refused(monkeypatch, capsys, tmp_path):
