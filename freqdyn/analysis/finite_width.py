@@ -287,7 +287,7 @@ def predicted_spread(case, overrides: dict | None = None, times=None, reference=
 
     kd = kernel_draws(case, overrides, times, reference, draws=draws)
     errors = np.asarray(kd["rel_l2"])
-    if reference is None and draws > 1:  # distances to the draws' own mean are √((D−1)/D) of those to û_∞
+    if reference is None and draws > 1:  # to the draws' own mean: √((D−1)/D) of that to û_∞
         errors = errors * np.sqrt(draws / (draws - 1))
     mean, std = mean_std(list(errors))
     return {"times": kd["times"], "method": "kernel-draws", "draws": draws,
