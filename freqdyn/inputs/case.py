@@ -115,8 +115,18 @@ def _bounds(freq: Table, dim: int) -> np.ndarray:
     return arr
 
 
+#: Largest sigma_a and kappa, and 1/smallest kappa: the PDE's coefficients κ²σ_a² stay
+#: far from overflow.
+SCALE_LIMIT = 1e6
+#: Latest PDE time: κ²α ρ_w t and its square stay finite for every admitted ρ_w.
+TIME_LIMIT = 1e12
+
+
 def _times(freq: Table) -> np.ndarray:
     t = np.asarray(freq.numbers("times", low=0.0))
+    if t.size and t[-1] > TIME_LIMIT:
+        raise InputError("frequency.times", f"reaches t = {t[-1]:.3g}; freqdyn takes PDE "
+                                            f"times up to {TIME_LIMIT:g}")
     if np.any(np.diff(t) <= 0):
         raise InputError("frequency.times", f"must be strictly increasing, got {t.tolist()}")
     if t[0] != 0:
@@ -256,7 +266,11 @@ def read_toml(source: str | Path, text: str | None, kind: str) -> tuple[dict, st
         path = Path(source)
         if not path.is_file():
             raise InputError(kind, f"file {str(path)!r} not found")
-        text = path.read_text()
+        try:
+            text = path.read_text()
+        except UnicodeDecodeError:
+            raise InputError(kind, f"{str(path)!r} is not a text file (a TOML case is UTF-8 "
+                                   "text)") from None
     try:
         return tomllib.loads(text), text
     except tomllib.TOMLDecodeError as exc:
@@ -283,8 +297,8 @@ def case_from_dict(data: dict, *, text: str, path: Path | None = None,
     dim = net.get("dim")
     if isinstance(dim, bool) or dim not in (1, 2, 3):
         raise InputError("network.dim", f"must be 1, 2 or 3, got {dim!r}")
-    sigma_a = net.number("sigma_a", low=0.0)
-    kappa = net.number("kappa", 1.0, low=0.0, low_open=True)
+    sigma_a = net.number("sigma_a", low=0.0, high=SCALE_LIMIT)
+    kappa = net.number("kappa", 1.0, low=1.0 / SCALE_LIMIT, high=SCALE_LIMIT)
     loss_scale = net.number("loss_scale", 1.0, low=0.0, low_open=True)
     if "rho_w" not in net:
         raise InputError("network.rho_w", "table is required")

@@ -35,7 +35,7 @@ from freqdyn.config import Table
 from freqdyn.errors import InputError
 from freqdyn.inputs.data_files import FIELD, RawSignal, check_pairs, read_sample, read_signal
 from freqdyn.inputs.fourier import nudft, tensor_grid
-from freqdyn.inputs.target import magnitude_peaks
+from freqdyn.inputs.target import TARGET_RANGE, magnitude_peaks
 
 TARGET_KEYS = {"data", "key", "extent", "holdout", "normalize", "alpha", "peaks"}
 NORMALIZATIONS = ("none", "mean", "standard", "max", "max-mean")
@@ -181,6 +181,11 @@ def _check_values(path: Path, raw: RawSignal, dim: int) -> np.ndarray:
     if np.ptp(values) == 0:
         raise _refuse(path, f"is constant (every sample is {values.flat[0]:g}): nothing to "
                             "learn")
+    peak = float(np.max(np.abs(values)))
+    if not TARGET_RANGE[0] <= peak <= TARGET_RANGE[1]:
+        raise _refuse(path, f"reaches |y| = {peak:.3g}; losses square it, so freqdyn takes "
+                            f"{TARGET_RANGE[0]:g} <= max|y| <= {TARGET_RANGE[1]:g}: rescale "
+                            "the data")
     return values
 
 

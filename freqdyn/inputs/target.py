@@ -73,6 +73,10 @@ def closed_form_transform(expr: sp.Expr, dim: int) -> sp.Expr | None:
     return sp.Add(*parts)
 
 
+#: The range of max|g| (squares and fourth powers of it stay finite in double precision).
+TARGET_RANGE = (1e-50, 1e50)
+
+
 class Target:
     """g(x) with numeric evaluation and the transform ĝ(ξ) (convention B)."""
 
@@ -122,6 +126,10 @@ class Target:
         peak = np.abs(vals).max()
         if peak == 0:
             raise InputError(self.field, "is identically zero: nothing to learn")
+        if not TARGET_RANGE[0] <= peak <= TARGET_RANGE[1]:
+            raise InputError(self.field, f"reaches |g| = {peak:.3g}; losses and norms square "
+                                         f"it, so freqdyn takes {TARGET_RANGE[0]:g} <= max|g| "
+                                         f"<= {TARGET_RANGE[1]:g}: rescale the target")
         radius = np.max(np.abs(pts), axis=-1)
         edge = float(np.abs(vals[radius >= 59.0]).max())
         if edge > 1e-6 * peak:

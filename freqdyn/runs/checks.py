@@ -334,7 +334,12 @@ def _slope(check, outcome, exp):
     entries = [rep["widths"][str(w)] for w in widths]
     errs = [float(np.max(np.asarray(e[f"rel_l2_{pde}_vs_net"]["mean"])[later]))
             for e in entries]
-    fit = slope_interval(widths, errs)
+    # every seed is a point of the fit (its interval has n·seeds − 2 degrees of freedom)
+    points = [(w, float(np.max(np.asarray(run)[later]))) for w, e in zip(widths, entries,
+                                                                         strict=True)
+              for run in e[f"rel_l2_{pde}_vs_net"].get("per_seed", [e[f"rel_l2_{pde}_vs_net"]
+                                                                   ["mean"]])]
+    fit = slope_interval(*zip(*points, strict=True))
     slope, lo, hi = fit["slope"], *check["range"]
     interval = fit["interval"]
     out = {"widths": widths, "errors": errs, "slope": slope, "slope_interval": interval,

@@ -67,6 +67,12 @@ GAUSS = 'family = "gaussian"\nscale = 1.0'
      "must be a list"),
     (make_case_text(GAUSS).replace("[target]", "[target]\npeaks = [9.0]"), "target.peaks",
      "outside the frequency bounds"),
+    # finite but extreme: a range check names the field before any work (it overflowed)
+    (make_case_text('family = "gaussian"\nscale = 1e-300'), "network.rho_w.scale", "1e-08 to"),
+    (make_case_text(GAUSS).replace("sigma_a = 0.5", "sigma_a = 0.5\nkappa = 1e200"),
+     "network.kappa", "<= 1e+06"),
+    (make_case_text(GAUSS, times="[0.0, 1e300]"), "frequency.times", "up to 1e+12"),
+    (make_case_text(GAUSS, g="1e300*exp(-x**2/2)*cos(2*pi*x)"), "target.g", "rescale"),
 ])
 def test_bad_cases(text, field, problem):
     err = _error(text)
@@ -79,6 +85,14 @@ def test_too_small_domain_reports_the_truncated_mass():
     # a peak at ξ = ±1 of std 1/(2π): about half its energy lies outside [-1, 1]
     fraction = float(str(err).split("fraction ")[1].split(" ")[0])
     assert 0.3 < fraction < 0.7
+
+
+def test_a_binary_file_as_the_case_is_a_clear_error(tmp_path):
+    path = tmp_path / "case.toml"
+    path.write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(InputError) as err:
+        load_case(path)
+    assert err.value.field == "case" and "not a text file" in str(err.value)
 
 
 def test_missing_file_is_a_clear_error(tmp_path):

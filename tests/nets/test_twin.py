@@ -1,7 +1,6 @@
 """The linearised twin (docs/theory.md §12): exact linear dynamics of the network's own
 kernel, beyond-linear gap O(1/m), checked against an independent Lanczos flow."""
 
-import numpy as np
 import pytest
 
 from freqdyn.errors import InputError
@@ -27,13 +26,20 @@ def _twin(ds):
 
 @pytest.mark.slow
 def test_twin_vs_net_is_small_and_falls_like_one_over_m(tmp_path):
-    gaps = {}
-    for width in (512, 4096):
-        gaps[width] = np.mean([_run(tmp_path, width, seed)[1]["rel_l2_twin_vs_net"].values[-1]
-                               for seed in (0, 1)])
-    slope = np.log(gaps[4096] / gaps[512]) / np.log(8)
-    assert -1.4 < slope < -0.6, gaps
-    assert gaps[4096] < 2e-2
+    """The beyond-linear part falls like 1/m: the log-log slope over 3 widths × 2 seeds has
+    a 95 % interval that holds −1 and leaves out the Monte-Carlo rate −1/2 (an untrained
+    network's gap is 0: its log is −∞ and the fit fails)."""
+    from freqdyn.analysis.compare import slope_interval
+
+    widths, gaps = [], []
+    for width in (512, 1448, 4096):
+        for seed in (0, 1):
+            widths.append(width)
+            gaps.append(float(_run(tmp_path, width, seed)[1]["rel_l2_twin_vs_net"].values[-1]))
+    fit = slope_interval(widths, gaps)
+    low, high = fit["interval"]
+    assert low <= -1.0 <= high and high < -0.5, (fit, gaps)
+    assert max(gaps[-2:]) < 2e-2
 
 
 def test_the_twin_starts_at_the_network_and_follows_the_flow_of_its_own_kernel(tmp_path):

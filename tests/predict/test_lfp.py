@@ -191,8 +191,12 @@ def test_tanh_lfp_pde_against_tanh_kernel_flow():
     ref = u_hat(flow).values[:, mask]
     err = {m: relative_l2(compare.on_grid(predict(case, m), flow).values[:, mask], ref, axes=1)
            for m in ("lfp-tanh", "lfp-tanh-ode")}
-    assert err["lfp-tanh"][1] < 0.10 and np.all(err["lfp-tanh"][2:] < 0.03), err
+    # the LFP is an asymptotic model: 8.4 % off at t = 25, under 3 % from t = 100; its wrong
+    # model (damping only) misses by more than 20 % at every t > 0, and by more than twice
+    # the LFP PDE's error at each of them
+    assert np.all(err["lfp-tanh"][2:] < 0.03), err
     assert np.all(err["lfp-tanh-ode"][1:] > 0.2), err
+    assert np.all(err["lfp-tanh-ode"][1:] > 2 * err["lfp-tanh"][1:]), err
 
 
 @pytest.mark.parametrize(("table", "field"), [

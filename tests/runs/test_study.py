@@ -346,27 +346,27 @@ def test_lfp_peak_inside_the_ball_is_refused(tmp_path):
 
 def _bound_without_networks(plan, arm) -> float:
     """The study's tolerance B for an arm, without training: the number, or the predicted
-    bound (mean + 3 spreads of the seed mean) at its largest t > 0 at the largest width."""
-    from freqdyn.analysis.finite_width import predicted_spread
+    linear bound (mean + 3 spreads of the seed mean) at its largest t > 0 at the largest
+    width.  The networks add their twins' beyond-linear part (O(1/m); ≤ 0.02 measured at
+    the CI widths of these studies), which needs training and is left out here."""
+    from freqdyn.analysis.finite_width import first_order_spread
     from freqdyn.runs.study import TOLERANCE_SPREADS
 
     if plan.tolerance != "predicted":
         return plan.tolerance
-    width = max(plan.widths)
-    fw = predicted_spread(arm.case, dict(plan.train, width=width), arm.case.times, None,
-                          draws=plan.spread_draws)
+    # first order with 1000 unit draws (its mean to about 2 %, enough for a bound): these
+    # 1D cases have at most a few thousand samples
+    fw = first_order_spread(arm.case, dict(plan.train, width=max(plan.widths)),
+                            arm.case.times, None, units=1000)
     later = arm.case.times > 0
-    bound = (np.asarray(fw["predicted_mean_error"]) + TOLERANCE_SPREADS
-             * np.asarray(fw["predicted_spread"]) / np.sqrt(len(plan.seeds)))[later]
+    bound = (fw.mean_error + TOLERANCE_SPREADS * fw.spread / np.sqrt(len(plan.seeds)))[later]
     return float(np.max(bound))
 
 
 #: 1D studies with a pde and wrong models (the 2D and 3D ones, whose predicted bound takes
 #: kernel draws of minutes, show their wrong models failing in their own CI runs).
-#: design-power is not among them: its CI tolerance (0.5, beyond-linear motion at m = 4096)
-#: leaves no room for 2B; its wrong model fails in its own run by a margin of 0.86 - 0.33.
 WRONG_MODEL_STUDIES = ["gaussian-1d", "uniform-1d", "diffusion-matters", "design-flat",
-                       "width-scaling", "lfp-relu-1d", "lfp-tanh-1d"]
+                       "design-power", "width-scaling", "lfp-relu-1d", "lfp-tanh-1d"]
 
 
 @pytest.mark.parametrize("name", WRONG_MODEL_STUDIES)
@@ -397,3 +397,22 @@ def test_every_shipped_study_with_a_pde_names_its_wrong_models_or_says_why():
             assert plan.wrong_models or "wrong_models = []" in text, path.name
             if "wrong_models = []" in text:
                 assert "# no wrong model:" in text, path.name
+
+
+def test_a_damaged_network_result_is_named_and_rebuilt_from_its_checkpoints(tmp_path, capsys):
+    """A truncated runs/<run>/measured.nc is named on stderr and rebuilt (from the run's
+    checkpoints): the rerun exits 0 with the same numbers, not with a traceback."""
+    study = tmp_path / "tiny.toml"
+    study.write_text(TINY.replace("widths = [256, 1024, 4096]", "widths = [4096]")
+                     .replace("seeds = [0, 1]", "seeds = [0]")
+                     .replace('kind = "slope"\nrange = [-0.8, -0.3]', 'kind = "peak_order"\n'
+                              'first = 0\nlater = 1'))
+    out = tmp_path / "out"
+    assert main(["validate", str(study), "--out", str(out), "--quiet"]) == 0
+    first = json.loads((out / "report.json").read_text())["max_rel_l2_pde_vs_net"]
+    measured = out / "runs" / "tiny-m4096-s0" / "measured.nc"
+    measured.write_bytes(measured.read_bytes()[:2000])
+    capsys.readouterr()
+    assert main(["validate", str(study), "--out", str(out), "--quiet"]) == 0
+    assert f"{measured} is damaged" in capsys.readouterr().err
+    assert json.loads((out / "report.json").read_text())["max_rel_l2_pde_vs_net"] == first

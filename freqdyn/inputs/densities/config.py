@@ -14,8 +14,23 @@ from freqdyn.inputs.symbols import axis_symbols
 FAMILIES = ("gaussian", "uniform", "laplace", "student_t", "mixture", "expression")
 
 
+#: The range of a density's scale, bound or degrees of freedom (in cycles per unit of x):
+#: beyond it its values or moments overflow double precision.
+PARAMETER_RANGE = (1e-8, 1e8)
+
+
 def _positive(table: Table, key: str) -> float:
     return table.number(key, low=0.0, low_open=True)
+
+
+def _parameter(table: Table, key: str) -> float:
+    """A scale, bound or number of degrees of freedom, within :data:`PARAMETER_RANGE`."""
+    value = _positive(table, key)
+    if not PARAMETER_RANGE[0] <= value <= PARAMETER_RANGE[1]:
+        raise InputError(table.field(key), f"is {value:g}; freqdyn takes {PARAMETER_RANGE[0]:g} "
+                                           f"to {PARAMETER_RANGE[1]:g} (beyond, the density's "
+                                           "values overflow double precision)")
+    return value
 
 
 def _center(table: Table, dim: int):
@@ -51,13 +66,13 @@ def density_from_config(cfg: dict, dim: int, field: str = "network.rho_w") -> De
     table.refuse_unknown(_ALLOWED_KEYS[family] | {"family", "weight"})
     center = _center(table, dim)
     if family == "gaussian":
-        return Gaussian(dim, _positive(table, "scale"), center)
+        return Gaussian(dim, _parameter(table, "scale"), center)
     if family == "uniform":
-        return Uniform(dim, _positive(table, "bound"), center)
+        return Uniform(dim, _parameter(table, "bound"), center)
     if family == "laplace":
-        return Laplace(dim, _positive(table, "scale"), center)
+        return Laplace(dim, _parameter(table, "scale"), center)
     if family == "student_t":
-        return StudentT(dim, _positive(table, "scale"), _positive(table, "dof"), center)
+        return StudentT(dim, _parameter(table, "scale"), _parameter(table, "dof"), center)
     if family == "mixture":
         comps = cfg.get("components")
         if not isinstance(comps, list) or not comps:
