@@ -262,6 +262,8 @@ class TrainingLoop:
 
     def _update(self, bar: Progress) -> bool:
         t = self.step
+        if getattr(self.optimizer, "needs_closure", False):
+            return self._integrate(t, bar)
         if self.optimizer is not None:
             self.optimizer.zero_grad(set_to_none=True)
         loss = self.objective(t)
@@ -275,6 +277,25 @@ class TrainingLoop:
             self.optimizer.step()
         if self.scheduler is not None:
             self.scheduler.step()
+        self.step = t + 1
+        for cb in self.callbacks:
+            cb.after_update(self, self.step, loss.detach())
+        bar.update(self.step)
+        return self._reach(self.step)
+
+
+    def _integrate(self, t: int, bar: Progress) -> bool:
+        """One step of an optimizer that evaluates the objective itself (a flow
+        integrator: :class:`freqdyn.nets.rkc.ChebyshevFlow`); the loss is θ_t's."""
+
+        def closure():
+            self.optimizer.zero_grad(set_to_none=True)
+            loss = self.objective(t)
+            if loss.requires_grad:
+                loss.backward()
+            return loss
+
+        loss = self.optimizer.step(closure)
         self.step = t + 1
         for cb in self.callbacks:
             cb.after_update(self, self.step, loss.detach())

@@ -119,8 +119,15 @@ def check_learning_rate(lr: float, lam_max: float, momentum: float = 0.0) -> dic
     return info
 
 
+#: Macro steps of the RKC integrator to the last reported time (without min_steps).
+RKC_MACRO_STEPS = 8
+
+
 def schedule(case, settings, lam: float, volume: float):
     """(η, report steps) from the ``[train]`` settings and the Gram's λ_max."""
+    if settings.integrator == "rkc":  # macro steps: the flow's own steps are adaptive
+        macro = settings.min_steps or RKC_MACRO_STEPS
+        return report_schedule(case.times, volume * float(case.times[-1]) / macro, volume)
     if settings.lr is not None:
         lr_max = settings.lr
     elif settings.optimizer in ("gd", "sgd"):
@@ -141,6 +148,9 @@ def time_mapping_text(settings) -> str:
     base = "tau = lr * step / ((1 - momentum) * (2R)^d) for loss (alpha/2N) sum (f - g)^2"
     if settings.optimizer in ("adam", "adamw"):
         return base + "; nominal only: adaptive optimiser, no PDE-time mapping"
+    if settings.integrator == "rkc":
+        return base + ("; each step one macro step of the gradient flow d theta/d tau = "
+                       f"-(2R)^d grad L, integrated by adaptive RKC2 to rtol {settings.rtol:g}")
     if settings.momentum:
         return base + "; asymptotic for heavy-ball momentum"
     return base + "; exact for gradient descent in the NTK limit"

@@ -41,6 +41,11 @@ min_steps           gd/sgd: at least this many steps to the last reported time t
                     error on the flow is about (λt)²/(2k) relative for a mode of rate λ
                     after k steps, so a few hundred keep it below 1 % (none)
 momentum            heavy-ball momentum μ for gd/sgd (0)
+integrator          ``"steps"`` (the optimizer's own steps) or, for full-batch gd, ``"rkc"``:
+                    the gradient flow by adaptive second-order Runge–Kutta–Chebyshev steps
+                    (:mod:`freqdyn.nets.rkc`), about √(λ_max t) gradients instead of λ_max t;
+                    its "steps" are min_steps (8) macro steps that land on the reported times
+rtol                rkc: the local error per step relative to the distance moved (1e-4)
 batch_size          sgd minibatch size (N/8)
 weight_decay        adamw weight decay (0.01)
 steps               total optimizer steps; required for adam/adamw.  Without it the run
@@ -82,6 +87,9 @@ MODELS = ("fourier", "fourier-mlp", "lfp-relu", "lfp-tanh")
 BACKENDS = ("nufft", "dense", "sorted")
 F0_CHOICES = ("zero", "centered", "random")
 OPTIMIZERS = ("gd", "sgd", "adam", "adamw")
+#: How full-batch gd follows the flow: its own steps, or the RKC2 integrator (nets/rkc.py).
+INTEGRATORS = ("steps", "rkc")
+
 DEFAULT_WIDTH = {1: 16384, 2: 4096, 3: 1024}
 DEFAULT_PROBE = {1: 41, 2: 11, 3: 5}
 DEFAULT_NUFFT_TOL = {"float64": 1e-12, "float32": 1e-6}
@@ -89,7 +97,8 @@ KEYS = {"model", "width", "backend", "nufft_tol", "depth", "hidden", "activation
         "parametrization", "train_w", "twin", "f0", "R", "sampling", "samples", "optimizer", "lr",
         "lr_fraction", "min_steps", "momentum", "batch_size", "weight_decay", "steps", "reports",
         "seed", "dtype", "device", "measure_points", "transform", "probe_points",
-        "checkpoint_every", "divergence_factor", "block_rows", "compile"}
+        "checkpoint_every", "divergence_factor", "block_rows", "compile", "integrator",
+        "rtol"}
 #: Keys that change how a run executes, not what it computes (a stored run made on another
 #: device or with other checkpointing is the same run).
 EXECUTION_KEYS = {"device", "block_rows", "compile", "checkpoint_every"}
@@ -121,6 +130,8 @@ class TrainSettings:
     sampling: str
     samples: int
     optimizer: str
+    integrator: str
+    rtol: float
     lr: float | None
     lr_fraction: float
     min_steps: int | None
@@ -232,10 +243,15 @@ def train_settings(case, overrides: dict | None = None) -> TrainSettings:
     momentum = t.number("momentum", 0.0, low=0.0, high=1.0, high_open=True)
     if momentum and optimizer not in ("gd", "sgd"):
         raise InputError("train.momentum", f"applies to gd and sgd, not {optimizer!r}")
-    twin = t.boolean("twin", model == "fourier" and optimizer == "gd")
-    if twin and (model != "fourier" or optimizer != "gd"):
-        raise InputError("train.twin", f"applies to model 'fourier' with optimizer 'gd', not "
-                                       f"{model!r} with {optimizer!r}; set twin = false")
+    integrator = t.choice("integrator", "steps", INTEGRATORS)
+    if integrator == "rkc" and (optimizer != "gd" or momentum or steps is not None):
+        raise InputError("train.integrator", "rkc integrates the gradient flow: it needs "
+                                             "optimizer = 'gd', no momentum and no steps")
+    twin = t.boolean("twin", model == "fourier" and optimizer == "gd" and integrator == "steps")
+    if twin and (model != "fourier" or optimizer != "gd" or integrator != "steps"):
+        raise InputError("train.twin", f"applies to model 'fourier' with gd steps, not "
+                                       f"{model!r} with {optimizer!r} ({integrator}); set "
+                                       "twin = false")
     batch_size = t.integer("batch_size", max(1, n_total // 8) if optimizer == "sgd" else None,
                            low=1, allow_none=True)
     if batch_size is not None and optimizer != "sgd":
@@ -250,7 +266,9 @@ def train_settings(case, overrides: dict | None = None) -> TrainSettings:
         activation=t.choice("activation", "tanh", tuple(ACTIVATIONS)),
         parametrization=t.choice("parametrization", "ntk", PARAMETRIZATIONS),
         train_w=train_w, twin=twin, f0=f0, R=R, sampling=sampling, samples=samples,
-        optimizer=optimizer, lr=t.number("lr", None, low=0.0, low_open=True, allow_none=True),
+        optimizer=optimizer, integrator=integrator,
+        rtol=t.number("rtol", 1e-4, low=1e-12, high=0.1),
+        lr=t.number("lr", None, low=0.0, low_open=True, allow_none=True),
         lr_fraction=t.number("lr_fraction", 0.5, low=0.0, high=1.0, low_open=True),
         min_steps=_min_steps(t, optimizer),
         momentum=momentum, batch_size=batch_size,

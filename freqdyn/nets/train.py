@@ -43,6 +43,7 @@ from freqdyn.nets.measure import (
     probe_points,
 )
 from freqdyn.nets.passes import NetworkPass, sample_layout
+from freqdyn.nets.rkc import ChebyshevFlow
 from freqdyn.nets.schedule import check_learning_rate, pde_time, schedule, time_mapping_text
 from freqdyn.nets.settings import TrainSettings, train_settings
 from freqdyn.nets.setup import (
@@ -285,7 +286,10 @@ def _train(case, settings, out, checkpoints, resume, stop_after, progress, start
     def objective(step):
         return net.loss_and_grad(y, alpha, None if batches is None else batches.next().to(device))
 
-    loop = TrainingLoop(model, build_optimizer(model, settings, lr), objective, steps=total,
+    optimizer = (ChebyshevFlow(model.parameters(), macro_step=lr / volume, scale=volume,
+                               radius=volume * stability["gram_lambda_max"], rtol=settings.rtol)
+                 if settings.integrator == "rkc" else build_optimizer(model, settings, lr))
+    loop = TrainingLoop(model, optimizer, objective, steps=total,
                         callbacks=callbacks, checkpoints=checkpoints,
                         generators=[batch_gen], label=label, progress=progress)
     done = loop.run(resume=resume, stop_after=stop_after)
@@ -312,7 +316,12 @@ def _train(case, settings, out, checkpoints, resume, stop_after, progress, start
             np.linalg.norm(ntk_end - constants["ntk_start"])
             / np.linalg.norm(constants["ntk_start"])),
         "device": _device_name(device), "torch_version": str(torch.__version__),
-        "train_seconds": train_seconds,
+        "train_seconds": train_seconds, "integrator": settings.integrator,
+        "gradient_evaluations": (int(optimizer.counters["evaluations"])
+                                 if settings.integrator == "rkc" else int(total)),
+        "rkc": (json.dumps({k: optimizer.counters[k] for k in ("accepted", "rejected",
+                                                                "max_stages")})
+                if settings.integrator == "rkc" else ""),
         "steps_per_second": (clock.steps_here / seconds_here if clock.steps_here
                              else total / max(train_seconds, 1e-12)),
         "resumed_from_step": -1 if loop.resumed_from is None else loop.resumed_from,
@@ -373,7 +382,8 @@ def _constants(case, settings, model, net, y, probe, volume) -> dict:
     lam = net.gram_lambda_max(case.loss_scale)
     lr, report_steps = schedule(case, settings, lam, volume)
     info = check_learning_rate(lr, lam, settings.momentum) \
-        if settings.optimizer in ("gd", "sgd") else {"lr": lr, "gram_lambda_max": lam}
+        if settings.optimizer in ("gd", "sgd") and settings.integrator == "steps" else \
+        {"lr": lr, "gram_lambda_max": lam}
     return {"lr": lr, "report_steps": report_steps, "stability": info,
             "initial": {k: v.detach().to("cpu", torch.float64).clone()
                         for k, v in model.named_parameters()},

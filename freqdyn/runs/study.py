@@ -569,7 +569,8 @@ def _budget_applies(case, plan: StudyPlan) -> bool:
         return False
     s = train_settings(case, plan.train)
     return s.model == "fourier" and s.optimizer == "gd" and s.momentum == 0 \
-        and s.n_samples <= MAX_SAMPLES and s.f0 in ("zero", "centered")
+        and s.integrator == "steps" and s.n_samples <= MAX_SAMPLES \
+        and s.f0 in ("zero", "centered")
 
 
 def _max_pde_error(rep: dict, pde: str | None) -> float | None:
