@@ -264,11 +264,7 @@ class TrainingLoop:
         t = self.step
         if getattr(self.optimizer, "needs_closure", False):
             return self._integrate(t, bar)
-        if self.optimizer is not None:
-            self.optimizer.zero_grad(set_to_none=True)
-        loss = self.objective(t)
-        if loss.requires_grad:
-            loss.backward()
+        loss = self._gradient(t)
         for cb in self.callbacks:
             cb.after_backward(self, t)
         if self.clip is not None:
@@ -277,30 +273,29 @@ class TrainingLoop:
             self.optimizer.step()
         if self.scheduler is not None:
             self.scheduler.step()
+        return self._advance(t, loss, bar)
+
+    def _advance(self, t: int, loss: torch.Tensor, bar: Progress) -> bool:
+        """θ_{t+1} reached: count it, tell the callbacks, draw the bar; True = stop."""
         self.step = t + 1
         for cb in self.callbacks:
             cb.after_update(self, self.step, loss.detach())
         bar.update(self.step)
         return self._reach(self.step)
 
+    def _gradient(self, t: int) -> torch.Tensor:
+        """L at the current parameters, with their gradients filled."""
+        if self.optimizer is not None:
+            self.optimizer.zero_grad(set_to_none=True)
+        loss = self.objective(t)
+        if loss.requires_grad:
+            loss.backward()
+        return loss
 
     def _integrate(self, t: int, bar: Progress) -> bool:
         """One step of an optimizer that evaluates the objective itself (a flow
         integrator: :class:`freqdyn.nets.rkc.ChebyshevFlow`); the loss is θ_t's."""
-
-        def closure():
-            self.optimizer.zero_grad(set_to_none=True)
-            loss = self.objective(t)
-            if loss.requires_grad:
-                loss.backward()
-            return loss
-
-        loss = self.optimizer.step(closure)
-        self.step = t + 1
-        for cb in self.callbacks:
-            cb.after_update(self, self.step, loss.detach())
-        bar.update(self.step)
-        return self._reach(self.step)
+        return self._advance(t, self.optimizer.step(lambda: self._gradient(t)), bar)
 
 
 class _DeferredInterrupt:

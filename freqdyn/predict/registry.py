@@ -58,19 +58,21 @@ class Predictor:
     exact_in_time: bool = False
     #: runs on a data case (``[target] data``): samples, not an expression
     data: bool = False
+    #: the method of the same model without its diffusion (a study's default wrong model)
+    damping_only: str | None = None
 
 
 PREDICTORS: dict[str, Predictor] = {}
 
 
 def register(name: str, description: str, *, dims=(1, 2, 3), mpi: bool = False,
-             exact_in_time: bool = False, data: bool = False):
+             exact_in_time: bool = False, data: bool = False, damping_only: str | None = None):
     """Decorator: register ``function(case, **options) -> Dataset`` as method ``name``."""
     def wrap(function):
         if name in PREDICTORS:
             raise ValueError(f"predictor {name!r} is registered twice")
         PREDICTORS[name] = Predictor(name, description, function, tuple(dims), mpi,
-                                     exact_in_time, data)
+                                     exact_in_time, data, damping_only)
         return function
     return wrap
 
@@ -110,7 +112,7 @@ def predict(case, method: str = "modal", **options) -> xr.Dataset:
 
 
 @register("kernel-flow", "infinite-width kernel gradient flow in x (the reference)",
-          exact_in_time=True, data=True)
+          exact_in_time=True, data=True, damping_only="damping")
 def _kernel_flow(case, times=None, settings=None, route: str | None = None):
     if case.is_data:  # the user's samples: the flow on them (predict/data_flow.py)
         return data_kernel_flow(case, times, route or case.section("kernel_flow").get(
@@ -118,7 +120,8 @@ def _kernel_flow(case, times=None, settings=None, route: str | None = None):
     return kernel_flow(case, settings, times=times)
 
 
-@register("fem", "the error PDE by finite elements, θ-scheme in time", mpi=True)
+@register("fem", "the error PDE by finite elements, θ-scheme in time", mpi=True,
+          damping_only="damping")
 def _fem(case, comm=None, progress: bool = False):
     from freqdyn.predict.fem.solver import solve_case
 
@@ -126,14 +129,15 @@ def _fem(case, comm=None, progress: bool = False):
 
 
 @register("modal", "the FEM discretisation, exact in time by its eigenmodes", mpi=True,
-          exact_in_time=True)
+          exact_in_time=True, damping_only="damping")
 def _modal(case, comm=None, progress: bool = False):
     from freqdyn.predict.fem.solver import solve_case
 
     return solve_case(case, "modal", comm, progress)
 
 
-@register("fd", "1D conservative finite differences, exact in time", dims=(1,), exact_in_time=True)
+@register("fd", "1D conservative finite differences, exact in time", dims=(1,), exact_in_time=True,
+          damping_only="damping")
 def _fd(case, times=None):
 
     return fd_prediction(case, times)
@@ -147,7 +151,7 @@ def _damping(case, times=None):
 
 
 @register("uniform-series", "the exact Neumann cosine series of a uniform rho_w",
-          exact_in_time=True)
+          exact_in_time=True, damping_only="damping")
 def _uniform_series(case, times=None):
 
     return frequency_dataset(case, uniform_box_series(case, times), "uniform-series",
@@ -171,7 +175,7 @@ def _lfp_ode(activation):
 
 for _act in ("relu", "tanh"):
     register(f"lfp-{_act}", f"the LFP PDE of a 2-layer {_act} network, finite elements",
-             mpi=True)(_lfp_pde(_act))
+             mpi=True, damping_only=f"lfp-{_act}-ode")(_lfp_pde(_act))
     register(f"lfp-{_act}-ode", f"the effective LFP of {_act}: damping only",
              exact_in_time=True)(_lfp_ode(_act))
 

@@ -127,11 +127,6 @@ class WrongModel:
     cases: dict  # arm name -> Case
 
 
-#: The damping-only counterpart of each pde (the default wrong model of a study).
-DAMPING_ONLY = {"modal": "damping", "fem": "damping", "fd": "damping",
-                "kernel-flow": "damping", "uniform-series": "damping",
-                "lfp-relu": "lfp-relu-ode", "lfp-tanh": "lfp-tanh-ode"}
-
 
 def _case_data(raw, base: Path) -> dict:
     if isinstance(raw, str):
@@ -247,13 +242,13 @@ WRONG_KEYS = {"name", "method", "why", "rho_w", "sigma_a", "kappa", "lfp"}
 def _wrong_models(t: Table, data: dict, arms, pde) -> list[WrongModel]:
     """``wrong_models``: models the networks must refute, each a prediction (``method``,
     default the pde) of the case with overrides (as an arm's).  Default: the damping-only
-    counterpart of the pde (:data:`DAMPING_ONLY`), when it has one."""
+    counterpart of the pde (its registry entry's ``damping_only``), when it has one."""
 
     if pde is None:
         return []
-    default = ([{"name": "damping-only", "method": DAMPING_ONLY[pde],
-                 "why": "no diffusion: the damping term of the pde alone"}]
-               if pde in DAMPING_ONLY else [])
+    damping = predictor(pde).damping_only
+    default = ([{"name": "damping-only", "method": damping,
+                 "why": "no diffusion: the damping term of the pde alone"}] if damping else [])
     raw = t.get("wrong_models", default)
     if not isinstance(raw, list) or not all(isinstance(r, dict) for r in raw):
         raise InputError("settings.wrong_models", "must be an array of tables, e.g. "
@@ -312,10 +307,8 @@ def train_cell(cell: dict, *, root: str, cases: dict, train: dict, extra: dict) 
     overrides = dict(train, width=cell["m"], seed=cell["seed"], **extra)
     folder = run_folder(root, cell["arm"], cell["m"], cell["seed"])
     existing = folder / "measured.nc"
-    if existing.is_file() and not _readable(existing):
-        existing.unlink()  # rebuilt below, from the run's checkpoints when it has them
-    if existing.is_file():
-        ds = read_dataset(existing)
+    ds = _stored_result(existing) if existing.is_file() else None
+    if ds is not None:
         wanted = json.loads(json.dumps(train_settings(case, overrides).computation()))
         have = json.loads(ds.attrs["train"])
         if ds.attrs.get("case_toml") == case.text and all(have.get(k) == v
@@ -330,16 +323,16 @@ def train_cell(cell: dict, *, root: str, cases: dict, train: dict, extra: dict) 
             "resumed_from": result.resumed_from}
 
 
-def _readable(path: Path) -> bool:
-    """Whether a stored network result can be read; a damaged one (truncated, not a result
-    file) is named on stderr, to be rebuilt."""
+def _stored_result(path: Path):
+    """A stored network result, or None when it is damaged (truncated, not a result file):
+    then it is named on stderr and removed, to be rebuilt from the run's checkpoints."""
     try:
-        read_dataset(path)
+        return read_dataset(path)
     except (OSError, ValueError, KeyError) as exc:
         say(f"{path} is damaged ({type(exc).__name__}: {str(exc).splitlines()[0][:120]}); "
             "rebuilding it from its checkpoints", enabled=True)
-        return False
-    return True
+        path.unlink()
+        return None
 
 
 def train_networks(plan: StudyPlan, exp, out, extra: dict | None = None) -> dict:
@@ -521,8 +514,7 @@ def _finite_width(case, plan: StudyPlan, pred, runs_by_width) -> dict:
     # 3 spreads; plus the motion beyond linear, measured by each network's twin (seed mean
     # of ‖net − twin‖/‖net‖), which the theory leaves out: ‖net − pde‖ ≤ ‖twin − pde‖ +
     # ‖net − twin‖.  Neither part depends on the pde.
-    linear = np.asarray(fw["predicted_mean_error"]) + TOLERANCE_SPREADS * np.asarray(
-        fw["predicted_spread"]) / np.sqrt(len(runs))
+    linear = linear_bound(fw["predicted_mean_error"], fw["predicted_spread"], len(runs))
     twins = [run["rel_l2_twin_vs_net"].values for run in runs if "rel_l2_twin_vs_net" in run]
     beyond = np.mean(twins, axis=0) if len(twins) == len(runs) else np.zeros_like(linear)
     later = np.asarray(case.times) > 0
@@ -536,6 +528,12 @@ def _finite_width(case, plan: StudyPlan, pred, runs_by_width) -> dict:
 #: The predicted tolerance: the predicted mean error plus this many predicted spreads of
 #: the seed mean (docs/theory.md §12).
 TOLERANCE_SPREADS = 3.0
+
+
+def linear_bound(mean_error, spread, seeds: int) -> np.ndarray:
+    """The linear part of the predicted tolerance of a seed mean over ``seeds`` networks:
+    μ + 3σ/√seeds (docs/theory.md §12)."""
+    return np.asarray(mean_error) + TOLERANCE_SPREADS * np.asarray(spread) / np.sqrt(seeds)
 
 
 def _wrong_model_report(wrong: WrongModel, plan: StudyPlan, data: dict, out: Path) -> dict:

@@ -350,7 +350,7 @@ def _bound_without_networks(plan, arm) -> float:
     width.  The networks add their twins' beyond-linear part (O(1/m); ≤ 0.02 measured at
     the CI widths of these studies), which needs training and is left out here."""
     from freqdyn.analysis.finite_width import first_order_spread
-    from freqdyn.runs.study import TOLERANCE_SPREADS
+    from freqdyn.runs.study import linear_bound
 
     if plan.tolerance != "predicted":
         return plan.tolerance
@@ -359,7 +359,7 @@ def _bound_without_networks(plan, arm) -> float:
     fw = first_order_spread(arm.case, dict(plan.train, width=max(plan.widths)),
                             arm.case.times, None, units=1000)
     later = arm.case.times > 0
-    bound = (fw.mean_error + TOLERANCE_SPREADS * fw.spread / np.sqrt(len(plan.seeds)))[later]
+    bound = linear_bound(fw.mean_error, fw.spread, len(plan.seeds))[later]
     return float(np.max(bound))
 
 
