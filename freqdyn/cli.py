@@ -137,10 +137,8 @@ def _confirmation(args):
     """The networks of ``design --case … --confirm --width M [--seeds …]``, or None."""
     from freqdyn.runs.design import Confirmation
 
-    if args.width is not None and not args.confirm:
-        raise InputError("--width", "sets the width of the networks that --confirm trains; "
-                                    "the design itself is the infinite-width prediction (its "
-                                    "finite-width spread on data is not built): add --confirm")
+    if args.width is not None and args.width < 2:
+        raise InputError("--width", f"must be a network width M >= 2, got {args.width}")
     if not args.confirm:
         return None
     if args.width is None or args.width < 2:
@@ -159,7 +157,7 @@ def _cmd_design(args) -> int:
             raise InputError("--time", "give the training time T the design is for")
         scales = _comma_list(args.scales, float, "--scales", "numbers")
         sd, paths, measured = data_design_to(load_case(args.case), args.time, args.out,
-                                             scales, _confirmation(args))
+                                             scales, _confirmation(args), width=args.width)
         print("\n".join(data_design_lines(sd, paths, measured)))
         return EXIT_OK
     for flag, value in (("--confirm", args.confirm), ("--width", args.width)):
@@ -280,7 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --case: train networks of --width at every scale of the grid "
                         "and add their test MSE to design.json and design.png")
     p.add_argument("--width", type=int, default=None,
-                   help="with --confirm: the networks' width m")
+                   help="with --case: design for width-M networks (the expected test MSE "
+                        "of their linearised flow over draws), and the width --confirm "
+                        "trains; without it the design is for infinite width")
     p.add_argument("--seeds", default=None,
                    help="with --confirm: comma-separated seeds, one network each (0)")
     p.add_argument("--out", default="out/design", help="output folder")

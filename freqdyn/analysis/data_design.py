@@ -10,8 +10,10 @@ samples with frequencies the held-out ones do not share).  The curve is returned
 the flatness of the minimum is visible; a minimum at an end of the grid is flagged, since
 the best scale may then lie outside it.
 
-The prediction is the mean network's (f₀ = 0, infinite width); the finite-width spread
-at a width m adds a variance of order 1/m that this design does not include.
+By default the prediction is the mean network's (f₀ = 0, infinite width).  Given a
+width m, it is the expected test MSE of width-m networks instead, the mean over draws of
+their linearised flow (:mod:`freqdyn.analysis.data_width`), with its spread: at small m the
+kernel's Monte-Carlo error adds O(1/m) to the MSE and can move the best scale.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from freqdyn.analysis.data_width import DEFAULT_DRAWS, width_prediction
 from freqdyn.analysis.stats import mean_std
 from freqdyn.errors import InputError
 from freqdyn.inputs.densities import density_from_config
@@ -43,6 +46,18 @@ class ScaleDesign:
     scales: np.ndarray
     test_mse: np.ndarray
     train_mse: np.ndarray
+    width: int | None = None  # None: infinite width
+    test_mse_std: np.ndarray | None = None  # over draws of width-m networks
+    draws: int | None = None
+
+    @property
+    def model(self) -> str:
+        """What the curve is, in words."""
+        if self.width is None:
+            return ("infinite-width mean network, exact kernel flow on the training samples; "
+                    "finite-width spread not included")
+        return (f"expected test MSE of width-{self.width} networks: mean over {self.draws} "
+                "draws of their linearised flow (docs/theory.md §13)")
 
     @property
     def best(self) -> int:
@@ -80,10 +95,24 @@ def default_scales(case) -> np.ndarray:
     return np.geomspace(nyquist / 256, nyquist, GRID_POINTS)
 
 
+def _test_and_train_at(case, time: float, train_w: bool, width, draws):
+    """(test MSE, train MSE, test MSE std or None) at ``time``: infinite width, or the
+    mean over draws of width-m networks."""
+    if width is None:
+        ds = data_kernel_flow(case, times=np.array([0.0, time]), train_w=train_w)
+        return float(ds["test_mse"].values[-1]), float(ds["train_mse"].values[-1]), None
+    st = width_prediction(case, {"width": width, "train_w": train_w},
+                          times=np.array([0.0, time]), draws=draws).statistics()
+    return (float(st["test_mse_mean"][-1]), float(st["train_mse_mean"][-1]),
+            float(st["test_mse_std"][-1]))
+
+
 def design_scale(case, time: float, scales=None, train_w: bool = True,
-                 scales_field: str = "--scales") -> ScaleDesign:
-    """The scale of the case's ρ_w family with the least predicted test MSE at ``time``;
-    a bad grid of ``scales`` is refused naming ``scales_field``."""
+                 scales_field: str = "--scales", width: int | None = None,
+                 draws: int = DEFAULT_DRAWS) -> ScaleDesign:
+    """The scale of the case's ρ_w family with the least predicted test MSE at ``time``,
+    at infinite width or (``width``) the expected MSE of width-m networks over ``draws``
+    draws; a bad grid of ``scales`` is refused naming ``scales_field``."""
     if not case.is_data or case.target.n_test == 0:
         raise InputError("--case", "a scale design needs a data case with held-out samples "
                                    "([target] data and holdout)")
@@ -95,15 +124,12 @@ def design_scale(case, time: float, scales=None, train_w: bool = True,
     if scales.ndim != 1 or scales.size < 3 or not np.all(scales > 0) \
             or np.any(np.diff(scales) <= 0):
         raise InputError(scales_field, "must be at least 3 increasing numbers > 0")
-    test, train = [], []
-    for s in scales:
-        rho = density_from_config(rho_at_scale(case, s), case.dim)
-        ds = data_kernel_flow(replace(case, rho_w=rho), times=np.array([0.0, time]),
-                              train_w=train_w)
-        test.append(float(ds["test_mse"].values[-1]))
-        train.append(float(ds["train_mse"].values[-1]))
-    return ScaleDesign(family, SCALE_KEYS[family], float(time), scales, np.array(test),
-                       np.array(train))
+    rows = [_test_and_train_at(replace(case, rho_w=density_from_config(
+        rho_at_scale(case, s), case.dim)), time, train_w, width, draws) for s in scales]
+    test, train, std = (np.array([r[k] for r in rows]) for k in range(3))
+    return ScaleDesign(family, SCALE_KEYS[family], float(time), scales, test, train,
+                       width=width, test_mse_std=None if width is None else std,
+                       draws=None if width is None else draws)
 
 
 def network_agreement(design: ScaleDesign, mse: np.ndarray) -> dict:

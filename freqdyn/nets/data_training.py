@@ -38,15 +38,22 @@ def data_samples(case):
     return points, values, target.n_train * target.cell_volume, layout
 
 
+def all_samples_layout(target):
+    """Every sample of ``target`` (training and held out) as a transform layout, in the
+    flat order of its values."""
+    if target.on_grid:
+        return tf.GridSamples(np.array([a[0] for a in target.axes]), target.spacing(),
+                              target.values.shape)
+    return tf.ScatteredSamples(target.points())
+
+
 @torch.no_grad()
 def evaluate_everywhere(model, target) -> np.ndarray:
     """f at every sample of ``target`` in float64, in the flat order of its values."""
     model64 = as_float64(model)
     points = target.points()
     if isinstance(model64, FourierFeatureNetwork):
-        layout = (tf.GridSamples(np.array([a[0] for a in target.axes]), target.spacing(),
-                                 target.values.shape) if target.on_grid
-                  else tf.ScatteredSamples(points))
+        layout = all_samples_layout(target)
         return tf.forward(model64, tf.FourierTransforms(layout, torch.float64, tol=1e-13)
                           ).cpu().numpy()
     device = next(model64.parameters()).device

@@ -39,12 +39,19 @@ def data_figure(ds: xr.Dataset, title: str | None = None, measured: xr.Dataset |
 
 
 def scale_confirmation_figure(scales, predicted, frozen, measured, title: str,
-                              key: str = "scale") -> plt.Figure:
-    """Test MSE against the ρ_w scale: theory (trained and frozen frequencies) and the
-    networks (each seed a dot, their mean a line)."""
+                              key: str = "scale", width_mean=None, width_std=None,
+                              width: int | None = None) -> plt.Figure:
+    """Test MSE against the ρ_w scale: theory (trained and frozen frequencies, infinite
+    width; at the networks' width, mean ± spread) and the networks (each seed a dot, their
+    mean a line)."""
     measured = np.asarray(measured)
     fig, ax = plt.subplots(figsize=(6.4, 4.2), layout="constrained")
-    ax.plot(scales, predicted, "o-", ms=3, label="theory (trained w)")
+    ax.plot(scales, predicted, "o-", ms=3, label="theory (trained w, infinite width)")
+    if width_mean is not None:
+        mean, std = np.asarray(width_mean), np.asarray(width_std)
+        ax.plot(scales, mean, "-", color="C2", lw=1, label=f"theory at m = {width}")
+        ax.fill_between(scales, np.maximum(mean - std, 1e-300), mean + std, color="C2",
+                        alpha=0.2, label="± predicted spread of one network")
     ax.plot(scales, frozen, ":", label="theory, frozen w (wrong model)")
     for column in measured.T:
         ax.plot(scales, column, "x", color="C3", ms=4)

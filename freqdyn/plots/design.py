@@ -52,8 +52,13 @@ def scale_figure(scale_design, title: str | None = None, measured: dict | None =
     ``measured`` the networks' test MSE (mean ± std over seeds) on the same axes."""
     sd = scale_design
     fig, ax = plt.subplots(figsize=(6.4, 4.2), layout="constrained")
-    ax.plot(sd.scales, sd.test_mse, "o-", ms=3, label="test MSE (theory)")
-    ax.plot(sd.scales, sd.train_mse, "s--", ms=3, label="train MSE (theory)")
+    at = "" if sd.width is None else f", m = {sd.width}"
+    ax.plot(sd.scales, sd.test_mse, "o-", ms=3, label=f"test MSE (theory{at})")
+    if sd.test_mse_std is not None:
+        ax.fill_between(sd.scales, np.maximum(sd.test_mse - sd.test_mse_std, 1e-300),
+                        sd.test_mse + sd.test_mse_std, color="C0", alpha=0.2,
+                        label=f"± spread over {sd.draws} draws")
+    ax.plot(sd.scales, sd.train_mse, "s--", ms=3, label=f"train MSE (theory{at})")
     if measured is not None:
         ax.errorbar(sd.scales, measured["test_mse_mean"], yerr=measured["test_mse_std"],
                     fmt="x", color="C3", capsize=2,

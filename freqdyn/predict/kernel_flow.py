@@ -134,7 +134,7 @@ def decay_factors(lam, times, step: float | None = None) -> torch.Tensor:
     (round-off of a PSD matrix) are clipped to 0.  ``step`` may carry the batch shape.
     """
     lam = torch.as_tensor(lam).clamp_min(0.0)
-    t = torch.as_tensor(np.asarray(times, dtype=float), dtype=lam.dtype, device=lam.device)
+    t = torch.as_tensor(np.array(times, dtype=float), dtype=lam.dtype, device=lam.device)
     t = t.reshape(-1, 1)
     lam_t = lam.unsqueeze(-2)
     if step is None:

@@ -3,7 +3,8 @@ by trained networks over the same grid of scales.
 
 Settings: ``case`` (a data case file, relative to the experiment file), ``time`` (the
 training time T), ``scales`` (the grid, increasing), ``width`` (m of the networks),
-``train`` (more ``[train]`` keys).  For each scale s the exact infinite-width flow gives
+``train`` (more ``[train]`` keys), ``spread_draws`` (draws of the width-m prediction,
+default 8).  For each scale s the exact infinite-width flow gives
 the predicted test MSE at T (:mod:`freqdyn.analysis.data_design`), and networks of width
 m, one per seed, are trained to T on the same samples (:func:`freqdyn.nets.train.train`;
 a finished run is read back, an interrupted one resumes).  The wrong-model arm is the
@@ -15,6 +16,16 @@ Report: the predicted and the networks' best scale and how many grid steps apart
 best (``excess_at_predicted``), and per scale the predicted, frozen-kernel and measured
 (mean, std over seeds) test MSE with the largest relative differences
 (``max_rel_diff_pred_vs_net``, ``max_rel_diff_frozen_vs_net``).
+
+At the networks' own width the expected test MSE and its spread over draws of θ₀
+(:mod:`freqdyn.analysis.data_width`) give the predicted finite-width curve
+(``width_test_mse_mean``, ``width_test_mse_std``) and how far the networks' seed mean lies
+from it in units of its predicted standard error, σ_m √(1/seeds + 1/draws)
+(``max_net_gap_in_spreads``), to be read against ``gap_limit_in_spreads``, the largest
+of K standard normal gaps over the K scales with family-wise probability 1 %
+(:func:`family_limit`); the same for the infinite-width prediction
+and the frozen-frequency kernel (``max_infinite_gap_in_spreads``,
+``max_frozen_gap_in_spreads``), which a width-m network need not follow.
 """
 
 from __future__ import annotations
@@ -24,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import tomli_w
+from scipy import stats
 
 from freqdyn.analysis.data_design import design_scale, network_agreement, rho_at_scale
 from freqdyn.config import Table
@@ -33,7 +45,9 @@ from freqdyn.nets.train import train
 from freqdyn.results import read_dataset
 from freqdyn.runs.runner import Outcome
 
-SETTINGS = {"case", "time", "scales", "width", "train"}  # as declared in runs/kind_keys.py
+SETTINGS = {"case", "time", "scales", "width", "train", "spread_draws"}  # as kind_keys.py
+#: Draws of θ₀ for the width-m prediction, by default.
+SPREAD_DRAWS = 8
 
 
 def _case_at_scale(case, scale: float, time: float, width: int, seed: int, train_table):
@@ -54,7 +68,8 @@ def _settings(exp):
         raise InputError("settings.case", "must be a data case ([target] data)")
     time = s.number("time", low=0.0, low_open=True)
     scales = np.asarray(s.numbers("scales", low=0.0))  # the grid: checked by design_scale
-    return case, time, scales, s.integer("width", low=2), dict(s.get("train", {}))
+    return (case, time, scales, s.integer("width", low=2), dict(s.get("train", {})),
+            s.integer("spread_draws", SPREAD_DRAWS, low=2))
 
 
 def train_over_scales(case, time, scales, width, seeds, train_table, out: Path) -> np.ndarray:
@@ -71,14 +86,36 @@ def train_over_scales(case, time, scales, width, seeds, train_table, out: Path) 
     return mse
 
 
+#: Family-wise probability that an exact width-m prediction fails :func:`family_limit`.
+FAMILY_LEVEL = 0.01
+
+
+def family_limit(comparisons: int, level: float = FAMILY_LEVEL) -> float:
+    """z such that the largest of ``comparisons`` independent |N(0, 1)| exceeds it with
+    probability at most ``level`` (Bonferroni: z = Φ⁻¹(1 − level/(2K)))."""
+    return float(stats.norm.isf(level / (2 * comparisons)))
+
+
+def gap_in_spreads(net_mean, at_width, seeds: int, prediction=None) -> float:
+    """max over scales of |networks' seed mean − prediction| / (σ_m √(1/seeds + 1/draws)),
+    σ_m the predicted spread of one width-m network; ``prediction`` defaults to the
+    width-m mean (the standard error then also carries the draws' own)."""
+    draws_part = 1 / at_width.draws if prediction is None else 0.0
+    prediction = at_width.test_mse if prediction is None else prediction
+    error = at_width.test_mse_std * np.sqrt(1 / seeds + draws_part)
+    return float(np.max(np.abs(net_mean - prediction) / error))
+
+
 def run_data_scale(exp, out, device: str):  # noqa: ARG001 (the trainer picks the device)
     """Experiment kind ``data-scale`` (module text)."""
     out = Path(out)
-    case, time, scales, width, train_table = _settings(exp)
+    case, time, scales, width, train_table, draws = _settings(exp)
     right = design_scale(case, time, scales, scales_field="settings.scales")
     frozen = design_scale(case, time, scales, train_w=False)
+    at_width = design_scale(case, time, scales, width=width, draws=draws)
     mse = train_over_scales(case, time, scales, width, exp.seeds, train_table, out)
     agree = network_agreement(right, mse)
+    net_mean = agree["test_mse_mean"]
     summary = {
         "time": time, "width": width, "scale_key": right.key, "scales": scales,
         "predicted_best_scale": right.scale, "networks_best_scale": agree["networks_best_scale"],
@@ -91,9 +128,19 @@ def run_data_scale(exp, out, device: str):  # noqa: ARG001 (the trainer picks th
         "max_rel_diff_pred_vs_net": agree["max_rel_diff_pred_vs_net"],
         "max_rel_diff_frozen_vs_net": network_agreement(frozen, mse)["max_rel_diff_pred_vs_net"],
         "predicted_best_at_grid_end": right.at_grid_end,
+        "spread_draws": draws, "width_test_mse_mean": at_width.test_mse,
+        "width_test_mse_std": at_width.test_mse_std, "width_best_scale": at_width.scale,
+        "max_rel_diff_width_vs_net": float(np.max(np.abs(at_width.test_mse / net_mean - 1))),
+        "max_net_gap_in_spreads": gap_in_spreads(net_mean, at_width, len(exp.seeds)),
+        "max_infinite_gap_in_spreads": gap_in_spreads(net_mean, at_width, len(exp.seeds),
+                                                      right.test_mse),
+        "max_frozen_gap_in_spreads": gap_in_spreads(net_mean, at_width, len(exp.seeds),
+                                                    frozen.test_mse),
+        "gap_limit_in_spreads": family_limit(scales.size),
     }
     figure_data = {"scales": scales, "predicted": right.test_mse, "frozen": frozen.test_mse,
-                   "measured": mse, "key": right.key,
+                   "measured": mse, "key": right.key, "width": width,
+                   "width_mean": at_width.test_mse, "width_std": at_width.test_mse_std,
                    "title": f"{case.name}: test MSE at t = {time:g}, m = {width}"}
     return Outcome(dataset=None, summary=summary, figure_set="data-scale",
                    figure_data=figure_data)

@@ -123,16 +123,17 @@ def _confirmed(case, sd: ScaleDesign, confirm: Confirmation, out: Path) -> dict:
             **network_agreement(sd, mse)}
 
 
-def data_design_to(case, time: float, out, scales=None, confirm: Confirmation | None = None
-                   ) -> tuple[ScaleDesign, list[Path], dict | None]:
-    """``freqdyn design --case DATA.toml --time T [--confirm --width M]``: the ρ_w scale
-    of least predicted test MSE at T (:mod:`freqdyn.analysis.data_design`); writes
+def data_design_to(case, time: float, out, scales=None, confirm: Confirmation | None = None,
+                   width: int | None = None) -> tuple[ScaleDesign, list[Path], dict | None]:
+    """``freqdyn design --case DATA.toml --time T [--width M [--confirm]]``: the ρ_w scale
+    of least predicted test MSE at T (:mod:`freqdyn.analysis.data_design`), at infinite
+    width or the expected one of width-M networks; writes
     ``design.json`` (scale, predicted_test_mse, the whole curve, and with ``confirm`` the
     networks' measured curve), ``design.toml`` (the case at that scale, its data path made
     absolute) and ``design.png``."""
     out = Path(out)
     with FolderLock(out):
-        sd = design_scale(case, time, scales)
+        sd = design_scale(case, time, scales, width=width)
         measured = _confirmed(case, sd, confirm, out) if confirm is not None else None
         table = tomllib.loads(case.text)
         table["network"]["rho_w"] = rho_at_scale(case, sd.scale)
@@ -143,10 +144,10 @@ def data_design_to(case, time: float, out, scales=None, confirm: Confirmation | 
                   "time": sd.time, "predicted_test_mse": float(sd.test_mse[sd.best]),
                   "predicted_train_mse": float(sd.train_mse[sd.best]),
                   "best_at_grid_end": sd.at_grid_end,
+                  "width": sd.width, "draws": sd.draws,
                   "curve": {"scale": sd.scales, "test_mse": sd.test_mse,
-                            "train_mse": sd.train_mse},
-                  "model": "infinite-width mean network, exact kernel flow on the training "
-                           "samples; finite-width spread not included",
+                            "train_mse": sd.train_mse, "test_mse_std": sd.test_mse_std},
+                  "model": sd.model,
                   "measured": measured,
                   "freqdyn_version": __version__, "case_toml": case.text,
                   "data_sha256": case.target.sha256}
@@ -161,9 +162,12 @@ def data_design_to(case, time: float, out, scales=None, confirm: Confirmation | 
 def data_design_lines(sd: ScaleDesign, paths: list[Path], measured: dict | None = None
                       ) -> list[str]:
     """What ``freqdyn design --case`` prints."""
+    at = ("infinite width" if sd.width is None else
+          f"m = {sd.width}, ± {sd.test_mse_std[sd.best]:.2g} over {sd.draws} draws")
     lines = [f"rho_w {sd.family} {sd.key} = {sd.scale:.4g}: predicted test MSE "
-             f"{sd.test_mse[sd.best]:.4g} at t = {sd.time:g} (train {sd.train_mse[sd.best]:.4g}"
-             f"); {sd.scales.size} scales from {sd.scales[0]:.3g} to {sd.scales[-1]:.3g}"]
+             f"{sd.test_mse[sd.best]:.4g} at t = {sd.time:g} ({at}; train "
+             f"{sd.train_mse[sd.best]:.4g}); {sd.scales.size} scales from "
+             f"{sd.scales[0]:.3g} to {sd.scales[-1]:.3g}"]
     if measured is not None:
         lines.append(f"  networks (m = {measured['width']}, {len(measured['seeds'])} seeds): "
                      f"best {sd.key} {measured['networks_best_scale']:.4g}, "

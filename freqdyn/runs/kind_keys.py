@@ -36,7 +36,7 @@ COMMITTEE = {  # freqdyn.grok.lazy_rich._committee_settings
     "target_scale", "centered", "relative_threshold"}
 
 SETTINGS: dict[str, set[str]] = {
-    "data-scale": {"case", "time", "scales", "width", "train"},
+    "data-scale": {"case", "time", "scales", "width", "train", "spread_draws"},
     "study": {"case", "predictions", "pde", "tolerance", "tolerance_reason", "widths",
               "times", "train", "spread_draws", "wrong_models"},
     "aliasing": {"steps", "eval_every", "n_sparse", "n_dense", "n_test", "k_max", "width",
@@ -101,7 +101,10 @@ REPORTS: dict[str, set[str]] = {
         "frozen_best_scale", "grid_steps_apart", "excess_at_predicted", "predicted_test_mse",
         "frozen_test_mse", "measured_test_mse_mean", "measured_test_mse_std",
         "max_rel_diff_pred_vs_net", "max_rel_diff_frozen_vs_net",
-        "predicted_best_at_grid_end"},
+        "predicted_best_at_grid_end", "spread_draws", "width_test_mse_mean",
+        "width_test_mse_std", "width_best_scale", "max_rel_diff_width_vs_net",
+        "max_net_gap_in_spreads", "max_infinite_gap_in_spreads",
+        "max_frozen_gap_in_spreads", "gap_limit_in_spreads"},
     "aliasing": _each(("sparse", "dense", "uniform"), _ALIASING_PER_CONDITION) | {
         "conditions", "final_test_relative_error_k6", "output_test_k1_at_peak",
         "output_test_k1_final", "output_train_k1_at_peak", "output_train_k1_final",

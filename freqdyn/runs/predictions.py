@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from freqdyn.analysis.data_width import width_prediction
 from freqdyn.errors import AccuracyWarning
 from freqdyn.plots import dynamics_figure, save_figure
 from freqdyn.plots.data import data_figure
@@ -42,6 +43,8 @@ def solve_to(case, out, method: str = "modal", figure: bool = True) -> Written |
         comm = MPI.COMM_WORLD
     options = {"comm": comm} if entry.mpi else {}
     ds = predict(case, method, **options)
+    if case.is_data and method == "kernel-flow" and "width" in case.section("train"):
+        ds = with_width_prediction(ds, case)
     if comm is not None and comm.rank != 0:
         comm.Barrier()
         return None
@@ -64,6 +67,24 @@ def solve_to(case, out, method: str = "modal", figure: bool = True) -> Written |
     return Written(summary=_summary_line(ds), paths=paths)
 
 
+def with_width_prediction(ds, case):
+    """``ds`` with the expected train and test MSE of the case's ``[train] width``
+    networks and the test MSE's spread over draws of θ₀
+    (:mod:`freqdyn.analysis.data_width`)."""
+    pred = width_prediction(case, times=ds["time"].values)
+    st = pred.statistics()
+    unit = "unit of y squared"
+    about = f"width-{pred.width} networks, over {pred.draws} draws of their linearised flow"
+    return ds.assign(
+        expected_train_mse=("time", st["train_mse_mean"], {
+            "long_name": f"expected train MSE of {about}", "units": unit}),
+        expected_test_mse=("time", st["test_mse_mean"], {
+            "long_name": f"expected test MSE of {about}", "units": unit}),
+        expected_test_mse_std=("time", st["test_mse_std"], {
+            "long_name": f"standard deviation of one network's test MSE, {about}",
+            "units": unit})).assign_attrs(width=pred.width, width_draws=pred.draws)
+
+
 def _summary_line(ds) -> str:
     line = summary(ds)
     for key in ("truncation_error", "discretisation_error", "time_error_bound",
@@ -75,4 +96,8 @@ def _summary_line(ds) -> str:
         held = (f", test MSE {test[0]:.4g} -> {test[-1]:.4g}" if np.isfinite(test).all()
                 else ", no samples held out")
         line += f"; train MSE {train[0]:.4g} -> {train[-1]:.4g}{held} at t = {t[-1]:g}"
+    if "expected_test_mse" in ds:
+        line += (f"; at m = {ds.attrs['width']}: test MSE "
+                 f"{float(ds['expected_test_mse'][-1]):.4g} ± "
+                 f"{float(ds['expected_test_mse_std'][-1]):.2g}")
     return line

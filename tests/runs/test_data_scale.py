@@ -4,6 +4,7 @@ its wrong-model arm (the frozen-frequency kernel) is the part that fails."""
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from freqdyn.errors import InputError
@@ -20,7 +21,14 @@ def test_eeg_scale_study_holds_at_ci_size(tmp_path):
     summary = report.get("summary", report)
     assert result.claim_holds, summary
     assert summary["grid_steps_apart"] <= 1 and summary["excess_at_predicted"] <= 0.05
-    assert summary["max_rel_diff_pred_vs_net"] <= 0.12 < summary["max_rel_diff_frozen_vs_net"]
+    limit = summary["gap_limit_in_spreads"]
+    assert limit == pytest.approx(3.26, abs=0.005)  # 9 scales, family-wise 99 %
+    assert summary["max_net_gap_in_spreads"] <= limit < summary["max_frozen_gap_in_spreads"]
+    # the bound is the predicted spread of the stored width-m curve
+    mean, std = (np.array(summary[k]) for k in ("width_test_mse_mean", "width_test_mse_std"))
+    gap = np.abs(np.array(summary["measured_test_mse_mean"]) - mean) / (
+        std * np.sqrt(1 / 2 + 1 / summary["spread_draws"]))
+    assert summary["max_net_gap_in_spreads"] == pytest.approx(gap.max(), rel=1e-9)
     assert (tmp_path / "out" / "scales.png").is_file()
     # one network per scale and seed
     runs = sorted((tmp_path / "out" / "runs").iterdir())
