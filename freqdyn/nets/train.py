@@ -187,53 +187,66 @@ def train(case, out, *, resume: bool | None = None, overrides: dict | None = Non
                       start_clock)
 
 
-def _train(case, settings, out, checkpoints, resume, stop_after, progress, start_clock):
-    device, dtype = torch.device(settings.device), settings.torch_dtype
+def _samples(case, settings):
+    """(x (N, d), y (N,), box volume V, transform layout or None, where in words)."""
     if case.is_data:  # the user's training samples (nets/data_training.py)
         x_np, y_np, volume, layout = data_samples(case)
-        where = f"the training samples of {case.target.path.name}"
+        return x_np, y_np, volume, layout, f"the training samples of {case.target.path.name}"
+    x_np = training_samples(case, settings)
+    return (x_np, case.target(x_np), (2 * settings.R) ** case.dim, None,
+            f"[-{settings.R:g}, {settings.R:g}]^{case.dim}")
+
+
+def _loss_guard(constants, settings, batches, n, device) -> LossGuard:
+    """The one divergence guard of a run: the loss may not exceed a limit (module text)."""
+    # A batch mean of squares is at most N/B times the full mean: the limit scales with it.
+    batch_factor = n / settings.batch_size if batches is not None else 1.0
+    stability = constants["stability"]
+    unstable = (batches is None and "lr_stability_bound" in stability
+                and stability["lr"] > stability["lr_stability_bound"])
+    if unstable:  # full-batch GD beyond the bound: the top mode grows, so any rise of the
+        # loss above its initial value is the instability, not a transient (the run ends 3)
+        limit, hint = (1 + 1e-6) * constants["loss_reference"], (  # (rounding of θ₀'s loss)
+            f"(the initial loss: η = {stability['lr']:.4g} exceeds the stability bound "
+            f"{stability['lr_stability_bound']:.4g}, so a rising loss is divergence) "
+            "Lower train.lr below the bound; ")
     else:
-        x_np = training_samples(case, settings)
-        y_np = case.target(x_np)
-        volume, layout = (2 * settings.R) ** case.dim, None
-        where = f"[-{settings.R:g}, {settings.R:g}]^{case.dim}"
-    x = torch.from_numpy(x_np).to(device, dtype)
-    y = torch.from_numpy(y_np).to(device, dtype)
-    n = x.shape[0]
-    alpha = case.loss_scale
-    label = f"train {case.name}"
+        limit, hint = (settings.divergence_factor * batch_factor * constants["loss_reference"],
+                       "(train.divergence_factor × the initial loss) Lower train.lr; ")
+    return LossGuard(limit=max(limit, np.finfo(float).tiny),
+                     check_every=1 if device.type == "cpu" else 64, keep=True, hint=hint)
 
-    if settings.model == "fourier" or settings.model in LFP_MODELS:
-        memory.require("train.width", training_memory(settings, case.dim),
-                       f"training m = {settings.width} units in d = {case.dim}",
-                       "use a smaller train.width")
-    model = build_model(case, settings)
-    net = NetworkPass(model, settings, x_np, x, case.dim, layout)
-    say(f"{label}: m = {settings.width}, {n} samples on {where}, {net.backend} pass, "
-        f"{settings.dtype}, {settings.device}", progress)
-    # f0 = "centered": θ₀ (rebuilt from the seed, also on resume) fixes the shifted
-    # targets g + f₀ on the training samples and, below, on the measurement grid.
-    initial = as_float64(model) if settings.f0 == "centered" else None
-    if initial is not None:
-        f0 = net.evaluate()
-        y = y + f0.to(y.dtype)
-        y_np = y_np + (f0.double().cpu().numpy() if settings.dtype == "float64" else
-                       NetworkPass(initial, _as64(settings), x_np, x.double(),
-                                   case.dim, layout).evaluate().cpu().numpy())
-    probe = probe_points(case, min(settings.R, case.target.radius) / 2, settings.probe_points)
 
-    if resume:
-        saved, _ = checkpoints.load_latest(map_location=device)
-        constants = saved["callbacks"][0]
-    else:
-        say(f"{label}: set-up (λ_max of the NTK Gram, the schedule, NTK at θ₀)", progress)
-        constants = _constants(case, settings, model, net, y, probe, volume)
-    lr, report_steps = constants["lr"], constants["report_steps"]
-    total = report_steps[-1]
-    checkpoints.at = frozenset(report_steps)
-    say(f"{label}: η = {lr:.4g}, {total} steps to τ = "
-        f"{float(pde_time(total, lr, volume, settings.momentum)):.4g}", progress)
+def _centred(case, settings, model, net, x, x_np, y, y_np, layout):
+    """(θ₀ in float64 or None, y, y_np): with ``f0 = "centered"`` θ₀ (rebuilt from the seed,
+    also on resume) fixes the shifted targets g + f₀ on the training samples (and, in
+    :func:`_measurement`, on the measurement grid)."""
+    if settings.f0 != "centered":
+        return None, y, y_np
+    initial = as_float64(model)
+    f0 = net.evaluate()
+    y = y + f0.to(y.dtype)
+    y_np = y_np + (f0.double().cpu().numpy() if settings.dtype == "float64" else
+                   NetworkPass(initial, _as64(settings), x_np, x.double(),
+                               case.dim, layout).evaluate().cpu().numpy())
+    return initial, y, y_np
 
+
+def _twin(case, settings, model, initial, x_np, y_np, lr, report_steps, axis, g_grid):
+    """The run's linearised twin (:mod:`freqdyn.nets.twin`), or None (off, or a data case:
+    the twin measures on an expression's grid).  θ₀ is rebuilt from the seed, so a resumed
+    run's twin starts from the same model."""
+    if not settings.twin or case.is_data:
+        return None
+    return LinearTwin(as_float64(model) if initial is None else initial,
+                      sample_layout(settings, x_np, case.dim), y_np, case.loss_scale,
+                      lambda params: build_optimizer(params, settings, lr), report_steps,
+                      axis, g_grid, case.xi_axes())
+
+
+def _measurement(case, settings, model, initial, constants, x_np, y_np, volume):
+    """(measure(step) → the report's record, the measurement axis, g on its grid or None):
+    what is measured at each report (û, or the data MSEs and spectrum; the drift)."""
     axis = measurement_axis(case, settings.R, points=constants["measure_points"])
     if case.is_data:
         f0_all = None if initial is None else evaluate_everywhere(initial, case.target)
@@ -253,33 +266,50 @@ def _train(case, settings, out, checkpoints, resume, stop_after, progress, start
         drift, drift_w = parameter_drift(model, constants["initial"])
         return {"step": step, **errors, "drift": drift, "drift_w": drift_w}
 
+    return measure, axis, g_grid
+
+
+def _train(case, settings, out, checkpoints, resume, stop_after, progress, start_clock):
+    device, dtype = torch.device(settings.device), settings.torch_dtype
+    x_np, y_np, volume, layout, where = _samples(case, settings)
+    x = torch.from_numpy(x_np).to(device, dtype)
+    y = torch.from_numpy(y_np).to(device, dtype)
+    n = x.shape[0]
+    alpha = case.loss_scale
+    label = f"train {case.name}"
+
+    if settings.model == "fourier" or settings.model in LFP_MODELS:
+        memory.require("train.width", training_memory(settings, case.dim),
+                       f"training m = {settings.width} units in d = {case.dim}",
+                       "use a smaller train.width")
+    model = build_model(case, settings)
+    net = NetworkPass(model, settings, x_np, x, case.dim, layout)
+    say(f"{label}: m = {settings.width}, {n} samples on {where}, {net.backend} pass, "
+        f"{settings.dtype}, {settings.device}", progress)
+    initial, y, y_np = _centred(case, settings, model, net, x, x_np, y, y_np, layout)
+    probe = probe_points(case, min(settings.R, case.target.radius) / 2, settings.probe_points)
+
+    if resume:
+        saved, _ = checkpoints.load_latest(map_location=device)
+        constants = saved["callbacks"][0]
+    else:
+        say(f"{label}: set-up (λ_max of the NTK Gram, the schedule, NTK at θ₀)", progress)
+        constants = _constants(case, settings, model, net, y, probe, volume)
+    lr, report_steps = constants["lr"], constants["report_steps"]
+    total = report_steps[-1]
+    checkpoints.at = frozenset(report_steps)
+    say(f"{label}: η = {lr:.4g}, {total} steps to τ = "
+        f"{float(pde_time(total, lr, volume, settings.momentum)):.4g}", progress)
+
+    measure, axis, g_grid = _measurement(case, settings, model, initial, constants, x_np,
+                                         y_np, volume)
     batch_gen = torch.Generator().manual_seed(settings.seed + 1)
     batches = Batches(n, settings.batch_size, batch_gen) if settings.optimizer == "sgd" else None
-    # A batch mean of squares is at most N/B times the full mean: the limit scales with it.
-    batch_factor = n / settings.batch_size if batches is not None else 1.0
-    stability = constants["stability"]
-    unstable = (batches is None and "lr_stability_bound" in stability
-                and stability["lr"] > stability["lr_stability_bound"])
-    if unstable:  # full-batch GD beyond the bound: the top mode grows, so any rise of the
-        # loss above its initial value is the instability, not a transient (the run ends 3)
-        limit, hint = (1 + 1e-6) * constants["loss_reference"], (  # (rounding of θ₀'s loss)
-            f"(the initial loss: η = {stability['lr']:.4g} exceeds the stability bound "
-            f"{stability['lr_stability_bound']:.4g}, so a rising loss is divergence) "
-            "Lower train.lr below the bound; ")
-    else:
-        limit, hint = (settings.divergence_factor * batch_factor * constants["loss_reference"],
-                       "(train.divergence_factor × the initial loss) Lower train.lr; ")
-    guard = LossGuard(limit=max(limit, np.finfo(float).tiny),
-                      check_every=1 if device.type == "cpu" else 64, keep=True, hint=hint)
+    guard = _loss_guard(constants, settings, batches, n, device)
     reports, clock = Reports(report_steps, measure), Clock()
     callbacks = [RunConstants(constants), reports, guard, clock]
-    twin = None
-    if settings.twin and not case.is_data:  # the twin measures on an expression's grid
-        # θ₀ is rebuilt from the seed, so a resumed run's twin starts from the same model
-        twin = LinearTwin(as_float64(model) if initial is None else initial,
-                          sample_layout(settings, x_np, case.dim), y_np, alpha,
-                          lambda params: build_optimizer(params, settings, lr), report_steps,
-                          axis, g_grid, case.xi_axes())
+    twin = _twin(case, settings, model, initial, x_np, y_np, lr, report_steps, axis, g_grid)
+    if twin is not None:
         callbacks.append(twin)
     if batches is not None:
         callbacks.append(batches)
@@ -287,7 +317,8 @@ def _train(case, settings, out, checkpoints, resume, stop_after, progress, start
         return net.loss_and_grad(y, alpha, None if batches is None else batches.next().to(device))
 
     optimizer = (ChebyshevFlow(model.parameters(), macro_step=lr / volume, scale=volume,
-                               radius=volume * stability["gram_lambda_max"], rtol=settings.rtol)
+                               radius=volume * constants["stability"]["gram_lambda_max"],
+                               rtol=settings.rtol)
                  if settings.integrator == "rkc" else build_optimizer(model, settings, lr))
     loop = TrainingLoop(model, optimizer, objective, steps=total,
                         callbacks=callbacks, checkpoints=checkpoints,
@@ -301,14 +332,35 @@ def _train(case, settings, out, checkpoints, resume, stop_after, progress, start
     guard.pending.append(torch.tensor(_full_loss(net, y, alpha)))
     guard.flush(loop)  # the loss of the final state, checked like the others
     losses = np.array(guard.history)
-    ntk_end = net.ntk(probe)
     records = sorted(reports.records, key=lambda r: r["step"])
     steps_arr = np.array([r["step"] for r in records])
     times = pde_time(steps_arr, lr, volume, settings.momentum)
     if settings.steps is None and settings.optimizer in ("gd", "sgd"):
         times = case.times.copy()  # exact by construction of the schedule
+    attrs = _result_attrs(case, settings, constants, model, net, probe, optimizer, loop,
+                          clock, total, volume, n, axis, device)
+    variables, u_hat = _result_variables(case, settings, records, steps_arr, losses, lr,
+                                         volume, total, twin)
+    if twin is not None:
+        attrs["twin_final_loss"] = twin.loss()
+    if case.is_data:
+        attrs.update(case.target.result_attrs(), twin="not run on data cases")
+    ds = frequency_dataset(case, u_hat, "network", times=times, variables=variables,
+                           attrs=attrs, xi_axes=case.target.dft_axes() if case.is_data
+                           else None)
+    path = write_dataset(ds, out / "measured.nc")
+    return TrainResult(dataset=ds, measured=path, steps=total,
+                       seconds=time.perf_counter() - start_clock,
+                       resumed_from=loop.resumed_from)
+
+
+def _result_attrs(case, settings, constants, model, net, probe, optimizer, loop, clock, total,
+                  volume, n, axis, device) -> dict:
+    """measured.nc's attributes: the settings, the stability check, the clocks and counts,
+    and the NTK at θ₀ and at the end against the analytic kernel."""
     seconds_here = clock.seconds_here()
     train_seconds = clock.before + seconds_here
+    ntk_end = net.ntk(probe)
     attrs = {
         "train": settings.record(), "stability": constants["stability"], "box_volume": volume,
         "samples_total": n, "width": model.width, "time_mapping": time_mapping_text(settings),
@@ -334,6 +386,12 @@ def _train(case, settings, out, checkpoints, resume, stop_after, progress, start
         independent = independent_units(settings)
         attrs["ntk_start"] = ntk_comparison(constants["ntk_start"], analytic, independent)
         attrs["ntk_end"] = ntk_comparison(ntk_end, analytic, independent)
+    return attrs
+
+
+def _result_variables(case, settings, records, steps_arr, losses, lr, volume, total, twin):
+    """measured.nc's variables (loss per step; drift, report step, the twin's û and the data
+    MSEs per report) and the network's û per report."""
     variables = {
         "loss": (("step",), losses, {"long_name": "training loss (alpha/2N) sum (f - g)^2",
                                      "units": "1"}),
@@ -360,21 +418,13 @@ def _train(case, settings, out, checkpoints, resume, stop_after, progress, start
             ("time",), relative_l2(twin_u, u_hat, axes=tuple(range(1, u_hat.ndim))),
             {"long_name": "|u_hat_twin - u_hat| / |u_hat| over xi: the beyond-linear part",
              "units": "1"})
-        attrs["twin_final_loss"] = twin.loss()
     if case.is_data:
         for key in ("train_mse", "test_mse"):
             variables[key] = (("time",), np.array([r[key] for r in records]), {
                 "long_name": f"the network's mean squared error over the "
                              f"{'training' if key == 'train_mse' else 'held-out'} samples",
                 "units": "unit of y squared"})
-        attrs.update(case.target.result_attrs(), twin="not run on data cases")
-    ds = frequency_dataset(case, u_hat, "network", times=times, variables=variables,
-                           attrs=attrs, xi_axes=case.target.dft_axes() if case.is_data
-                           else None)
-    path = write_dataset(ds, out / "measured.nc")
-    return TrainResult(dataset=ds, measured=path, steps=total,
-                       seconds=time.perf_counter() - start_clock,
-                       resumed_from=loop.resumed_from)
+    return variables, u_hat
 
 
 def _constants(case, settings, model, net, y, probe, volume) -> dict:
