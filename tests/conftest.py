@@ -4,8 +4,14 @@ import importlib.util
 import os
 from pathlib import Path
 
-import matplotlib
-import pytest
+# One thread per xdist worker (``make test`` runs -n 2 on 2 cores): two workers that
+# each start a thread per core for torch, FINUFFT and BLAS oversubscribe the machine.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_var, "1")
+
+import matplotlib  # noqa: E402
+import pytest  # noqa: E402
 
 matplotlib.use("Agg")
 os.environ.setdefault("FREQDYN_NO_PROGRESS", "1")

@@ -200,6 +200,8 @@ def summary(ds: xr.Dataset) -> str:
     seconds = float(a.get("seconds", a.get("seconds_total", 0.0)))
     if "scheme" not in a:
         return f"{method} on {a['case_name']}: {seconds:.3g} s"
+    if "degree" not in a:  # not a finite-element solve (fd: exact in time on its nodes)
+        return f"{method} on {a['case_name']}: {a['scheme']}, {a['cells']} cells, {seconds:.3g} s"
     if a["scheme"] == "modal":
         cost = f"{a['modes']} modes ({a['eigensolver']})"
     elif a["scheme"] == "exponential":

@@ -151,3 +151,14 @@ def test_case_of_any_family_solves(name):
         fine = load_case(name, text=HIDDEN[name] + "[fem]\ncells = 2000\nmesh = 'uniform'\n")
         err = relative_l2(u, u_hat(predict(fine, "modal")).values, axes=axes)
     assert np.all(err < 1e-3), err
+
+
+@pytest.mark.parametrize("method", ["fd", "damping", "kernel-flow", "modal"])
+def test_every_method_solves_from_the_command_line_with_its_one_line_summary(
+        tmp_path, capsys, method):
+    """``freqdyn solve --method fd`` once ended in a KeyError in its summary line."""
+    assert main(["solve", "pde/gaussian-1d.toml", "--method", method, "--out",
+                 str(tmp_path), "--no-figure"]) == 0
+    line = capsys.readouterr().out.splitlines()[0]
+    assert line.startswith(f"{method} on gaussian-1d: ")
+    assert (tmp_path / "prediction.nc").is_file()
