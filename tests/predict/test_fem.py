@@ -333,3 +333,21 @@ def test_a_modal_solve_beyond_the_memory_budget_is_refused_with_its_estimate(mon
     with pytest.raises(InputError, match=r"fem.scheme: the modal solution \(\d+ modes of \d+ "
                                          r"dofs.*use the default scheme 'exponential'"):
         predict(_case(early), "modal")
+
+
+@pytest.mark.parametrize("reference", ["uniform_1d", "uniform_2d"])
+def test_inertia_counts_the_eigenvalues_below_a_rate(request, reference):
+    """The modal scheme's refusal counts the modes it needs before solving for any: the
+    negative inertia of K − λM equals the number of dense generalised eigenvalues < λ."""
+    from scipy import linalg
+
+    from freqdyn.predict.fem.discretisation import Discretisation
+    from freqdyn.predict.fem.modal import modes_below
+
+    ref = request.getfixturevalue(reference)
+    disc = Discretisation(ref.problem, (40,) * ref.case.dim if ref.case.dim == 1 else (12, 12),
+                          degree=2)
+    dense = [m.copy().convert("dense").getDenseArray() for m in (disc.K, disc.M)]
+    lam = linalg.eigh(*dense, eigvals_only=True)
+    for rate in np.quantile(lam, [0.1, 0.5, 0.9]) * 1.0001:
+        assert modes_below(disc, float(rate)) == int(np.sum(lam < rate))

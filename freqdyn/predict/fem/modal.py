@@ -8,7 +8,7 @@ import numpy as np
 
 import freqdyn.memory as memory
 from freqdyn.predict.fem.discretisation import Discretisation
-from freqdyn.predict.fem.stack import MPI, SLEPc
+from freqdyn.predict.fem.stack import MPI, PETSc, SLEPc
 
 #: Systems up to this many dofs get all their eigenpairs by dense LAPACK (modal scheme).
 DENSE_MODAL = 600
@@ -76,6 +76,44 @@ def _dense_eigenpairs(disc: Discretisation):
     return comm.scatter(blocks, root=0)
 
 
+def modes_below(disc: Discretisation, rate: float) -> int:
+    """How many eigenvalues of K v = λ M v lie below ``rate``: the negative inertia of
+    K − rate·M (Sylvester's law), from one sparse LDLᵀ factorisation (MUMPS), with no
+    eigenpair computed."""
+    shifted = disc.K.copy()
+    shifted.axpy(-rate, disc.M)
+    opts = PETSc.Options()
+    opts["mat_mumps_icntl_24"] = 1  # null pivots detected: the inertia is defined
+    ksp = PETSc.KSP().create(disc.comm)
+    ksp.setOperators(shifted)
+    ksp.setType("preonly")
+    pc = ksp.getPC()
+    pc.setType("cholesky")
+    pc.setFactorSolverType("mumps")
+    pc.setFromOptions()
+    ksp.setUp()
+    negative = int(pc.getFactorMatrix().getInertia()[0])
+    del opts["mat_mumps_icntl_24"]
+    ksp.destroy()
+    shifted.destroy()
+    return negative
+
+
+def _modal_memory(dofs: int, modes: int) -> tuple[float, bool]:
+    """(bytes, dense?) of a modal solution with ``modes`` eigenpairs of ``dofs`` dofs."""
+    dense = modes >= dofs // 3 or dofs <= DENSE_MODAL
+    return 3 * 8.0 * (dofs**2 if dense else dofs * modes), dense
+
+
+def _require_modal_memory(disc: Discretisation, modes: int, what: str) -> bool:
+    need, dense = _modal_memory(disc.dofs, modes)
+    memory.require("fem.scheme", need,
+                   f"the modal solution ({modes} modes of {disc.dofs} dofs{what}"
+                   + (", by a dense eigendecomposition)" if dense else ")"),
+                   "use the default scheme 'exponential' (exact in time, no eigenpairs)")
+    return dense
+
+
 def modal_solution(disc: Discretisation, times: np.ndarray, tol: float, observe):
     """Exact-in-time û_h(t) from the smallest modes; ``observe(j, re, im)`` per time.
 
@@ -88,13 +126,13 @@ def modal_solution(disc: Discretisation, times: np.ndarray, tol: float, observe)
     norms0 = math.hypot(disc.norm_M(disc.u0[0]), disc.norm_M(disc.u0[1]))
     positive = times[times > 0]
     nev = min(disc.dofs, 64)
+    if positive.size and disc.dofs > DENSE_MODAL:
+        # before any eigenpair: every mode with λ < log(1/tol)/t_min is needed (a lower
+        # bound, since ‖û(t)‖ ≤ ‖û₀‖), counted exactly by inertia
+        at_least = modes_below(disc, math.log(1 / tol) / float(positive.min()))
+        _require_modal_memory(disc, max(at_least, nev), ", at least, counted by inertia")
     while True:
-        dense = nev >= disc.dofs // 3 or disc.dofs <= DENSE_MODAL
-        need = 3 * 8.0 * (disc.dofs**2 if dense else disc.dofs * nev)
-        memory.require("fem.scheme", need,
-                       f"the modal solution ({nev} modes of {disc.dofs} dofs"
-                       + (", by a dense eigendecomposition)" if dense else ")"),
-                       "use the default scheme 'exponential' (exact in time, no eigenpairs)")
+        dense = _require_modal_memory(disc, nev, "")
         lam, vecs = _dense_eigenpairs(disc) if dense else _eigenpairs(disc, nev)
         coeff = np.stack([comm.allreduce(vecs.T @ m.getArray(), op=MPI.SUM) for m in Mu])
         resid = 0.0
