@@ -75,3 +75,4 @@ bounds = {bounds}
 times = {times}
 {extra}
 """
+

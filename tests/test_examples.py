@@ -20,6 +20,7 @@ def _run_example(name: str, *args: str) -> list[str]:
     return result.stdout.splitlines()
 
 
+@pytest.mark.slow
 def test_five_line_api_example_runs_and_reports_per_time_errors(tmp_path):
     lines = _run_example("five_lines.py", str(tmp_path / "run"), "4096")
     assert lines[0].startswith("max relative L2(xi) error, PDE vs network (m = 4096): ")
@@ -51,6 +52,7 @@ def test_your_signal_example_runs_theory_next_to_networks(tmp_path):
     assert lines[-1].startswith("best Gaussian scale at t = 1000: ")
 
 
+@pytest.mark.slow
 def test_image_scale_example_finds_an_interior_best_sigma():
     """scikit-image's text image at T = 1e4: under- and over-fitting on either side of the
     best σ (measured 16, 28.1 dB; 6.4 dB at σ = 64 where it interpolates noise-like

@@ -133,15 +133,24 @@ def _wait_for_checkpoint(out, proc, timeout=120.0):
     pytest.fail("no checkpoint appeared")
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "kill-9"])
-def test_an_interrupted_run_resumes_to_the_uninterrupted_numbers(tmp_path, sig):
-    case = tmp_path / "long.toml"
+@pytest.fixture(scope="module")
+def long_reference(tmp_path_factory):
+    """(the long case, its uninterrupted run's folder), trained once for both signals."""
+    folder = tmp_path_factory.mktemp("long")
+    case, ref = folder / "long.toml", folder / "ref"
     case.write_text(LONG)
-    ref, out = tmp_path / "ref", tmp_path / "out"
     assert subprocess.run([sys.executable, "-m", "freqdyn.cli", "train", str(case), "--out",
                            str(ref)], capture_output=True,
                           env=dict(os.environ, OMP_NUM_THREADS="1")).returncode == 0
+    return case, ref
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "kill-9"])
+def test_an_interrupted_run_resumes_to_the_uninterrupted_numbers(tmp_path, long_reference,
+                                                                 sig):
+    case, ref = long_reference
+    out = tmp_path / "out"
     proc = _start(case, out)
     _wait_for_checkpoint(out, proc)
     time.sleep(0.2)  # mid-step: a Ctrl-C inside a FINUFFT call once ended in a traceback

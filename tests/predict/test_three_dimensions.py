@@ -90,6 +90,7 @@ def test_3d_kernel_flow_beyond_the_memory_budget_is_refused(monkeypatch, capsys,
     assert code == 2 and len(err) == 1 and "kernel_flow.R" in err[0]
 
 
+@pytest.mark.slow
 def test_a_3d_network_trains_and_is_measured_on_the_case_grid(tmp_path):
     """The trainer's 3D path end to end (transforms, time map, measurement): û(ξ, 0) = −ĝ
     exactly; the network stays with its linearised twin (the J and Jᵀ transforms of 3D

@@ -14,6 +14,7 @@ from freqdyn.runs.experiment import load_experiment
 FILE = Path(__file__).parents[2] / "validation" / "data-scale-eeg.toml"
 
 
+@pytest.mark.slow
 def test_eeg_scale_study_holds_at_ci_size(tmp_path):
     exp = load_experiment(FILE)
     result = runner.run_experiment(exp, tmp_path / "out")

@@ -20,6 +20,10 @@ ROOT = Path(__file__).resolve().parents[2]
 STUDIES = sorted(p for p in (ROOT / "validation").glob("*.toml")
                  if not p.stem.endswith("-case") and 'kind = "study"' in p.read_text())
 
+#: For the tests of a study's mechanics (sweeps, rebuilt results), not of its claim: no
+#: predicted spread and no wrong model (the claim tests above run both).
+MECHANICS_ONLY = "spread_draws = 0\nwrong_models = []\n"
+
 TINY = """
 [experiment]
 name = "tiny"
@@ -239,6 +243,7 @@ def test_a_study_sweeps_its_networks_through_dask_with_the_same_report(tmp_path)
     swept.write_text(TINY.replace("widths = [256, 1024, 4096]", "widths = [4096]")
                      .replace('kind = "slope"\nrange = [-0.8, -0.3]', 'kind = "peak_order"\n'
                               'first = 0\nlater = 1')
+                     .replace("widths = [4096]", MECHANICS_ONLY + "widths = [4096]")
                      + '\n[sweep]\nexecutor = "inprocess"\n')
     plain.write_text(swept.read_text().split("[sweep]")[0])
     assert main(["run", str(plain), "--out", str(tmp_path / "a"), "--quiet"]) == 0
@@ -403,7 +408,7 @@ def test_a_damaged_network_result_is_named_and_rebuilt_from_its_checkpoints(tmp_
     """A truncated runs/<run>/measured.nc is named on stderr and rebuilt (from the run's
     checkpoints): the rerun exits 0 with the same numbers, not with a traceback."""
     study = tmp_path / "tiny.toml"
-    study.write_text(TINY.replace("widths = [256, 1024, 4096]", "widths = [4096]")
+    study.write_text(TINY.replace("widths = [256, 1024, 4096]", MECHANICS_ONLY + "widths = [4096]")
                      .replace("seeds = [0, 1]", "seeds = [0]")
                      .replace('kind = "slope"\nrange = [-0.8, -0.3]', 'kind = "peak_order"\n'
                               'first = 0\nlater = 1'))
