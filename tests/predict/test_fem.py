@@ -8,6 +8,8 @@ space h^{k+1} for P_k (modal solution, exact in time), time Δt (backward Euler)
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from conftest import make_case_text
@@ -351,3 +353,19 @@ def test_inertia_counts_the_eigenvalues_below_a_rate(request, reference):
     lam = linalg.eigh(*dense, eigvals_only=True)
     for rate in np.quantile(lam, [0.1, 0.5, 0.9]) * 1.0001:
         assert modes_below(disc, float(rate)) == int(np.sum(lam < rate))
+
+
+def test_a_pde_too_stiff_for_the_exponential_integrator_is_one_line_and_exit_2(tmp_path,
+                                                                               capsys):
+    """sigma_a = 1e6 once ran the Krylov exponential to 300 vectors, a warning each, for
+    minutes: now its stagnation is detected and named, with the way forward."""
+    from freqdyn.cli import main
+
+    text = (Path(__file__).resolve().parents[2] / "pde" / "gaussian-1d.toml").read_text(
+    ).replace("sigma_a = 0.7", "sigma_a = 1e6")
+    case = tmp_path / "stiff.toml"
+    case.write_text(text)
+    assert main(["solve", str(case), "--method", "fem", "--out", str(tmp_path / "o"),
+                 "--no-figure"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "fem.scheme" in err[0] and "stagnated" in err[0], err

@@ -21,10 +21,12 @@ estimate.
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 from scipy import linalg
 
+from freqdyn.errors import InputError
 from freqdyn.predict.fem.discretisation import Discretisation, spd_solver
 
 #: Most Krylov vectors per time and part before giving up.
@@ -33,6 +35,9 @@ MAX_VECTORS = 300
 SHIFT_FACTOR = 0.1
 #: Largest ratio t_max/t_min of the times that share one shift.
 GROUP_SPAN = 100.0
+#: Vectors without a new smallest change after which the iteration has stagnated (the
+#: shifted operator's condition number beyond double precision: a very stiff PDE).
+STAGNATION = 40
 
 
 def _krylov_exponential(disc: Discretisation, ksp, b, times, gamma: float, tol: float):
@@ -49,13 +54,16 @@ def _krylov_exponential(disc: Discretisation, ksp, b, times, gamma: float, tol: 
     basis[0].scale(1.0 / beta)
     H = np.zeros((MAX_VECTORS + 1, MAX_VECTORS))
     previous, change = None, np.full(len(times), math.inf)
+    best = (math.inf, 0)  # (smallest largest change so far, at which vector)
     for k in range(MAX_VECTORS):
         disc.M.mult(basis[k], mv)
         w = b.duplicate()
         ksp.solve(mv, w)
         if ksp.getConvergedReason() < 0:
-            raise RuntimeError(f"exponential integrator: the shifted solve failed (PETSc "
-                               f"reason {ksp.getConvergedReason()}); use fem.scheme = 'cn'")
+            raise InputError("fem.scheme", f"the exponential integrator's shifted solve "
+                                           f"failed (PETSc reason "
+                                           f"{ksp.getConvergedReason()}); use fem.scheme = "
+                                           "'modal' or 'cn'")
         for _ in range(2):  # Gram–Schmidt in the M inner product, twice
             disc.M.mult(w, work)
             coeffs = np.array([v.dot(work) for v in basis])
@@ -65,8 +73,10 @@ def _krylov_exponential(disc: Discretisation, ksp, b, times, gamma: float, tol: 
         h_next = disc.norm_M(w)
         H[k + 1, k] = h_next
         Hk = H[: k + 1, : k + 1]
-        try:
-            Ak = (linalg.inv(Hk) - np.eye(k + 1)) / gamma
+        try:  # H_k is ill-conditioned where modes have decayed: expected, and checked below
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", linalg.LinAlgWarning)
+                Ak = (linalg.inv(Hk) - np.eye(k + 1)) / gamma
         except linalg.LinAlgError:
             Ak = None
         if Ak is not None:
@@ -79,11 +89,17 @@ def _krylov_exponential(disc: Discretisation, ksp, b, times, gamma: float, tol: 
             previous = y
             if (np.all(change <= tol) and k >= 2) or h_next <= 1e-14 * beta:
                 break
+            worst = float(np.max(change))
+            if worst < best[0]:
+                best = (worst, k)
+            elif k - best[1] > STAGNATION:
+                raise InputError("fem.scheme", _stagnated(times, best[0], tol))
         w.scale(1.0 / h_next)
         basis.append(w)
     else:
-        raise RuntimeError(f"exponential integrator: no convergence in {MAX_VECTORS} Krylov "
-                           f"vectors at t = {times}; use fem.scheme = 'modal' or 'cn'")
+        raise InputError("fem.scheme", f"the exponential integrator did not converge in "
+                                       f"{MAX_VECTORS} Krylov vectors at t = {times}; use "
+                                       "fem.scheme = 'modal' or 'cn'")
     out = []
     for coeffs in previous:
         vec = b.duplicate()
@@ -92,6 +108,13 @@ def _krylov_exponential(disc: Discretisation, ksp, b, times, gamma: float, tol: 
             vec.axpy(float(c), v)
         out.append(vec)
     return out, k + 1, np.where(np.isfinite(change), change, 0.0)
+
+
+def _stagnated(times, reached: float, tol: float) -> str:
+    return (f"the exponential integrator stagnated at a relative change {reached:.1e} > tol "
+            f"{tol:g} at t = {np.asarray(times).tolist()} (the PDE is too stiff for double "
+            "precision: sigma_a^2 rho_w t over the cell size squared is huge); lower "
+            "network.sigma_a or the times, or use fem.scheme = 'modal'")
 
 
 def time_groups(times: np.ndarray) -> list[np.ndarray]:
