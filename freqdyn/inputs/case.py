@@ -33,6 +33,7 @@ import numpy as np
 import tomli_w
 from scipy import integrate
 
+import freqdyn.memory as memory
 from freqdyn.config import Table
 from freqdyn.errors import InputError
 from freqdyn.inputs.data import ARRAY_NAME, TARGET_KEYS, DataTarget, data_target
@@ -133,6 +134,13 @@ def _times(freq: Table) -> np.ndarray:
         raise InputError("frequency.times", f"must start at 0 (ratios and errors are measured "
                                             f"against t = 0), got {t.tolist()}; add 0.0")
     return t
+
+
+#: Bytes per ξ grid point and stored time (a complex128 û), and the work arrays of that
+#: size a prediction or measurement holds besides one per time: the memory estimate every
+#: command makes of its case grid before it starts.
+GRID_BYTES_PER_POINT = 16.0
+GRID_WORK_ARRAYS = 8
 
 
 def _points(freq: Table, dim: int) -> tuple[int, ...]:
@@ -308,12 +316,16 @@ def case_from_dict(data: dict, *, text: str, path: Path | None = None,
     if "frequency" not in top:
         raise InputError("frequency", "table is required (bounds, times)")
     freq = top.table("frequency", {"bounds", "times", "points"})
+    times = _times(freq)
+    points = _points(freq, dim)
+    memory.require("frequency.points", GRID_BYTES_PER_POINT * float(np.prod(points))
+                   * (times.size + GRID_WORK_ARRAYS),
+                   f"the ξ grid of {' x '.join(map(str, points))} points at {times.size} times",
+                   "use fewer frequency.points")
     if "data" in tgt:
         target, bounds, truncated_energy = _data_target(tgt, freq, dim, path, array)
     else:
         target, bounds, truncated_energy = _expression_target(tgt, freq, dim)
-    times = _times(freq)
-    points = _points(freq, dim)
     rho_truncated = max(0.0, 1.0 - _rho_mass_inside(rho_w, bounds))
     peaks = _peaks(tgt, target, bounds, dim)
 

@@ -73,6 +73,9 @@ GAUSS = 'family = "gaussian"\nscale = 1.0'
      "network.kappa", "<= 1e+06"),
     (make_case_text(GAUSS, times="[0.0, 1e300]"), "frequency.times", "up to 1e+12"),
     (make_case_text(GAUSS, g="1e300*exp(-x**2/2)*cos(2*pi*x)"), "target.g", "rescale"),
+    # a grid that cannot fit is refused with its estimate (it was killed at 23 GB)
+    (make_case_text(GAUSS).replace("[frequency]", "[frequency]\npoints = 1000000000"),
+     "frequency.points", "176.0 GB"),
 ])
 def test_bad_cases(text, field, problem):
     err = _error(text)
