@@ -23,6 +23,7 @@ import argparse
 import errno
 import os
 import platform
+import re
 import sys
 import tomllib
 from importlib import metadata
@@ -303,6 +304,18 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
     return f"freqdyn: warning ({category.__name__}): {message}\n"
 
 
+def _allocation_failure(exc: BaseException) -> str | None:
+    """'an array of N GB' when ``exc`` is an allocation failure (Python's MemoryError, or
+    torch's CPU allocator refusing), else None: a size no estimate caught before."""
+    text = str(exc)
+    if isinstance(exc, MemoryError):
+        return "more memory"
+    if "can't allocate memory" not in text and "DefaultCPUAllocator" not in text:
+        return None
+    match = re.search(r"allocate (\d+) bytes", text)
+    return f"an array of {int(match.group(1)) / 1e9:.1f} GB" if match else "more memory"
+
+
 def main(argv: list[str] | None = None) -> int:
     import warnings
 
@@ -321,6 +334,14 @@ def main(argv: list[str] | None = None) -> int:
     except TrainingDiverged as exc:
         print(f"freqdyn: {exc}", file=sys.stderr)
         return EXIT_DIVERGED
+    except (MemoryError, RuntimeError) as exc:
+        asked = _allocation_failure(exc)
+        if asked is None:
+            raise
+        print(f"freqdyn: error in {_where(args)}: the run asked for {asked}, more than this "
+              "machine can allocate; lower the sizes in its settings (width, d_model, "
+              "samples, points)", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("freqdyn: interrupted; finished results are kept, and a run started again "
               "with the same command resumes from its last checkpoint", file=sys.stderr)

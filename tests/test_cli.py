@@ -85,3 +85,14 @@ def test_a_bad_out_is_refused_in_one_line_before_any_work(tmp_path, capsys, monk
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "--out" in err[0], err
     assert not started and blocker.read_text() == "x"
+
+
+def test_a_size_beyond_the_machine_is_one_line_and_exit_2(tmp_path, capsys):
+    """``grok --set width=...`` once ended in torch's allocator traceback with exit 1."""
+    exp = Path(__file__).resolve().parents[1] / "validation" / "grokking" / \
+        "modular-addition-mlp.toml"
+    assert main(["grok", str(exp), "--set", "width=10000000000", "--out",
+                 str(tmp_path / "g")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "more than this machine can allocate" in err[0], err
+    assert " GB" in err[0]
