@@ -188,12 +188,9 @@ def resolve_device(name: str, field: str = "train.device") -> str:
     return name
 
 
-def train_settings(case, overrides: dict | None = None) -> TrainSettings:
-    """Validate the case's ``[train]`` table (plus ``overrides``) and fill in defaults."""
-
-    data = case.section("train")
-    data.update(overrides or {})
-    t = Table(data, "train", KEYS)
+def _network_choices(t: Table, case) -> dict:
+    """The network's keys of ``[train]`` (model, width, f0, precision, pass), checked
+    together, and the default box and spacing of its samples."""
     d = case.dim
     kf = kernel_flow_settings(case)
     model = t.choice("model", "fourier", MODELS)
@@ -230,11 +227,14 @@ def train_settings(case, overrides: dict | None = None) -> TrainSettings:
     if dtype == "float32" and nufft_tol < 1e-7:
         raise InputError("train.nufft_tol", f"float32 transforms reach about 1e-7 at best, "
                                             f"got {nufft_tol:g}; use >= 1e-7 or float64")
-    R = t.number("R", R_default, low=0.0, low_open=True)
-    sampling = t.choice("sampling", "grid", ("grid", "random"))
-    per_axis = math.ceil(2 * R / spacing_default)
-    samples = t.integer("samples", per_axis if sampling == "grid" else per_axis**d, low=2)
-    n_total = samples**d if sampling == "grid" else samples
+    return {"model": model, "width": width, "f0": f0, "train_w": train_w,
+            "compile": compile_, "dtype": dtype, "backend": backend, "nufft_tol": nufft_tol,
+            "R_default": R_default, "spacing_default": spacing_default}
+
+
+def _optimizer_choices(t: Table, model: str, n_total: int) -> dict:
+    """The optimizer's keys of ``[train]`` (optimizer, steps, momentum, integrator, twin,
+    batch size), checked together."""
     optimizer = t.choice("optimizer", "gd", OPTIMIZERS)
     steps = t.integer("steps", None, low=1, allow_none=True)
     if optimizer in ("adam", "adamw") and steps is None:
@@ -258,28 +258,49 @@ def train_settings(case, overrides: dict | None = None) -> TrainSettings:
         raise InputError("train.batch_size", f"applies to sgd only, not {optimizer!r}")
     if batch_size is not None and batch_size > n_total:
         raise InputError("train.batch_size", f"must be <= the {n_total} samples, got {batch_size}")
+    return {"optimizer": optimizer, "steps": steps, "momentum": momentum,
+            "integrator": integrator, "twin": twin, "batch_size": batch_size}
+
+
+def train_settings(case, overrides: dict | None = None) -> TrainSettings:
+    """Validate the case's ``[train]`` table (plus ``overrides``) and fill in defaults."""
+
+    data = case.section("train")
+    data.update(overrides or {})
+    t = Table(data, "train", KEYS)
+    d = case.dim
+    net = _network_choices(t, case)
+    model, width, dtype = net["model"], net["width"], net["dtype"]
+    R = t.number("R", net["R_default"], low=0.0, low_open=True)
+    sampling = t.choice("sampling", "grid", ("grid", "random"))
+    per_axis = math.ceil(2 * R / net["spacing_default"])
+    samples = t.integer("samples", per_axis if sampling == "grid" else per_axis**d, low=2)
+    n_total = samples**d if sampling == "grid" else samples
+    optimizer_keys = _optimizer_choices(t, model, n_total)
+    optimizer = optimizer_keys["optimizer"]
     device = resolve_device(t.get("device", "auto"))
     rows_default = default_block_rows(width if model == "fourier" else 4 * width, device)
     return TrainSettings(
-        model=model, width=width, backend=backend, nufft_tol=nufft_tol,
+        model=model, width=width, backend=net["backend"], nufft_tol=net["nufft_tol"],
         depth=t.integer("depth", 2, low=1), hidden=t.integer("hidden", 256, low=1),
         activation=t.choice("activation", "tanh", tuple(ACTIVATIONS)),
         parametrization=t.choice("parametrization", "ntk", PARAMETRIZATIONS),
-        train_w=train_w, twin=twin, f0=f0, R=R, sampling=sampling, samples=samples,
-        optimizer=optimizer, integrator=integrator,
+        train_w=net["train_w"], twin=optimizer_keys["twin"], f0=net["f0"], R=R,
+        sampling=sampling, samples=samples, optimizer=optimizer,
+        integrator=optimizer_keys["integrator"],
         rtol=t.number("rtol", 1e-4, low=1e-12, high=0.1),
         lr=t.number("lr", None, low=0.0, low_open=True, allow_none=True),
         lr_fraction=t.number("lr_fraction", 0.5, low=0.0, high=1.0, low_open=True),
         min_steps=_min_steps(t, optimizer),
-        momentum=momentum, batch_size=batch_size,
+        momentum=optimizer_keys["momentum"], batch_size=optimizer_keys["batch_size"],
         weight_decay=t.number("weight_decay", 0.01, low=0.0),
-        steps=steps, reports=t.integer("reports", max(2, case.times.size), low=2),
+        steps=optimizer_keys["steps"], reports=t.integer("reports", max(2, case.times.size), low=2),
         seed=t.integer("seed", 0, low=0), dtype=dtype, device=device,
         measure_points=t.integer("measure_points", None, low=3, allow_none=True),
         transform=t.choice("transform", "grid", ("grid", "samples")),
         probe_points=t.integer("probe_points", DEFAULT_PROBE[d], low=2),
         checkpoint_every=t.integer("checkpoint_every", 1000, low=1),
         divergence_factor=t.number("divergence_factor", 10.0, low=1.0),
-        block_rows=t.integer("block_rows", rows_default, low=1), compile=compile_,
+        block_rows=t.integer("block_rows", rows_default, low=1), compile=net["compile"],
         dim_of_samples=d,
     )
