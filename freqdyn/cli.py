@@ -257,7 +257,14 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--quiet", action="store_true", help="no progress lines")
         p.set_defaults(func=_cmd_run)
 
-    p = command("design", "design rho_w for a wanted learning-time profile")
+    _design_arguments(command("design", "design rho_w for a wanted learning-time profile"))
+    p = command("info", "versions of freqdyn and its stack")
+    p.set_defaults(func=_cmd_info)
+    return parser
+
+
+def _design_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``freqdyn design`` (a learning-time profile, or a data case)."""
     p.add_argument("--case", default=None,
                    help="a data case: choose the rho_w scale of least predicted test MSE at "
                         "--time instead (design.json, design.toml, design.png)")
@@ -288,10 +295,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-solver", action="store_true",
                    help="skip the check of the result with the modal (FEM) solver")
     p.set_defaults(func=_cmd_design)
-
-    p = command("info", "versions of freqdyn and its stack")
-    p.set_defaults(func=_cmd_info)
-    return parser
 
 
 def _where(args) -> str:
