@@ -222,45 +222,51 @@ def first_order_spread(case, overrides: dict | None = None, times=None, referenc
     out = {k: [] for k in ("mean", "spread", "peak", "sys", "rank", "err")}
     u_hat0_peak = peak_phase @ r0
     for j, t in enumerate(times):
-        r_inf = q @ (np.exp(-lam * t) * u0)
-        u_inf = measure(r_inf)
-        norm = np.linalg.norm(u_inf)
-        if t == 0:
-            for key, val in (("mean", 0.0), ("spread", 0.0), ("sys", 0.0), ("rank", np.nan),
-                             ("err", 0.0)):
-                out[key].append(val)
-            out["peak"].append(np.zeros(peaks.shape[0]))
-            continue
-        phi = divided_differences(lam, float(t))
-        resp = sum(f * (phi @ (f * u0[:, None])) for f in feats)  # (N, U), modal
-        resp = -resp + (t * lam * np.exp(-lam * t) * u0)[:, None]  # minus the exact mean
-        resp_x = q @ resp
-        S = measure(resp_x).reshape(units, -1).T  # (n_xi, U)
-        sq = np.sum(np.abs(S) ** 2, axis=0)
-        trace = sq.mean() / m_ind
-        gram = (S.conj().T @ S).real
-        off = (np.sum(gram**2) - np.sum(np.diag(gram) ** 2)) / (units * (units - 1))
-        trace2 = off / m_ind**2
-        bias = (np.zeros_like(u_inf) if reference is None
-                else u_inf - np.asarray(reference)[j]).ravel()
-        proj = (S.conj().T @ bias).real
-        e2 = np.sum(np.abs(bias) ** 2) + trace
-        var_e2 = 4 * np.mean(proj**2) / m_ind + 2 * trace2
-        out["mean"].append(np.sqrt(e2) / norm)
-        out["spread"].append(np.sqrt(var_e2) / (2 * np.sqrt(e2)) / norm)
-        out["sys"].append(np.linalg.norm(bias) / norm)
-        out["rank"].append(trace**2 / trace2 if trace2 > 0 else np.nan)
-        out["err"].append(np.std(sq) / (np.sqrt(units) * sq.mean()))
-        u_peak = peak_phase @ r_inf
-        direction = np.conj(u_peak) / np.maximum(np.abs(u_peak), 1e-300)
-        dpk = (direction[:, None] * (peak_phase @ resp_x)).real  # (K, U)
-        out["peak"].append(np.sqrt(np.mean(dpk**2, axis=1) / m_ind)
-                           / np.maximum(np.abs(u_hat0_peak), 1e-300))
+        ref = None if reference is None else np.asarray(reference)[j]
+        stats = _spread_at(float(t), lam, q, u0, feats, measure, ref, m_ind, peak_phase,
+                           u_hat0_peak)
+        for key, value in stats.items():
+            out[key].append(value)
     return SpreadPrediction(
         times=times, independent_units=m_ind, mean_error=np.array(out["mean"]),
         spread=np.array(out["spread"]), peak_ratio_std=np.array(out["peak"]).T,
         systematic=np.array(out["sys"]), effective_rank=np.array(out["rank"]),
         estimate_error=np.array(out["err"]), unit_draws=units)
+
+
+def _spread_at(t, lam, q, u0, feats, measure, reference, m_ind, peak_phase, u_hat0_peak):
+    """The first-order statistics at one time t (module text): mean, spread, systematic
+    part, effective rank, Monte-Carlo error of tr C and the peaks' ratio std."""
+    r_inf = q @ (np.exp(-lam * t) * u0)
+    u_inf = measure(r_inf)
+    norm = np.linalg.norm(u_inf)
+    if t == 0:
+        return {"mean": 0.0, "spread": 0.0, "sys": 0.0, "rank": np.nan, "err": 0.0,
+                "peak": np.zeros(peak_phase.shape[0])}
+    units = feats[0].shape[1]
+    phi = divided_differences(lam, t)
+    resp = sum(f * (phi @ (f * u0[:, None])) for f in feats)  # (N, U), modal
+    resp = -resp + (t * lam * np.exp(-lam * t) * u0)[:, None]  # minus the exact mean
+    resp_x = q @ resp
+    S = measure(resp_x).reshape(units, -1).T  # (n_xi, U)
+    sq = np.sum(np.abs(S) ** 2, axis=0)
+    trace = sq.mean() / m_ind
+    gram = (S.conj().T @ S).real
+    off = (np.sum(gram**2) - np.sum(np.diag(gram) ** 2)) / (units * (units - 1))
+    trace2 = off / m_ind**2
+    bias = (np.zeros_like(u_inf) if reference is None else u_inf - reference).ravel()
+    proj = (S.conj().T @ bias).real
+    e2 = np.sum(np.abs(bias) ** 2) + trace
+    var_e2 = 4 * np.mean(proj**2) / m_ind + 2 * trace2
+    u_peak = peak_phase @ r_inf
+    direction = np.conj(u_peak) / np.maximum(np.abs(u_peak), 1e-300)
+    dpk = (direction[:, None] * (peak_phase @ resp_x)).real  # (K, U)
+    return {"mean": np.sqrt(e2) / norm, "spread": np.sqrt(var_e2) / (2 * np.sqrt(e2)) / norm,
+            "sys": np.linalg.norm(bias) / norm,
+            "rank": trace**2 / trace2 if trace2 > 0 else np.nan,
+            "err": np.std(sq) / (np.sqrt(units) * sq.mean()),
+            "peak": np.sqrt(np.mean(dpk**2, axis=1) / m_ind)
+            / np.maximum(np.abs(u_hat0_peak), 1e-300)}
 
 
 #: First order is used while its predicted mean error stays below this (its second-order
