@@ -12,8 +12,8 @@ Monte-Carlo average over the m units of the infinite-width operator A, so the MS
 random with a mean that differs from the infinite-width MSE by O(1/m) and a spread
 O(m^{−1/2}).  Here they are estimated by ``draws`` independent draws of θ₀ (seeds far
 from the networks' own), each solved exactly: a Lanczos exponential and its time integral
-(:func:`~freqdyn.predict.kernel_flow.lanczos_exponential`), each product two fast
-transforms (:mod:`freqdyn.nets.transforms`), no N×N matrix.  The motion of the kernel
+(:func:`~freqdyn.nets.twin.exact_linear_flow`), each product two fast transforms, no N×N
+matrix.  The motion of the kernel
 during training (beyond linear, O(1/m)) and gradient descent's steps are left out.
 """
 
@@ -30,7 +30,7 @@ from freqdyn.nets import transforms as tf
 from freqdyn.nets.data_training import all_samples_layout, data_samples
 from freqdyn.nets.settings import train_settings
 from freqdyn.nets.setup import build_model
-from freqdyn.predict.kernel_flow import lanczos_exponential
+from freqdyn.nets.twin import exact_linear_flow
 
 #: Seed of the first draw: far from the seeds networks are trained with.
 DRAW_SEED = 10_000
@@ -69,23 +69,13 @@ def _draw(case, settings, x_layout, all_layout, y_train, y_all, weight, times):
     model = build_model(case, settings)
     on_train = tf.FourierTransforms(x_layout, torch.float64, TRANSFORM_TOL)
     on_all = tf.FourierTransforms(all_layout, torch.float64, TRANSFORM_TOL)
-    random_f0 = settings.f0 == "random"
-    f0_train = tf.forward(model, on_train).numpy() if random_f0 else 0.0
-    f0_all = tf.forward(model, on_all).numpy() if random_f0 else 0.0
-
-    def matvec(v):
-        return weight * tf.jacobian(model, on_train, tf.jacobian_transpose(model, on_train, v))
-
-    residual, info = lanczos_exponential(matvec, f0_train - y_train, times, rtol=DRAW_RTOL,
-                                         integral=True)
-    moved = np.stack([weight * tf.jacobian(model, on_all,
-                                           tf.jacobian_transpose(model, on_train, q))
-                      for q in info["integral"]])
+    residual, f_all, iterations = exact_linear_flow(model, on_train, on_all, y_train, weight,
+                                                    times, settings.f0 == "random", DRAW_RTOL)
     test = case.target.test.ravel()
-    error_test = (f0_all - moved)[:, test] - y_all[test]
+    error_test = f_all[:, test] - y_all[test]
     test_mse = (np.mean(error_test**2, axis=1) if test.any()
                 else np.full(len(times), np.nan))
-    return np.mean(residual**2, axis=1), test_mse, info["lanczos_iterations"]
+    return np.mean(residual**2, axis=1), test_mse, iterations
 
 
 def width_prediction(case, overrides: dict | None = None, times=None,

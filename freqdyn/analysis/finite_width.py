@@ -54,7 +54,7 @@ from freqdyn.nets.measure import error_transform_of_values, measurement_axis
 from freqdyn.nets.passes import sample_layout
 from freqdyn.nets.settings import train_settings
 from freqdyn.nets.setup import build_model, independent_units, training_samples
-from freqdyn.predict.kernel_flow import lanczos_exponential
+from freqdyn.nets.twin import exact_linear_flow
 from freqdyn.results import frequency_dataset, peak_ratios
 from freqdyn.theory.ntk import FourierFeatureKernel
 
@@ -143,20 +143,10 @@ def kernel_draws(case, overrides: dict | None = None, times=None, reference=None
         axis = measurement_axis(case, s.R, model, s.measure_points)
         grid = tf.FourierTransforms(tf.GridSamples.of_axis(axis, case.dim), torch.float64,
                                     1e-12)
-        random_f0 = s.f0 == "random"
-        f0 = tf.forward(model, transforms).numpy() if random_f0 else 0.0
-        f0_grid = tf.forward(model, grid).numpy() if random_f0 else 0.0
-
-        def matvec(v, model=model, transforms=transforms):
-            return weight * tf.jacobian(model, transforms,
-                                        tf.jacobian_transpose(model, transforms, v))
-
-        _, info = lanczos_exponential(matvec, f0 - target, times, rtol=rtol, integral=True)
-        iterations.append(info["lanczos_iterations"])
-        moved = np.stack([-weight * tf.jacobian(model, grid,
-                                                tf.jacobian_transpose(model, transforms, q))
-                          for q in info["integral"]])
-        values = (f0_grid + moved).reshape(times.size, *(axis.size,) * case.dim)
+        _, on_grid, its = exact_linear_flow(model, transforms, grid, target, weight, times,
+                                            s.f0 == "random", rtol)
+        iterations.append(its)
+        values = on_grid.reshape(times.size, *(axis.size,) * case.dim)
         u_hat = error_transform_of_values(values, case, axis)
         u_hats.append(u_hat)
         ratios.append(peak_ratios_of(u_hat, case))

@@ -13,7 +13,7 @@ how many seeds reached it next to the mean, which exists only when all of them d
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import chi2
+from scipy.stats import chi2, norm
 
 
 def mean_std(values, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -55,3 +55,10 @@ def std_interval(std: float, count: int, level: float = 0.95) -> tuple[float, fl
     lo = std * np.sqrt(dof / chi2.ppf(0.5 + level / 2, dof))
     hi = std * np.sqrt(dof / chi2.ppf(0.5 - level / 2, dof))
     return float(lo), float(hi)
+
+
+def family_limit(comparisons: int, level: float = 0.01) -> float:
+    """z such that the largest of ``comparisons`` independent |N(0, 1)| exceeds it with
+    probability at most ``level`` (Bonferroni: z = Φ⁻¹(1 − level/(2K))); for K = 9 and
+    1 %: 3.26."""
+    return float(norm.isf(level / (2 * comparisons)))

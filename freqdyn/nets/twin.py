@@ -27,6 +27,7 @@ import torch
 from freqdyn.inputs.fourier import riemann_transform
 from freqdyn.nets import transforms as tf
 from freqdyn.nets.loop import Callback
+from freqdyn.predict.kernel_flow import lanczos_exponential
 
 #: Transform tolerance of the twin (float64 whatever the network's precision).
 TWIN_TOL = 1e-12
@@ -103,3 +104,27 @@ def twin_dataset(measured):
         {"twin_u_hat_real": "u_hat_real", "twin_u_hat_imag": "u_hat_imag"})
     ds.attrs = dict(measured.attrs, method="linearised twin")
     return ds
+
+
+def exact_linear_flow(model, on_train, on_other, y: np.ndarray, weight: float, times,
+                      random_f0: bool, rtol: float = 1e-8):
+    """The twin's gradient flow solved exactly in time, without stepping.
+
+    On the training samples of ``on_train`` r(t) = e^{−A t} r₀, A = weight · J₀J₀ᵀ,
+    r₀ = f₀ − y; on the samples of ``on_other`` f_t = f₀ − weight · J₀ J₀ᵀ ∫₀ᵗ r ds (one
+    Lanczos basis, every product two fast transforms).  ``weight``: α h (the training
+    cell volume).  Returns (r (T, N), f_t on ``on_other`` (T, N_other), Lanczos
+    iterations); f₀ is the model's output when ``random_f0``, else 0.
+    """
+    f0_train = tf.forward(model, on_train).numpy() if random_f0 else 0.0
+    f0_other = tf.forward(model, on_other).numpy() if random_f0 else 0.0
+
+    def matvec(v):
+        return weight * tf.jacobian(model, on_train, tf.jacobian_transpose(model, on_train, v))
+
+    residual, info = lanczos_exponential(matvec, f0_train - y, times, rtol=rtol,
+                                         integral=True)
+    moved = np.stack([weight * tf.jacobian(model, on_other,
+                                           tf.jacobian_transpose(model, on_train, q))
+                      for q in info["integral"]])
+    return residual, f0_other - moved, info["lanczos_iterations"]

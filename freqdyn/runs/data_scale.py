@@ -23,7 +23,7 @@ At the networks' own width the expected test MSE and its spread over draws of θ
 from it in units of its predicted standard error, σ_m √(1/seeds + 1/draws)
 (``max_net_gap_in_spreads``), to be read against ``gap_limit_in_spreads``, the largest
 of K standard normal gaps over the K scales with family-wise probability 1 %
-(:func:`family_limit`); the same for the infinite-width prediction
+(:func:`~freqdyn.analysis.stats.family_limit`); the same for the infinite-width prediction
 and the frozen-frequency kernel (``max_infinite_gap_in_spreads``,
 ``max_frozen_gap_in_spreads``), which a width-m network need not follow.
 """
@@ -35,9 +35,9 @@ from pathlib import Path
 
 import numpy as np
 import tomli_w
-from scipy import stats
 
 from freqdyn.analysis.data_design import design_scale, network_agreement, rho_at_scale
+from freqdyn.analysis.stats import family_limit
 from freqdyn.config import Table
 from freqdyn.errors import InputError
 from freqdyn.inputs.case import case_from_dict, load_case
@@ -84,16 +84,6 @@ def train_over_scales(case, time, scales, width, seeds, train_table, out: Path) 
                 train(_case_at_scale(case, scale, time, width, seed, train_table), run)
             mse[i, j] = float(read_dataset(run / "measured.nc")["test_mse"].values[-1])
     return mse
-
-
-#: Family-wise probability that an exact width-m prediction fails :func:`family_limit`.
-FAMILY_LEVEL = 0.01
-
-
-def family_limit(comparisons: int, level: float = FAMILY_LEVEL) -> float:
-    """z such that the largest of ``comparisons`` independent |N(0, 1)| exceeds it with
-    probability at most ``level`` (Bonferroni: z = Φ⁻¹(1 − level/(2K)))."""
-    return float(stats.norm.isf(level / (2 * comparisons)))
 
 
 def gap_in_spreads(net_mean, at_width, seeds: int, prediction=None) -> float:
