@@ -13,6 +13,12 @@ p                   modulus, or 120 for the S5 operations (97)
 operation           a key of :data:`freqdyn.grok.modular.OPERATIONS` ("+")
 train_fraction      r = |train| / |table| (0.3)
 dedupe_symmetric    one of (x, y), (y, x) for symmetric operations (false)
+split               "random" or "authors" (Nanda et al.'s exact split; see
+                    :mod:`freqdyn.grok.modular`) ("random")
+output              "answers" (n classes) or "vocabulary" (Nanda: the unembedding maps to
+                    every input token, the n elements and "=", n + 1 classes) ("answers")
+precision           "float32", or "float64": logits cast to float64 before the log-softmax
+                    of every loss, as the authors do ("float32")
 lr                  peak AdamW learning rate (1e-3)
 weight_decay        AdamW decoupled weight decay λ (1.0)
 betas               AdamW (β1, β2) ([0.9, 0.98])
@@ -25,6 +31,7 @@ power_law           [a, γ, b] of t4(r) = a (100 r)^(−γ) + b: caps the budget
                     stopping rule ⌈t4(r)⌉ + stop_margin (none)
 stop_margin         ε of the stopping rule, in updates (1000)
 after_t4            end the run this many updates after t4 (none: run the whole budget)
+checkpoint_every    updates between checkpoints (100 evaluations)
 =================== ====================================================================
 
 Logged quantities.  Every update t (θ_t → θ_{t+1}): the loop's ``loss`` (objective with
@@ -157,11 +164,30 @@ class ModularRun:
     cpu_seconds: float         # CPU seconds of this process during it (all threads)
 
 
+PRECISIONS = {"float32": torch.float32, "float64": torch.float64}
+
+
 def modular_data(cfg: dict, seed: int) -> ModularData:
-    """The split table of ``cfg`` (keys p, operation, train_fraction, dedupe_symmetric)."""
+    """The split table of ``cfg`` (keys p, operation, train_fraction, dedupe_symmetric, split)."""
     return modular_dataset(cfg.get("p", 97), cfg.get("operation", "+"),
                            cfg.get("train_fraction", 0.3), seed,
-                           bool(cfg.get("dedupe_symmetric", False)))
+                           bool(cfg.get("dedupe_symmetric", False)),
+                           split=cfg.get("split", "random"))
+
+
+def loss_precision(cfg: dict) -> torch.dtype:
+    """The dtype of every cross-entropy of ``cfg`` (key ``precision``)."""
+    value = cfg.get("precision", "float32")
+    if value not in PRECISIONS:
+        raise InputError("settings.precision", f"must be one of {tuple(PRECISIONS)}, "
+                                              f"got {value!r}")
+    return PRECISIONS[value]
+
+
+def cross_entropy(logits: torch.Tensor, labels: torch.Tensor,
+                  dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Mean cross-entropy in nats, with the logits cast to ``dtype`` before the log-softmax."""
+    return torch.nn.functional.cross_entropy(logits.to(dtype), labels)
 
 
 def _batch_size(cfg: dict, n_train: int) -> int | None:
@@ -176,11 +202,23 @@ def _batch_size(cfg: dict, n_train: int) -> int | None:
 
 
 @torch.no_grad()
-def evaluate_split(model, pairs: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
+def evaluate_split(model, pairs: torch.Tensor, labels: torch.Tensor,
+                   dtype: torch.dtype = torch.float32) -> tuple[float, float]:
     """(mean cross-entropy in nats, accuracy) of ``model`` on a whole split."""
     logits = model(pairs)
-    return (float(torch.nn.functional.cross_entropy(logits, labels)),
+    return (float(cross_entropy(logits, labels, dtype)),
             float((logits.argmax(dim=1) == labels).float().mean()))
+
+
+def table_loss(model, data: ModularData) -> float:
+    """Cross-entropy in nats over the whole table (training and validation pairs), in float64:
+    the quantity of Nanda et al.'s final loss (2.41e-7 at P = 113)."""
+    pairs, labels = data.all_pairs()
+    device = next(model.parameters()).device
+    model.eval()
+    loss = evaluate_split(model, pairs.to(device), labels.to(device), torch.float64)[0]
+    model.train()
+    return loss
 
 
 def train_modular(cfg: dict, seed: int, device: str = "cpu", *,
@@ -223,6 +261,8 @@ def train_modular(cfg: dict, seed: int, device: str = "cpu", *,
     after_t4 = cfg.get("after_t4")
     if after_t4 is not None:
         after_t4 = t.integer("after_t4", low=0)
+    checkpoint_every = t.integer("checkpoint_every", CHECKPOINT_EVALS * eval_every, low=1)
+    dtype = loss_precision(cfg)
 
     pairs_train, labels_train = data.pairs_train.to(device), data.labels_train.to(device)
     pairs_val, labels_val = data.pairs_val.to(device), data.labels_val.to(device)
@@ -243,7 +283,7 @@ def train_modular(cfg: dict, seed: int, device: str = "cpu", *,
             logits = model(pairs)
         else:
             logits = model.head(embedding_hook(model.embed(pairs), step, state))
-        loss = torch.nn.functional.cross_entropy(logits, labels)
+        loss = cross_entropy(logits, labels, dtype)
         accuracy = float((logits.argmax(dim=1) == labels).float().mean())
         records["batch_loss"].append(float(loss.detach()))
         records["batch_acc"].append(accuracy)
@@ -254,8 +294,8 @@ def train_modular(cfg: dict, seed: int, device: str = "cpu", *,
 
     def evaluate(step: int) -> dict[str, float]:
         model.eval()
-        train_loss, train_acc = evaluate_split(model, pairs_train, labels_train)
-        val_loss, val_acc = evaluate_split(model, pairs_val, labels_val)
+        train_loss, train_acc = evaluate_split(model, pairs_train, labels_train, dtype)
+        val_loss, val_acc = evaluate_split(model, pairs_val, labels_val, dtype)
         values = {"train_loss": train_loss, "train_acc": train_acc,
                   "val_loss": val_loss, "val_acc": val_acc}
         if evaluate_extra is not None:
@@ -279,7 +319,7 @@ def train_modular(cfg: dict, seed: int, device: str = "cpu", *,
     start, cpu_start = time.perf_counter(), time.process_time()
     log = train_loop(model, optimizer, loss_fn, steps=steps, evaluate=evaluate,
                      eval_every=eval_every, scheduler=scheduler, clip=clip,
-                     checkpoint_dir=checkpoint_dir, checkpoint_every=CHECKPOINT_EVALS * eval_every,
+                     checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
                      resume=resume, stop=stop, generators=[batches], progress=progress,
                      label=label or f"{cfg.get('model', 'mlp')} seed {seed}",
                      stateful=[state, *stateful], fingerprint=fingerprint)
@@ -287,7 +327,8 @@ def train_modular(cfg: dict, seed: int, device: str = "cpu", *,
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     times = phase_times(log.eval_steps, log.evals("train_acc"), log.evals("val_acc"))
     final = {key: log.last(key) for key in EVALUATED}
-    final.update(steps=int(log.eval_steps[-1]), grokked=times["t4"] is not None)
+    final.update(steps=int(log.eval_steps[-1]), grokked=times["t4"] is not None,
+                 table_loss=table_loss(model, data))
     return ModularRun(log=log, data=data, model=model, phase_times=times, final=final,
                       cfg=dict(cfg), seed=seed, seconds=seconds, cpu_seconds=cpu_seconds)
 
@@ -356,6 +397,7 @@ def runs_summary(runs: list[ModularRun]) -> dict:
     summary["grokked"] = [run.final["grokked"] for run in runs]
     for key in EVALUATED:
         summary[f"final_{key}"] = [run.final[key] for run in runs]
+    summary["final_table_loss"] = [run.final["table_loss"] for run in runs]
     summary["max_val_acc"] = [float(np.max(run.log.evals("val_acc"))) for run in runs]
     summary["steps_run"] = [run.final["steps"] for run in runs]
     summary["seconds_per_seed"] = [round(run.seconds, 2) for run in runs]

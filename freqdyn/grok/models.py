@@ -280,18 +280,41 @@ def _positive_int(cfg: dict, key: str, default: int) -> int:
     return Table(cfg, "settings").integer(key, default, low=1)
 
 
+OUTPUTS = ("answers", "vocabulary")
+
+
+def _nanda_vocabulary(cfg: dict, data: ModularData) -> tuple[int, int, int]:
+    """(tokens, output classes, "=" token) of the Nanda model.
+
+    ``output = "answers"``: the shared numbering of :mod:`freqdyn.grok.modular` (n + 2
+    tokens) and the n answers.  ``"vocabulary"``: the authors' vocabulary, the n elements
+    and "=" (token n), and an unembedding onto all n + 1 of them, so that "=" is a 114th
+    class at P = 113 which training learns never to answer.
+    """
+    output = cfg.get("output", "answers")
+    if output not in OUTPUTS:
+        raise InputError("settings.output", f"must be one of {OUTPUTS}, got {output!r}")
+    if output == "answers":
+        return data.n_tokens, data.n_classes, data.eq_token
+    return data.p + 1, data.p + 1, data.p
+
+
 def build_model(cfg: dict, data: ModularData, seed: int) -> nn.Module:
     """The model ``cfg["model"]`` for ``data``, initialised from ``seed``.
 
     Keys (defaults): ``model`` ("nanda", "power" or "mlp"; "mlp"); transformers: ``d_model``
     (128), ``n_heads`` (4), ``d_head`` (32, Nanda), ``d_mlp`` (512, Nanda), ``n_layers``
     (2, Power); MLP: ``width`` (256), ``depth`` (1), ``activation`` ("relu", "gelu",
-    "quadratic"; "relu"); all: ``init_scale`` (1.0), multiplying every initial parameter.
+    "quadratic"; "relu"); all: ``init_scale`` (1.0), multiplying every initial parameter;
+    Nanda only: ``output`` ("answers", or "vocabulary", see :func:`_nanda_vocabulary`).
     The global torch RNG is left untouched.
     """
     kind = cfg.get("model", "mlp")
     if kind not in MODELS:
         raise InputError("settings.model", f"unknown model {kind!r}; choose one of {MODELS}")
+    if kind != "nanda" and cfg.get("output", "answers") != "answers":
+        raise InputError("settings.output", f"\"vocabulary\" is the Nanda model's output; "
+                                           f"model {kind!r} answers the n elements")
     init_scale = cfg.get("init_scale", 1.0)
     if not isinstance(init_scale, int | float) or not init_scale > 0:
         raise InputError("settings.init_scale", f"must be a positive number, got {init_scale!r}")
@@ -302,8 +325,9 @@ def build_model(cfg: dict, data: ModularData, seed: int) -> nn.Module:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         if kind == "nanda":
+            n_tokens, n_classes, eq_token = _nanda_vocabulary(cfg, data)
             model = NandaTransformer(
-                data.n_tokens, data.n_classes, data.eq_token,
+                n_tokens, n_classes, eq_token,
                 d_model=_positive_int(cfg, "d_model", 128),
                 n_heads=_positive_int(cfg, "n_heads", 4),
                 d_head=_positive_int(cfg, "d_head", 32), d_mlp=_positive_int(cfg, "d_mlp", 512))
