@@ -25,9 +25,15 @@ Measures:
   functions 1, cos(w_k(a + b)), sin(w_k(a + b)) of the key frequencies (for every output
   class c); **excluded loss**: cross-entropy on the training pairs of the logits with the
   key-frequency cos/sin(w_k(a + b)) components removed;
-* **Gini coefficient** of the Fourier norms (k ≥ 0) of the embedding and of the output map
-  (unembedding W_U for Nanda's model, the tied embedding for Power's, the output layer for
-  the MLP), and the **sum of squared weights** Σ θ².
+* **Gini coefficient** of the Fourier norms (k ≥ 0) of the embedding W_E and of the output map
+  (the neuron-logit map W_L = (W_out W_U)ᵀ for Nanda's model, as the paper; the tied
+  embedding for Power's; the output layer for the MLP), and the **sum of squared weights**
+  Σ θ²;
+* **key frequencies by the neurons** (the authors' rule): each MLP neuron's dominant
+  frequency (:func:`neuron_frequency_fractions`); the key frequencies are the dominant
+  frequencies of the neurons with more than ``neuron_threshold`` (0.85, the paper's
+  figure) of their variance in one frequency.  The embedding rule above is reported next
+  to it: W_E carries about one frequency more than the neurons use (the paper: 6 against 5).
 
 The projection onto functions of a + b is exact and cheap: the mean of the logits over the p
 pairs with a + b ≡ s (mod p) is the projection onto functions of s, and the DFT over s then
@@ -91,10 +97,11 @@ def input_maps(model: torch.nn.Module, p: int) -> list[np.ndarray]:
     return [m.detach().cpu().double().numpy() for m in maps]
 
 
-def output_map(model: torch.nn.Module) -> np.ndarray:
-    """The class-indexed output map (p, F): W_Uᵀ, the tied embedding, or the output layer."""
+def output_map(model: torch.nn.Module, p: int) -> np.ndarray:
+    """The answer-indexed output map (p, F): Nanda's neuron-logit map W_L = (W_out W_U)ᵀ,
+    (p, d_mlp), the tied embedding, or the output layer."""
     if isinstance(model, NandaTransformer):
-        weights = model.W_U.T
+        weights = (model.W_out @ model.W_U).T[:p]
     elif isinstance(model, PowerDecoder):
         weights = model.embedding.weight[: model.n_classes]
     elif isinstance(model, PairMLP):
@@ -143,14 +150,15 @@ def sum_squared_weights(model: torch.nn.Module) -> float:
 
 
 def logits_table(model: torch.nn.Module, data: ModularData) -> torch.Tensor:
-    """Logits (p, p, n_classes) of every pair (a, b), in double precision."""
+    """Logits (p, p, n_classes) of every pair (a, b), in double precision; a model with an
+    extra "=" class (``output = "vocabulary"``) has it left out, as the authors do."""
     p = data.p
     a, b = torch.meshgrid(torch.arange(p), torch.arange(p), indexing="ij")
     pairs = torch.stack([a.reshape(-1), b.reshape(-1)], dim=1)
     device = next(model.parameters()).device
     with torch.no_grad():
         logits = model(pairs.to(device)).double().cpu()
-    return logits.reshape(p, p, -1)
+    return logits.reshape(p, p, -1)[..., :data.n_classes]
 
 
 def sum_frequency_components(logits: torch.Tensor, keys) -> tuple[torch.Tensor, torch.Tensor]:
@@ -208,7 +216,7 @@ class ProgressRecorder:
             self.norms.append(embedding)
             self.states.append(copy.deepcopy(model.state_dict()))
         return {"gini_embedding": gini(embedding),
-                "gini_output": gini(fourier_norms(output_map(model))),
+                "gini_output": gini(fourier_norms(output_map(model, data.p))),
                 "sum_squared_weights": sum_squared_weights(model)}
 
     def state_dict(self) -> dict:
@@ -264,6 +272,17 @@ class ProgressMeasures:
     excluded_loss: np.ndarray
     test_loss: np.ndarray
     neuron_fractions: np.ndarray | None = None  # (d_mlp, K), final model; None without MLP
+    control: list[int] = field(default_factory=list)  # as many of the weakest frequencies
+    control_restricted_loss: np.ndarray | None = None
+    control_excluded_loss: np.ndarray | None = None
+
+
+def control_frequencies(norms: np.ndarray, keys) -> list[int]:
+    """The wrong-model arm of the key frequencies: as many frequencies k ≥ 1, none of them
+    key, with the smallest embedding norm (weakest first).  A loss that "falls" or "rises"
+    as much with these as with the keys measures the loss, not the circuit."""
+    order = [int(k) for k in np.argsort(np.asarray(norms)) if k >= 1 and k not in set(keys)]
+    return order[: len(keys)]
 
 
 def fall_step(steps, loss, level: float) -> int | None:
@@ -296,32 +315,46 @@ def progress_measures(cfg: dict, seed: int, device: str = "cpu", *,
                         fingerprint=fingerprint)
     final_norms = embedding_fourier_norms(run.model, run.data.p)
     keys = key_frequencies(final_norms, key_factor)
+    control = control_frequencies(final_norms, keys)
     model = copy.deepcopy(run.model)
     losses = []
     for state in recorder.states:
         model.load_state_dict(state)
-        losses.append(restricted_and_excluded_loss(model, run.data, keys))
+        losses.append([*restricted_and_excluded_loss(model, run.data, keys),
+                       *restricted_and_excluded_loss(model, run.data, control)])
     eval_index = {s: i for i, s in enumerate(run.log.eval_steps)}
     test_loss = np.array([run.log.evals("val_loss")[eval_index[s]] for s in recorder.steps])
-    losses = np.array(losses).reshape(-1, 2)
+    losses = np.array(losses).reshape(-1, 4)
     neurons = neuron_frequency_fractions(run.model, run.data) \
         if hasattr(run.model, "mlp_activations") else None
     return ProgressMeasures(run=run, steps=np.array(recorder.steps), norms=np.array(recorder.norms),
                             keys=keys, key_share_final=key_share(final_norms, keys),
                             restricted_loss=losses[:, 0], excluded_loss=losses[:, 1],
-                            test_loss=test_loss, neuron_fractions=neurons)
+                            test_loss=test_loss, neuron_fractions=neurons, control=control,
+                            control_restricted_loss=losses[:, 2],
+                            control_excluded_loss=losses[:, 3])
 
 
-def excluded_rise_factor(m: ProgressMeasures) -> float | None:
+def excluded_rise_factor(m: ProgressMeasures, excluded: np.ndarray | None = None) -> float | None:
     """max of the excluded loss over the measured steps in [t2, t4] over its value at the
-    first measured step ≥ t2 (memorisation); None when t2 or t4 was not reached."""
+    first measured step ≥ t2 (memorisation); None when t2 or t4 was not reached.
+    ``excluded``: another excluded-loss record over the same steps (the control's)."""
+    excluded = m.excluded_loss if excluded is None else excluded
     t2, t4 = m.run.phase_times["t2"], m.run.phase_times["t4"]
     if t2 is None or t4 is None:
         return None
     inside = np.flatnonzero((m.steps >= t2) & (m.steps <= t4))
     if not len(inside):
         return None
-    return float(m.excluded_loss[inside].max() / max(m.excluded_loss[inside[0]], 1e-300))
+    return float(excluded[inside].max() / max(excluded[inside[0]], 1e-300))
+
+
+def falls_in_order(first: int | None, second: int | None, after: int | None = None) -> bool:
+    """True when both events happened and ``first`` < ``second`` (and ``first`` > ``after``
+    when given): a fall that was not reached is never "before" anything."""
+    if first is None or second is None or (after is not None and first <= after):
+        return False
+    return first < second
 
 
 def _padded(rows: list[np.ndarray], length: int) -> np.ndarray:
@@ -355,6 +388,56 @@ def progress_dataset(measures: list[ProgressMeasures]) -> xr.Dataset:
     return ds
 
 
+def _loss_measures(measures: list[ProgressMeasures]) -> dict:
+    """Key frequencies (embedding rule), restricted/excluded losses and their control arm."""
+    level = 0.5 * math.log(measures[0].run.data.n_classes)
+    restricted = [fall_step(m.steps, m.restricted_loss, level) for m in measures]
+    control = [fall_step(m.steps, m.control_restricted_loss, level) for m in measures]
+    test = [fall_step(m.steps, m.test_loss, level) for m in measures]
+    t2 = [m.run.phase_times["t2"] for m in measures]
+    return {
+        "key_frequencies": [m.keys for m in measures],
+        "n_key_frequencies": [len(m.keys) for m in measures],
+        "key_share": [m.key_share_final for m in measures],
+        # rule-free companion: the share of the 5 strongest frequencies k ≥ 1
+        "top5_share": [key_share(m.norms[-1], 1 + np.argsort(-m.norms[-1][1:])[:5])
+                       for m in measures],
+        "fall_level": level,
+        "restricted_fall_step": restricted, "test_fall_step": test,
+        "restricted_before_test": [falls_in_order(r, t) for r, t in zip(restricted, test,
+                                                                         strict=True)],
+        "restricted_after_memorising": [falls_in_order(r, t, after=a) for r, t, a in
+                                        zip(restricted, test, t2, strict=True)],
+        "control_frequencies": [m.control for m in measures],
+        "control_restricted_fall_step": control,
+        "control_restricted_falls": [c is not None for c in control],
+        "final_restricted_loss": [float(m.restricted_loss[-1]) for m in measures],
+        "final_excluded_loss": [float(m.excluded_loss[-1]) for m in measures],
+        "final_gini_embedding": [m.run.log.last("gini_embedding") for m in measures],
+        "final_gini_output": [m.run.log.last("gini_output") for m in measures],
+        "final_sum_squared_weights": [m.run.log.last("sum_squared_weights") for m in measures],
+        "excluded_rise_factor": [excluded_rise_factor(m) for m in measures],
+        "control_excluded_rise_factor": [excluded_rise_factor(m, m.control_excluded_loss)
+                                         for m in measures],
+    }
+
+
+def _neuron_measures(measures: list[ProgressMeasures], threshold: float) -> dict:
+    """The authors' rule: neurons clustered by their dominant frequency, and the key
+    frequencies they name (see the module text)."""
+    best = [m.neuron_fractions.max(axis=1) for m in measures]
+    frequencies = [sorted({int(k) + 1 for k in m.neuron_fractions.argmax(axis=1)[b > threshold]})
+                   for m, b in zip(measures, best, strict=True)]
+    sizes = [[int(np.sum((m.neuron_fractions.argmax(axis=1) + 1 == k) & (b > threshold)))
+              for k in f] for m, b, f in zip(measures, best, frequencies, strict=True)]
+    return {"neuron_threshold": threshold,
+            "neuron_clustered_share": [float(np.mean(b > threshold)) for b in best],
+            "neuron_dead": [int(np.sum(m.neuron_fractions.sum(axis=1) == 0)) for m in measures],
+            "neuron_key_frequencies": frequencies,
+            "neuron_cluster_sizes": sizes,
+            "n_neuron_key_frequencies": [len(f) for f in frequencies]}
+
+
 def run_progress_measures(exp, out: Path, device: str):
     """Experiment kind "progress-measures": Nanda's measures over grokking runs, per seed.
 
@@ -380,39 +463,12 @@ def run_progress_measures(exp, out: Path, device: str):
                                           checkpoint_dir=folder, resume=resume,
                                           fingerprint=exp.fingerprint(seed)))
     summary = runs_summary([m.run for m in measures])
-    level = 0.5 * math.log(measures[0].run.data.n_classes)
-    restricted_fall = [fall_step(m.steps, m.restricted_loss, level) for m in measures]
-    test_fall = [fall_step(m.steps, m.test_loss, level) for m in measures]
-    summary.update({
-        "model": cfg.get("model", "mlp"), "p": measures[0].run.data.p,
-        "train_fraction": measures[0].run.data.train_fraction,
-        "key_frequencies": [m.keys for m in measures],
-        "n_key_frequencies": [len(m.keys) for m in measures],
-        "key_share": [m.key_share_final for m in measures],
-        # rule-free companion: the share of the 5 strongest frequencies k ≥ 1
-        "top5_share": [key_share(m.norms[-1], 1 + np.argsort(-m.norms[-1][1:])[:5])
-                       for m in measures],
-        "fall_level": level,
-        "restricted_fall_step": restricted_fall, "test_fall_step": test_fall,
-        "restricted_before_test": [r is not None and (t is None or r < t)
-                                   for r, t in zip(restricted_fall, test_fall, strict=True)],
-        "final_restricted_loss": [float(m.restricted_loss[-1]) for m in measures],
-        "final_excluded_loss": [float(m.excluded_loss[-1]) for m in measures],
-        "final_gini_embedding": [m.run.log.last("gini_embedding") for m in measures],
-        "final_sum_squared_weights": [m.run.log.last("sum_squared_weights") for m in measures],
-        "excluded_rise_factor": [excluded_rise_factor(m) for m in measures],
-    })
+    summary.update(model=cfg.get("model", "mlp"), p=measures[0].run.data.p,
+                   train_fraction=measures[0].run.data.train_fraction)
+    summary.update(_loss_measures(measures))
     if all(m.neuron_fractions is not None for m in measures):
-        threshold = exp.number("neuron_threshold", 0.85, low=0.0, high=1.0)
-        best = [m.neuron_fractions.max(axis=1) for m in measures]
-        summary.update({
-            "neuron_threshold": threshold,
-            "neuron_clustered_share": [float(np.mean(b > threshold)) for b in best],
-            "neuron_dead": [int(np.sum(m.neuron_fractions.sum(axis=1) == 0)) for m in measures],
-            "neuron_frequencies": [sorted({int(k) + 1 for k in
-                                           m.neuron_fractions.argmax(axis=1)[b > threshold]})
-                                   for m, b in zip(measures, best, strict=True)],
-        })
+        summary.update(_neuron_measures(measures, exp.number("neuron_threshold", 0.85,
+                                                             low=0.0, high=1.0)))
     for key in ("n_key_frequencies", "key_share"):
         summary[f"{key}_mean"], summary[f"{key}_std"] = (float(v) for v in
                                                           mean_std(summary[key]))
