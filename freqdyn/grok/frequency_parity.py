@@ -155,6 +155,8 @@ def _parity_deviations(summary: dict, fractions: list[float]) -> list[str]:
             notes.append(f"fraction {frac:g}: the output's low frequencies on all points did "
                          "not build up after the initial decay in every seed")
     steps = summary["test_fall_step_by_fraction"]
-    if any(a < b for a, b in zip(steps, steps[1:], strict=False)):
-        notes.append("the test loss does not fall later for every smaller fraction")
+    reached = [(f, s) for f, s in zip(fractions, steps, strict=True) if np.isfinite(s)]
+    if any(a[1] < b[1] for a, b in zip(reached, reached[1:], strict=False)):
+        notes.append("the test loss does not fall later for every smaller fraction where it "
+                     "falls")
     return notes

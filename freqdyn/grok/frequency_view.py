@@ -239,13 +239,14 @@ def loss_events(steps: np.ndarray, train: np.ndarray, test: np.ndarray,
     rise = float((test[peak] - test[0]) / test[0])
     after = np.nonzero((np.arange(test.size) > peak) & (test < fall_level * test[0]))[0]
     fell = after.size > 0
-    fall_step = int(steps[after[0]]) if fell else int(steps[-1])
+    fall_step = int(steps[after[0]]) if fell else None
     train_below = np.nonzero(train < train[0])[0]
-    train_fall = int(steps[train_below[0]]) if train_below.size else int(steps[-1])
+    train_fall = int(steps[train_below[0]]) if train_below.size else None
     grokked = bool(rise > rise_tolerance and train[peak] < train[0] and fell)
+    delay = None if fall_step is None or train_fall is None else fall_step - train_fall
     return {"test_peak_step": int(steps[peak]), "test_rise": rise, "test_fell": fell,
             "test_fall_step": fall_step, "train_fall_step": train_fall,
-            "delay": fall_step - train_fall, "grokked": grokked,
+            "delay": delay, "grokked": grokked,
             "max_gap": float(np.max(test - train) / test[0]),
             "final_train_loss": float(train[-1]), "final_test_loss": float(test[-1])}
 

@@ -21,7 +21,7 @@ which the train and test MSE fall below θ; grok amount = max(0, t_te(θ) − t_
 normalised losses of Fig. 3a).  freqdyn's choices for runs that end before a passage: if
 the test loss never passes, t_te is taken as the last step and the amount is a lower bound
 (``censored``); if the training loss never passes, the amount is undefined (NaN).  The
-phase diagram counts censored runs as 0 instead (see :func:`run_phase_diagram`).  Passage
+phase diagram keeps censored runs as "not reached" (see :func:`_phase_summary`).  Passage
 times are resolved to the logging grid.
 """
 
@@ -146,8 +146,8 @@ def _k0_baselines(task: TeacherTask, eps, step_size: float, steps: np.ndarray):
 
 
 def _stats(values) -> dict:
-    """Mean and sample standard deviation over seeds of the finite values
-    (:func:`freqdyn.analysis.stats.mean_std`)."""
+    """Mean and sample standard deviation over seeds (:func:`freqdyn.analysis.stats.mean_std`):
+    NaN when some seed's value is not finite (an event it did not reach)."""
     mean, std = mean_std(np.asarray(values, dtype=float).ravel())
     return {"mean": float(mean), "std": float(std)}
 
@@ -249,6 +249,7 @@ def run_toy(exp: Experiment, out: Path, device: str) -> Outcome:
         summary[f"{key}_stats"] = _stats(summary[key])
     summary["k0_task_difficulty"] = difficulty.tolist()
     summary["settings"] = {**s, "alpha": alpha, "eps": eps}
+    summary.update(_plateau_margin(summary["plateau_ratio"], tolerance))
 
     data = {k: _long(CURVE_TEXT[k], v, ("seed", "step")) for k, v in c.items()}
     data["k0_descent_train_loss"] = _long("training MSE of kernel GD with K₀", gd_train,
@@ -359,15 +360,63 @@ def run_alpha_sweep(exp: Experiment, out: Path, device: str) -> Outcome:
 # Fig. 3(e): (α, ε) phase diagram
 
 
+def _phase_summary(amounts: np.ndarray, censored: np.ndarray, alphas, epsilons) -> dict:
+    """Cell means and rank correlations of the grok amount (seed, α, ε), censored runs kept
+    as "not reached".
+
+    A run whose test (or train) loss never passes θ has no grok amount: its cell's mean is
+    NaN, and so is every statistic that needs that cell (the corners).  The Spearman
+    correlations run over the cells that every seed reached, with their number
+    (``cells_reached`` of ``cells``) next to them.  The lower bounds (last step − t_tr) stay
+    in ``grok_amount_lower_bound``.
+    """
+    reached = np.where(censored, np.nan, amounts)
+    mean = mean_std(reached)[0]
+    a_grid, e_grid = np.meshgrid(alphas, epsilons, indexing="ij")
+    finite = np.isfinite(mean)
+
+    def spearman(grid):
+        if finite.sum() < 3:
+            return float("nan")
+        return float(spearmanr(grid[finite], mean[finite]).statistic)
+
+    best = np.nanargmax(mean) if finite.any() else None
+    return {
+        "alphas": alphas, "epsilons": epsilons,
+        "grok_amount_mean": [[None if not np.isfinite(v) else float(v) for v in row]
+                             for row in mean],
+        "grok_amount": [[[None if not np.isfinite(v) else float(v) for v in row]
+                         for row in seed] for seed in reached],
+        "grok_amount_lower_bound": amounts.tolist(),
+        "censored_fraction": float(censored.mean()),
+        "cells": int(mean.size), "cells_reached": int(finite.sum()),
+        "spearman_amount_alpha": spearman(a_grid), "spearman_amount_eps": spearman(e_grid),
+        "lazy_misaligned_corner": float(mean[-1, 0]), "rich_aligned_corner": float(mean[0, -1]),
+        "max_cell": (None if best is None else
+                     [float(a_grid.ravel()[best]), float(e_grid.ravel()[best])]),
+    }
+
+
+def _plateau_margin(ratios: list[float], tolerance: float) -> dict:
+    """The plateau check's margin, tolerance − max |ratio − 1|, against the seed spread of the
+    ratio (sample std): a margin below the spread is a pass the next seed may undo, and the
+    report says so (``plateau_margin_below_spread``)."""
+    ratios = np.asarray(ratios, dtype=float)
+    margin = float(tolerance - np.max(np.abs(ratios - 1)))
+    spread = float(mean_std(ratios)[1]) if ratios.size > 1 else float("nan")
+    return {"plateau_tolerance": float(tolerance), "plateau_margin": margin,
+            "plateau_ratio_spread": spread,
+            "plateau_margin_below_spread": bool(np.isfinite(spread) and margin < spread)}
+
+
 def run_phase_diagram(exp: Experiment, out: Path, device: str) -> Outcome:
     """Paper Fig. 3(e): grok amount over laziness α and initial alignment ε.
 
     Extra settings: ``alphas``, ``epsilons`` (grids).  Every (α, ε, seed) is one configuration
     of a single batched run of ``steps`` GD steps (the paper stops at convergence; the fixed
-    length only affects censored cells).  A run whose test loss never passes θ counts as grok
-    amount 0 (a first-index search in the authors' code returns step 0 for it; our reading);
-    the lower bounds of the module docstring are kept as ``grok_amount_lower_bound``, and the
-    censored cells are marked in the figure.
+    length only affects censored cells).  A run whose loss never passes θ has no grok amount
+    ("not reached", :func:`_phase_summary`); the lower bounds of the module docstring are kept
+    as ``grok_amount_lower_bound``, and the censored cells are marked in the figure.
     """
     s = _committee_settings(exp)
     grids = {}
@@ -397,28 +446,14 @@ def run_phase_diagram(exp: Experiment, out: Path, device: str) -> Outcome:
         amounts[idx], censored[idx] = grok_amount(
             steps, curves["train_loss"][idx], curves["test_loss"][idx], s["threshold"],
             relative=s["relative_threshold"])
-    # a passage that never happens counts as step 0 (first-index search, authors' code as the
-    # paper's code does it), so a run whose test loss never passes θ has grok amount 0
-    authors = np.where(censored, 0.0, amounts)
-    mean = authors.mean(0)
-    a_grid, e_grid = np.meshgrid(alphas, epsilons, indexing="ij")
-    summary = {
-        "alphas": alphas, "epsilons": epsilons,
-        "grok_amount_mean": mean.tolist(), "grok_amount": authors.tolist(),
-        "grok_amount_lower_bound": amounts.tolist(),
-        "censored_fraction": float(censored.mean()),
-        "spearman_amount_alpha": float(spearmanr(a_grid.ravel(), mean.ravel()).statistic),
-        "spearman_amount_eps": float(spearmanr(e_grid.ravel(), mean.ravel()).statistic),
-        "lazy_misaligned_corner": float(mean[-1, 0]), "rich_aligned_corner": float(mean[0, -1]),
-        "max_cell": [float(a_grid.ravel()[np.argmax(mean)]),
-                     float(e_grid.ravel()[np.argmax(mean)])],
-        "settings": s,
-    }
+    summary = _phase_summary(amounts, censored, alphas, epsilons)
+    summary["settings"] = s
+    reached = np.where(censored, np.nan, amounts)
     dims = ("seed", "alpha", "eps", "step")
     data = {k: _long(CURVE_TEXT[k], v, dims) for k, v in curves.items()
             if k in ("train_loss", "test_loss", "population_loss", "param_norm")}
-    data["grok_amount"] = _long("max(0, t_te(θ) − t_tr(θ)) in GD steps, 0 where the test "
-                                "loss never passes θ", authors,
+    data["grok_amount"] = _long("max(0, t_te(θ) − t_tr(θ)) in GD steps; NaN (not reached) "
+                                "where a loss never passes θ", reached,
                                 ("seed", "alpha", "eps"))
     data["censored"] = _long("1 where the test loss never passes θ within the run",
                              censored.astype(np.int8), ("seed", "alpha", "eps"))

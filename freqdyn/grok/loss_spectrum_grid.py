@@ -145,9 +145,14 @@ def _evaluation_summary(activity, val_acc, normalised, rs, signature, rng) -> di
         "n_groks": [e["n_groks"] for e in per_r],
         "n_runs": [e["n_runs"] for e in per_r],
     }
-    summary["predicts"] = [bool(c and abs(rho) >= signature["min_abs_rho"])
-                           for c, rho in zip(summary["sign_certain"], summary["spearman_rho"],
-                                             strict=True)]
+    # a predictor of grokking is judged only where grokking happened and also failed to:
+    # with no grokking run (or no failing one) there is nothing to predict ("not reached")
+    summary["both_outcomes"] = [0 < g < n for g, n in zip(summary["n_groks"], summary["n_runs"],
+                                                          strict=True)]
+    summary["predicts"] = [bool(both and c and abs(rho) >= signature["min_abs_rho"])
+                           for both, c, rho in zip(summary["both_outcomes"],
+                                                   summary["sign_certain"],
+                                                   summary["spearman_rho"], strict=True)]
     if n_r > 1:
         r_groups = np.broadcast_to(np.asarray(rs)[:, None, None, None], activity.shape).ravel()
         pooled = evaluate_predictor(normalised.ravel(), val_acc.ravel(),

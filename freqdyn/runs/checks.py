@@ -53,7 +53,7 @@ import numpy as np
 from freqdyn.analysis.compare import largest_width, slope_interval, width_model_fit
 from freqdyn.config import Table
 from freqdyn.errors import InputError
-from freqdyn.runs.claims import check_rule, evaluate_rule
+from freqdyn.runs.claims import check_rule, evaluate_rule, rule_margins
 
 
 @dataclass(frozen=True)
@@ -191,7 +191,11 @@ def _with_prediction(outcome, wrong: dict):
 @register_check("rule", "the expression over the report's keys is true", required={"rule"})
 def _rule(check, outcome, exp):
 
-    return {"pass": evaluate_rule(check["rule"], outcome.summary)}
+    holds = evaluate_rule(check["rule"], outcome.summary)
+    margins = rule_margins(check["rule"], outcome.summary)
+    reached = [m for m in margins if m["relative"] is not None]
+    tightest = min(reached, key=lambda m: m["relative"]) if reached else None
+    return {"pass": holds, "margins": margins, "tightest": tightest}
 
 
 # ---------------------------------------------------------------------------------------

@@ -100,6 +100,67 @@ def _as_value(value):
     return _INFINITE.get(value, value) if isinstance(value, str) else value
 
 
+def _namespace(summary: dict) -> dict:
+    return {**CONSTANTS, **FUNCTIONS,
+            **{k: _as_value(v) for k, v in summary.items() if k.isidentifier()}}
+
+
+def _conjuncts(node: ast.AST) -> list[ast.AST]:
+    """The terms of a top-level ``and`` (the rule itself when it is not one)."""
+    if isinstance(node, ast.BoolOp) and isinstance(node.op, ast.And):
+        return [term for value in node.values for term in _conjuncts(value)]
+    return [node]
+
+
+_ORDER = {ast.Lt: 1.0, ast.LtE: 1.0, ast.Gt: -1.0, ast.GtE: -1.0}
+
+
+def rule_margins(rule: str, summary: dict) -> list[dict]:
+    """How far each inequality of a rule's top-level ``and`` is from flipping.
+
+    For ``a < b`` (or ≤) the margin is min(b − a) over the seeds, for ``a > b`` min(a − b);
+    chained comparisons give one entry per pair.  ``relative`` divides by max(|a|, |b|) at
+    the tightest element.  A negative margin is a failed term; NaN (an event not reached)
+    is reported as ``None``.  Terms that are not inequalities of numbers are left out.
+    """
+    tree = check_rule(rule)
+    namespace = _namespace(summary)
+    margins = []
+    for term in _conjuncts(tree.body):
+        if (isinstance(term, ast.Call) and isinstance(term.func, ast.Name)
+                and term.func.id == "all" and len(term.args) == 1):
+            term = term.args[0]          # all(a < b): the seed-by-seed comparison itself
+        if not isinstance(term, ast.Compare):
+            continue
+        sides = [term.left, *term.comparators]
+        for op, left, right in zip(term.ops, sides[:-1], sides[1:], strict=True):
+            sign = _ORDER.get(type(op))
+            if sign is None:
+                continue
+            try:
+                with np.errstate(invalid="ignore"):
+                    a, b = (np.asarray(eval(compile(ast.Expression(side), "<margin>", "eval"),  # noqa: S307
+                                            {"__builtins__": {}}, namespace), dtype=float)
+                            for side in (left, right))
+                    gap = np.broadcast_to(sign * (b - a), np.broadcast(a, b).shape)
+            except (TypeError, ValueError, IndexError, KeyError, NameError, ZeroDivisionError):
+                continue
+            if gap.size == 0:
+                continue
+            worst = int(np.argmin(np.where(np.isnan(gap), -np.inf, gap).ravel()))
+            value = float(gap.ravel()[worst])
+            scale = float(max(np.abs(np.broadcast_to(a, gap.shape).ravel()[worst]),
+                              np.abs(np.broadcast_to(b, gap.shape).ravel()[worst])))
+            finite = np.isfinite(value)
+            margins.append({"term": f"{ast.unparse(left)} {_SYMBOL[type(op)]} {ast.unparse(right)}",
+                            "margin": value if finite else None,
+                            "relative": (value / scale if finite and scale > 0 else None)})
+    return margins
+
+
+_SYMBOL = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">="}
+
+
 def evaluate_rule(rule: str, summary: dict) -> bool:
     """The truth value of ``rule`` with the summary's keys as variables.
 
@@ -116,8 +177,7 @@ def evaluate_rule(rule: str, summary: dict) -> bool:
     if missing:
         raise InputError("claim.rule", f"unknown name(s) {missing}; the summary has "
                                       f"{sorted(summary)}")
-    namespace = {**CONSTANTS, **FUNCTIONS,
-                 **{k: _as_value(v) for k, v in summary.items() if k.isidentifier()}}
+    namespace = _namespace(summary)
     try:
         with np.errstate(invalid="ignore"):
             value = eval(compile(tree, "<claim.rule>", "eval"),  # noqa: S307 (checked grammar)

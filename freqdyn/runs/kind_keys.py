@@ -26,7 +26,8 @@ MODULAR_TRAIN = {  # freqdyn.grok.algorithmic.train_modular and models.build_mod
     "p", "operation", "train_fraction", "dedupe_symmetric", "batch_size", "lr",
     "weight_decay", "betas", "warmup", "clip", "power_law", "stop_margin", "steps",
     "eval_every", "after_t4", "model", "init_scale", "activation", "d_model", "n_heads",
-    "d_head", "d_mlp", "n_layers", "width", "depth"}
+    "d_head", "d_mlp", "n_layers", "width", "depth", "split", "output", "precision",
+    "checkpoint_every"}
 ROBUST = {  # freqdyn.grok.robustness_runs._robust_settings
     "noise_lambda", "noise_on", "metric_sigma", "hessian_tol", "info_batch_size",
     "info_batches", "info_every", "renyi_alpha", "sharpness_every", "snapshot_every",
@@ -69,7 +70,8 @@ _MODULAR_RUNS = {  # freqdyn.grok.algorithmic.runs_summary
     "final_train_loss", "final_train_acc", "final_val_loss", "final_val_acc", "max_val_acc",
     "steps_run", "seconds_per_seed", "seconds_training", "cpu_seconds_per_seed",
     "cpu_seconds_training", "t2_mean", "t2_std", "t4_mean", "t4_std", "delay_ratio_mean",
-    "delay_ratio_std", "final_val_acc_mean", "final_val_acc_std", "n_grokked"}
+    "delay_ratio_std", "final_val_acc_mean", "final_val_acc_std", "n_grokked",
+    "final_table_loss"}
 _ALIASING_PER_CONDITION = {
     "delay", "final_test_loss", "final_train_loss", "grokked", "max_gap", "mismatch",
     "test_fall_step", "test_fell", "test_peak_step", "test_rise", "train_fall_step",
@@ -122,7 +124,9 @@ REPORTS: dict[str, set[str]] = {
         "param_norm_final", "param_norm_initial", "plateau_near_k0", "plateau_ratio",
         "plateau_ratio_stats", "t_test", "t_train", "test_final", "test_final_stats",
         "test_initial", "test_peak", "test_peak_stats", "test_peak_step", "test_rises",
-        "test_set_vs_population_rel", "train_final", "train_plateau", "twin_test_final"},
+        "test_set_vs_population_rel", "train_final", "train_plateau", "twin_test_final",
+        "plateau_tolerance", "plateau_margin", "plateau_ratio_spread",
+        "plateau_margin_below_spread"},
     "lazy-rich-alpha-sweep": _COMMITTEE_COMMON | {
         "alphas", "empirical_kernel_descent_final_test_loss", "final_test_increasing_in_alpha",
         "final_test_loss", "grok_amount_mean", "grok_amount_std", "increasing_in_alpha",
@@ -131,7 +135,8 @@ REPORTS: dict[str, set[str]] = {
         "lazy_vs_k0_descent_max_abs_rel", "lazy_vs_k0_descent_rel",
         "lazy_vs_k0_regression_rel", "grok_amount_absolute_*"},
     "lazy-rich-phase": {
-        "settings", "alphas", "epsilons", "censored_fraction", "grok_amount",
+        "settings", "alphas", "epsilons", "censored_fraction", "grok_amount", "cells",
+        "cells_reached",
         "grok_amount_lower_bound", "grok_amount_mean", "lazy_misaligned_corner", "max_cell",
         "rich_aligned_corner", "spearman_amount_alpha", "spearman_amount_eps"},
     "modular-mlp-lazy-rich": {
@@ -144,10 +149,14 @@ REPORTS: dict[str, set[str]] = {
         "key_share_mean", "key_share_std", "top5_share", "restricted_fall_step",
         "restricted_before_test", "final_restricted_loss", "final_excluded_loss",
         "final_gini_embedding", "final_sum_squared_weights", "excluded_rise_factor",
+        "restricted_after_memorising", "control_frequencies", "control_restricted_fall_step",
+        "control_restricted_falls", "final_gini_output", "control_excluded_rise_factor",
         # with MLP neurons (the transformer): Nanda et al.'s neuron clustering
-        "neuron_threshold", "neuron_clustered_share", "neuron_dead", "neuron_frequencies"},
+        "neuron_threshold", "neuron_clustered_share", "neuron_dead", "neuron_key_frequencies",
+        "neuron_cluster_sizes", "n_neuron_key_frequencies"},
     "loss-spectrum-grid": {
-        "auroc", "auroc_by_variant", "cells", "cv_accuracy", "cv_majority", "detrend",
+        "both_outcomes", "auroc", "auroc_by_variant", "cells", "cv_accuracy", "cv_majority",
+        "detrend",
         "fraction_grokked", "groks_at", "learning_rates", "n_groks", "n_runs",
         "pooled_auroc", "pooled_cv_accuracy", "pooled_cv_majority", "pooled_high",
         "pooled_low", "pooled_rho", "pooled_sign_certain", "predicts", "r", "rho_by_variant",

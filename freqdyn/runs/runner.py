@@ -202,6 +202,10 @@ def headline(result: RunResult, exp: Experiment) -> list[str]:
         verdict = ("fails its checks, as it must" if check["pass"] else "PASSES TOO") \
             if check["kind"] == "wrong_model" else ("pass" if check["pass"] else "FAIL")
         lines.append(f"  check {kind}: {verdict}" + (f" ({text})" if text else ""))
+        if check.get("tightest"):
+            tight = check["tightest"]
+            lines.append(f"    tightest term: {tight['term']}, margin {_short(tight['margin'])}"
+                         f" ({100 * tight['relative']:.2g} % of its scale)")
     written = [str(result.out / REPORT)] + ([str(result.result)] if result.result else []) + \
         [str(p) for p in result.figures]
     lines.append("  wrote " + ", ".join(written))

@@ -105,7 +105,7 @@ def figure_alpha_sweep(ds: xr.Dataset, n_alpha: int):
 
 def figure_phase(ds: xr.Dataset):
     fig, ax = plt.subplots(figsize=(5.6, 4.4))
-    mean = ds["grok_amount"].mean("seed").values
+    mean = ds["grok_amount"].mean("seed", skipna=False).values
     image = ax.imshow(mean, origin="lower", aspect="auto", cmap="viridis")
     ax.set_yticks(range(ds.sizes["alpha"]), [f"{a:g}" for a in ds["alpha"].values])
     ax.set_xticks(range(ds.sizes["eps"]), [f"{e:g}" for e in ds["eps"].values])
