@@ -32,7 +32,11 @@ from freqdyn.grok.robustness import (
 )
 from freqdyn.runs.runner import Outcome
 
-MODES = ("standard", "perturbed", "penalty")
+MODES = ("standard", "perturbed", "penalty", "paper")
+#: The modes of the abelian study.
+ABELIAN_MODES = ("standard", "perturbed", "penalty")
+#: Tan & Huang's noise: (λ1, λ2) = (0.5, 0.4) on the token embeddings.
+PAPER_NOISE = ((0.5, 0.4), "embedding")
 #: Offsets of the noise and metric generators from the experiment seed (the seed itself
 #: drives the split, the initialisation and the batches in ``train_modular``).
 NOISE_SEED_OFFSET = 1_000
@@ -81,7 +85,12 @@ def _robust_settings(exp) -> dict:
         if value % eval_every:
             raise InputError(f"settings.{key}", f"must be a multiple of eval_every = {eval_every}")
         measured[key] = value
+    paper = exp.get("paper_noise_lambda", list(PAPER_NOISE[0]))
+    if len(paper) != 2 or not all(isinstance(v, int | float) and v >= 0 for v in paper):
+        raise InputError("settings.paper_noise_lambda",
+                         f"must be [lambda1, lambda2] >= 0, got {paper}")
     return {"lambdas": (float(lambdas[0]), float(lambdas[1])), "noise_on": noise_on,
+            "paper_lambdas": (float(paper[0]), float(paper[1])),
             "metric_sigma": exp.number("metric_sigma", 0.4, low=0),
             "renyi_alpha": exp.number("renyi_alpha", 1.0, low=1e-9),
             "info_batch_size": exp.number("info_batch_size", 512, low=2, integer=True),
@@ -107,7 +116,8 @@ def train_robust(cfg: dict, settings: dict, seed: int, device: str, mode: str, *
     """Train ``cfg``'s modular model in ``mode`` and measure it along the way.
 
     ``mode``: ``"standard"``; ``"perturbed"`` (Gaussian noise with the σ schedule on the
-    training embeddings or one-hot inputs); ``"penalty"`` (the abelian penalty added).
+    training embeddings or one-hot inputs); ``"paper"`` (the same with the paper's noise,
+    :data:`PAPER_NOISE`); ``"penalty"`` (the abelian penalty added).
     Every evaluation records the abelian tests on the training pairs; every
     ``info_every`` updates (with ``information``) PE, PMI, ED, MID and the perturbation
     error at σ = ``metric_sigma``; every ``snapshot_every`` updates a parameter snapshot.
@@ -116,6 +126,9 @@ def train_robust(cfg: dict, settings: dict, seed: int, device: str, mode: str, *
     """
     if mode not in MODES:
         raise InputError("mode", f"unknown mode {mode!r}; choose {MODES}")
+    if mode == "paper":     # the paper's noise in place of ours, otherwise as "perturbed"
+        settings = {**settings, "lambdas": settings["paper_lambdas"],
+                    "noise_on": PAPER_NOISE[1]}
     noise_generator = torch.Generator().manual_seed(seed + NOISE_SEED_OFFSET)
     metric_generator = torch.Generator().manual_seed(seed + METRIC_SEED_OFFSET)
     lambda1, lambda2 = settings["lambdas"]
@@ -165,7 +178,7 @@ def train_robust(cfg: dict, settings: dict, seed: int, device: str, mode: str, *
         return values
 
     run = train_modular(cfg, seed, device,
-                        embedding_hook=add_noise if mode == "perturbed" else None,
+                        embedding_hook=add_noise if mode in ("perturbed", "paper") else None,
                         extra_loss=penalty if mode == "penalty" else None,
                         evaluate_extra=measure, progress=False, label=label)
     if landscape:
@@ -227,6 +240,23 @@ def _trajectory_pcas(runs: list[RobustRun]) -> list:
             if len(r.snapshots) >= 3 else None for r in runs]
 
 
+def _speedups(summary: dict, mode: str, prefix: str) -> dict:
+    """Speed-ups (standard steps / ``mode`` steps) to 95 % and 99 % validation accuracy and
+    whether ``mode`` got there first; a run that never got there has no speed-up (NaN)."""
+    out = {}
+    for threshold in (95, 99):
+        standard = summary[f"standard_steps_to_{threshold}"]
+        perturbed = summary[f"{mode}_steps_to_{threshold}"]
+        speedup = [_ratio(s, p) for s, p in zip(standard, perturbed, strict=True)]
+        out[f"{prefix}speedup_{threshold}"] = speedup
+        out[f"{prefix}speedup_{threshold}_mean"], out[f"{prefix}speedup_{threshold}_std"] = \
+            (float(v) for v in mean_std(speedup))
+        out[f"{mode}_faster_{threshold}"] = [
+            p is not None and (s is None or p < s)
+            for s, p in zip(standard, perturbed, strict=True)]
+    return out
+
+
 def run_perturbation(exp, out: Path, device: str):
     """Experiment kind "robustness-perturbation": standard vs perturbed training per seed.
 
@@ -240,13 +270,20 @@ def run_perturbation(exp, out: Path, device: str):
 
     cfg = dict(exp.settings)
     settings = _robust_settings(exp)
+    ours = (settings["lambdas"], settings["noise_on"]) != (settings["paper_lambdas"],
+                                                           PAPER_NOISE[1])
+    modes = ("standard", "perturbed", "paper") if ours else ("standard", "perturbed")
     by_mode = {mode: [train_robust(cfg, settings, seed, device, mode, information=True,
                                    landscape=(mode == "standard"),
                                    label=f"{exp.name} {mode} seed {seed}")
                       for seed in exp.seeds]
-               for mode in ("standard", "perturbed")}
+               for mode in modes}
     summary: dict = {"seeds": list(exp.seeds), "noise_lambda": list(settings["lambdas"]),
-                     "noise_on": settings["noise_on"], "metric_sigma": settings["metric_sigma"]}
+                     "noise_on": settings["noise_on"], "metric_sigma": settings["metric_sigma"],
+                     "noise_setting": "ours (tuned; the paper's runs beside it as 'paper')"
+                     if ours else "the paper's",
+                     "paper_noise_lambda": list(settings["paper_lambdas"]),
+                     "paper_noise_on": PAPER_NOISE[1]}
     for mode, runs in by_mode.items():
         summary[f"{mode}_t2"] = [r.run.phase_times["t2"] for r in runs]
         for threshold in (95, 99):
@@ -266,16 +303,9 @@ def run_perturbation(exp, out: Path, device: str):
             summary[f"{mode}_{key}_steepest_step"] = steep
             summary[f"{mode}_{key}_lag_to_jump"] = [
                 None if s is None or j is None else s - j for s, j in zip(steep, jump, strict=True)]
-    for threshold in (95, 99):
-        standard = summary[f"standard_steps_to_{threshold}"]
-        perturbed = summary[f"perturbed_steps_to_{threshold}"]
-        speedup = [_ratio(s, p) for s, p in zip(standard, perturbed, strict=True)]
-        summary[f"speedup_{threshold}"] = speedup
-        summary[f"speedup_{threshold}_mean"], summary[f"speedup_{threshold}_std"] = \
-            mean_std(speedup)
-        summary[f"perturbed_faster_{threshold}"] = [
-            p is not None and (s is None or p < s)
-            for s, p in zip(standard, perturbed, strict=True)]
+    for mode, prefix in (("perturbed", ""), ("paper", "paper_")):
+        if mode in by_mode:
+            summary.update(_speedups(summary, mode, prefix))
     summary["n_perturbed_faster_95"] = int(sum(summary["perturbed_faster_95"]))
     standard_runs = by_mode["standard"]
     for key in ("lambda_max_memorised", "lambda_min_memorised", "lambda_max_final",
@@ -289,8 +319,9 @@ def run_perturbation(exp, out: Path, device: str):
         summary[f"{mode}_pca_top2_share"] = [math.nan if p is None else p.top2_share
                                              for p in mode_pcas]
     extra = {"standard": (*ABELIAN_KEYS, *INFORMATION_KEYS, "sharpness"),
-             "perturbed": (*ABELIAN_KEYS, *INFORMATION_KEYS)}
-    dataset = _modes_dataset(by_mode, extra)
+             "perturbed": (*ABELIAN_KEYS, *INFORMATION_KEYS),
+             "paper": (*ABELIAN_KEYS, *INFORMATION_KEYS)}
+    dataset = _modes_dataset(by_mode, {mode: extra[mode] for mode in by_mode})
     jumps = {mode: summary[f"{mode}_val_jump_step"] for mode in by_mode}
     return Outcome(dataset=dataset, summary=summary, figure_set="grok.robustness",
                    figure_data={"by_mode": by_mode, "name": exp.name, "jumps": jumps,
@@ -316,7 +347,7 @@ def run_abelian(exp, out: Path, device: str):
     by_mode = {mode: [train_robust(cfg, settings, seed, device, mode, information=False,
                                    landscape=False, label=f"{exp.name} {mode} seed {seed}")
                       for seed in exp.seeds]
-               for mode in MODES}
+               for mode in ABELIAN_MODES}
     summary: dict = {"seeds": list(exp.seeds), "noise_lambda": list(settings["lambdas"]),
                      "noise_on": settings["noise_on"],
                      "penalty_coefficient": settings["penalty"], "abelian_threshold": threshold}
@@ -362,7 +393,7 @@ def run_abelian(exp, out: Path, device: str):
                   "penalty_faster_than_perturbed": "penalty: faster than perturbed training"}
     summary["holds"] = [text for key, text in statements.items() if all(summary[key])]
     summary["does_not_hold"] = [text for key, text in statements.items() if not all(summary[key])]
-    dataset = _modes_dataset(by_mode, {mode: ABELIAN_KEYS for mode in MODES})
+    dataset = _modes_dataset(by_mode, {mode: ABELIAN_KEYS for mode in ABELIAN_MODES})
     return Outcome(dataset=dataset, summary=summary, figure_set="grok.abelian",
                    figure_data={"by_mode": by_mode, "threshold": threshold})
 

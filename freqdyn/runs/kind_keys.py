@@ -31,7 +31,7 @@ MODULAR_TRAIN = {  # freqdyn.grok.algorithmic.train_modular and models.build_mod
 ROBUST = {  # freqdyn.grok.robustness_runs._robust_settings
     "noise_lambda", "noise_on", "metric_sigma", "hessian_tol", "info_batch_size",
     "info_batches", "info_every", "renyi_alpha", "sharpness_every", "snapshot_every",
-    "penalty_coefficient", "penalty_reduction"}
+    "penalty_coefficient", "penalty_reduction", "paper_noise_lambda"}
 COMMITTEE = {  # freqdyn.grok.lazy_rich._committee_settings
     "dim", "n_train", "n_test", "width", "eta0", "steps", "log_every", "threshold",
     "target_scale", "centered", "relative_threshold"}
@@ -163,7 +163,7 @@ REPORTS: dict[str, set[str]] = {
         "rho_learning_rate", "rho_mobility", "seconds_per_cell", "sign_certain",
         "spearman_high", "spearman_low", "spearman_p", "spearman_rho", "spearman_sign", "t0",
         "weight_decays"},
-    "robustness-perturbation": _each(("standard", "perturbed"), _ROBUST_PER_MODE | {
+    "robustness-perturbation": _each(("standard", "perturbed", "paper"), _ROBUST_PER_MODE | {
         "norm_peak_step", "norm_peaks_before_jump", "pca_top2_share", "pe_lag_to_jump",
         "pe_steepest_step", "pmi_lag_to_jump", "pmi_steepest_step", "seconds"}) | {
         "standard_final_step", "standard_lambda_max_final", "standard_lambda_max_memorised",
@@ -171,7 +171,10 @@ REPORTS: dict[str, set[str]] = {
         "standard_memorised_step", "standard_sharpness_drop", "perturbed_faster_95",
         "perturbed_faster_99", "metric_sigma", "n_perturbed_faster_95", "noise_lambda",
         "noise_on", "seeds", "speedup_95", "speedup_95_mean", "speedup_95_std", "speedup_99",
-        "speedup_99_mean", "speedup_99_std"},
+        "speedup_99_mean", "speedup_99_std", "noise_setting", "paper_noise_lambda",
+        "paper_noise_on", "paper_faster_95", "paper_faster_99", "paper_speedup_95",
+        "paper_speedup_95_mean", "paper_speedup_95_std", "paper_speedup_99",
+        "paper_speedup_99_mean", "paper_speedup_99_std"},
     "abelian": _each(("standard", "perturbed", "penalty"), _ROBUST_PER_MODE | {
         "abelian_at_t2", "abelian_step", "final_abelian_acc", "final_logit_distance",
         "max_logit_distance"}) | {

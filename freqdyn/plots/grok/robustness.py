@@ -8,7 +8,7 @@ import numpy as np
 from freqdyn.plots.registry import figure_set
 
 #: Colours of the training modes.
-MODE_COLORS = {"standard": "C0", "perturbed": "C3", "penalty": "C2"}
+MODE_COLORS = {"standard": "C0", "perturbed": "C3", "penalty": "C2", "paper": "C1"}
 
 
 def eval_axis(run) -> np.ndarray:
