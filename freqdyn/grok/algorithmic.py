@@ -65,6 +65,7 @@ from scipy.optimize import curve_fit
 from freqdyn.analysis.stats import mean_std
 from freqdyn.config import Table
 from freqdyn.errors import InputError
+from freqdyn.grok.export import export_seed_models
 from freqdyn.grok.models import build_model
 from freqdyn.grok.modular import ModularData, modular_dataset
 from freqdyn.nets.records import TrainingLog, adamw, train_loop
@@ -426,7 +427,8 @@ def run_modular(exp, out: Path, device: str):
     summary.update(model=cfg.get("model", "mlp"), p=runs[0].data.p,
                    operation=runs[0].data.operation,
                    train_fraction=runs[0].data.train_fraction,
-                   n_train=len(runs[0].data.pairs_train))
+                   n_train=len(runs[0].data.pairs_train),
+                   hooked_transformer_files=export_seed_models(runs, out))
     dataset = runs_dataset(runs)
     op = runs[0].data.operation
     title = (f"{cfg.get('model', 'mlp')} on x {op} y mod {runs[0].data.p}, "

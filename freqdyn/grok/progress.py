@@ -59,6 +59,7 @@ from freqdyn.grok.algorithmic import (
     runs_summary,
     train_modular,
 )
+from freqdyn.grok.export import export_seed_models
 from freqdyn.grok.models import NandaTransformer, PairMLP, PowerDecoder
 from freqdyn.grok.modular import ModularData
 from freqdyn.runs.runner import Outcome, seed_checkpoints
@@ -464,7 +465,8 @@ def run_progress_measures(exp, out: Path, device: str):
                                           fingerprint=exp.fingerprint(seed)))
     summary = runs_summary([m.run for m in measures])
     summary.update(model=cfg.get("model", "mlp"), p=measures[0].run.data.p,
-                   train_fraction=measures[0].run.data.train_fraction)
+                   train_fraction=measures[0].run.data.train_fraction,
+                   hooked_transformer_files=export_seed_models([m.run for m in measures], out))
     summary.update(_loss_measures(measures))
     if all(m.neuron_fractions is not None for m in measures):
         summary.update(_neuron_measures(measures, exp.number("neuron_threshold", 0.85,

@@ -142,9 +142,11 @@ REPORTS: dict[str, set[str]] = {
     "modular-mlp-lazy-rich": {
         "delay", "delay_stats", "final_val_accuracy", "grokked", "norm_rises", "t_train_acc",
         "t_val_acc", "weight_norm_at_grok", "weight_norm_final", "weight_norm_initial"},
-    "modular": _MODULAR_RUNS | {"model", "p", "operation", "train_fraction", "n_train"},
+    "modular": _MODULAR_RUNS | {"model", "p", "operation", "train_fraction", "n_train",
+                                "hooked_transformer_files"},
     "progress-measures": _MODULAR_RUNS | {  # freqdyn.grok.progress.run_progress_measures
         "model", "p", "train_fraction", "fall_level", "test_fall_step", "key_frequencies",
+        "hooked_transformer_files",
         "n_key_frequencies", "n_key_frequencies_mean", "n_key_frequencies_std", "key_share",
         "key_share_mean", "key_share_std", "top5_share", "restricted_fall_step",
         "restricted_before_test", "final_restricted_loss", "final_excluded_loss",
