@@ -19,6 +19,11 @@ output              "answers" (n classes) or "vocabulary" (Nanda: the unembeddin
                     every input token, the n elements and "=", n + 1 classes) ("answers")
 precision           "float32", or "float64": logits cast to float64 before the log-softmax
                     of every loss, as the authors do ("float32")
+loss                "cross_entropy", or "stablemax" (Prieto et al. 2025; the fix for
+                    float32 softmax collapse) for the training loss ("cross_entropy")
+gradient_filter     "none", "grokfast-ema" (Lee et al. 2024; ``grokfast_alpha`` 0.98,
+                    ``grokfast_lambda`` 2) or "orthogonal" (⊥Grad, Prieto et al. 2025);
+                    see :mod:`freqdyn.nets.gradient_filters` ("none")
 lr                  peak AdamW learning rate (1e-3)
 weight_decay        AdamW decoupled weight decay λ (1.0)
 betas               AdamW (β1, β2) ([0.9, 0.98])
@@ -68,6 +73,7 @@ from freqdyn.errors import InputError
 from freqdyn.grok.export import export_seed_models
 from freqdyn.grok.models import build_model
 from freqdyn.grok.modular import ModularData, modular_dataset
+from freqdyn.nets.gradient_filters import GrokfastEMA, OrthogonalGradient
 from freqdyn.nets.records import TrainingLog, adamw, train_loop
 from freqdyn.runs.runner import Outcome, seed_checkpoints
 
@@ -185,10 +191,22 @@ def loss_precision(cfg: dict) -> torch.dtype:
     return PRECISIONS[value]
 
 
+def stablemax_log_probabilities(logits: torch.Tensor) -> torch.Tensor:
+    """log of StableMax (Prieto et al. 2025, arXiv 2501.04697): p_i = s(x_i) / Σ_j s(x_j)
+    with s(x) = x + 1 for x ≥ 0 and 1/(1 − x) for x < 0, which grows linearly, so that
+    scaling the logits up cannot drive the loss to floating-point zero (softmax collapse)."""
+    s = torch.where(logits >= 0, logits + 1, 1 / (1 - torch.clamp(logits, max=0)))
+    return torch.log(s) - torch.log(s.sum(dim=-1, keepdim=True))
+
+
 def cross_entropy(logits: torch.Tensor, labels: torch.Tensor,
-                  dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Mean cross-entropy in nats, with the logits cast to ``dtype`` before the log-softmax."""
-    return torch.nn.functional.cross_entropy(logits.to(dtype), labels)
+                  dtype: torch.dtype = torch.float32, kind: str = "cross_entropy") -> torch.Tensor:
+    """Mean cross-entropy in nats of softmax (``kind = "cross_entropy"``) or StableMax
+    (``"stablemax"``), with the logits cast to ``dtype`` first."""
+    logits = logits.to(dtype)
+    if kind == "stablemax":
+        return torch.nn.functional.nll_loss(stablemax_log_probabilities(logits), labels)
+    return torch.nn.functional.cross_entropy(logits, labels)
 
 
 def _batch_size(cfg: dict, n_train: int) -> int | None:
@@ -222,6 +240,70 @@ def table_loss(model, data: ModularData) -> float:
     return loss
 
 
+LOSSES = ("cross_entropy", "stablemax")
+GRADIENT_FILTERS = ("none", "grokfast-ema", "orthogonal")
+
+
+@dataclass(frozen=True)
+class ModularSettings:
+    """The checked optimisation settings of :func:`train_modular` (module text)."""
+
+    lr: float
+    weight_decay: float
+    warmup: int
+    steps: int
+    eval_every: int
+    betas: tuple[float, float]
+    clip: float | None
+    after_t4: int | None
+    checkpoint_every: int
+    dtype: torch.dtype
+    loss: str
+    gradient_filter: str
+    grokfast: tuple[float, float]
+
+    def gradient_filters(self) -> list:
+        """The loop callbacks of ``gradient_filter`` (:mod:`freqdyn.nets.gradient_filters`)."""
+        if self.gradient_filter == "grokfast-ema":
+            return [GrokfastEMA(*self.grokfast)]
+        return [OrthogonalGradient()] if self.gradient_filter == "orthogonal" else []
+
+
+def _choice(cfg: dict, key: str, choices: tuple[str, ...]) -> str:
+    value = cfg.get(key, choices[0])
+    if value not in choices:
+        raise InputError(f"settings.{key}", f"must be one of {choices}, got {value!r}")
+    return value
+
+
+def _modular_settings(cfg: dict, data: ModularData) -> ModularSettings:
+    """Read and check the optimisation settings of ``cfg`` for ``data``."""
+    t = Table(cfg, "settings")
+    steps = t.integer("steps", 10000, low=0)
+    eval_every = t.integer("eval_every", 10, low=1)
+    betas = cfg.get("betas", (0.9, 0.98))
+    if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
+        raise InputError("settings.betas", f"must be two numbers in [0, 1), got {betas!r}")
+    clip = None if cfg.get("clip") is None else t.number("clip", low=0.0, low_open=True)
+    if cfg.get("power_law") is not None:
+        law = cfg["power_law"]
+        if len(law) != 3:
+            raise InputError("settings.power_law", f"must be [a, gamma, b], got {law!r}")
+        margin = t.integer("stop_margin", 1000, low=0)
+        steps = min(steps, stopping_budget(data.train_fraction, PowerLaw(*law), margin))
+    after_t4 = None if cfg.get("after_t4") is None else t.integer("after_t4", low=0)
+    return ModularSettings(
+        lr=t.number("lr", 1e-3, low=0.0, low_open=True),
+        weight_decay=t.number("weight_decay", 1.0, low=0.0),
+        warmup=t.integer("warmup", 10, low=0), steps=steps, eval_every=eval_every,
+        betas=(float(betas[0]), float(betas[1])), clip=clip, after_t4=after_t4,
+        checkpoint_every=t.integer("checkpoint_every", CHECKPOINT_EVALS * eval_every, low=1),
+        dtype=loss_precision(cfg), loss=_choice(cfg, "loss", LOSSES),
+        gradient_filter=_choice(cfg, "gradient_filter", GRADIENT_FILTERS),
+        grokfast=(t.number("grokfast_alpha", 0.98, low=0.0, high=1.0),
+                  t.number("grokfast_lambda", 2.0, low=0.0)))
+
+
 def train_modular(cfg: dict, seed: int, device: str = "cpu", *,
                   embedding_hook: Callable | None = None, extra_loss: Callable | None = None,
                   evaluate_extra: Callable | None = None,
@@ -241,35 +323,17 @@ def train_modular(cfg: dict, seed: int, device: str = "cpu", *,
     """
     data = modular_data(cfg, seed)
     model = build_model(cfg, data, seed).to(device)
-    t = Table(cfg, "settings")
-    lr = t.number("lr", 1e-3, low=0.0, low_open=True)
-    weight_decay = t.number("weight_decay", 1.0, low=0.0)
-    warmup = t.integer("warmup", 10, low=0)
-    steps = t.integer("steps", 10000, low=0)
-    eval_every = t.integer("eval_every", 10, low=1)
-    betas = cfg.get("betas", (0.9, 0.98))
-    if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
-        raise InputError("settings.betas", f"must be two numbers in [0, 1), got {betas!r}")
-    clip = cfg.get("clip")
-    if clip is not None:
-        clip = t.number("clip", low=0.0, low_open=True)
-    if cfg.get("power_law") is not None:
-        law = cfg["power_law"]
-        if len(law) != 3:
-            raise InputError("settings.power_law", f"must be [a, gamma, b], got {law!r}")
-        margin = t.integer("stop_margin", 1000, low=0)
-        steps = min(steps, stopping_budget(data.train_fraction, PowerLaw(*law), margin))
-    after_t4 = cfg.get("after_t4")
-    if after_t4 is not None:
-        after_t4 = t.integer("after_t4", low=0)
-    checkpoint_every = t.integer("checkpoint_every", CHECKPOINT_EVALS * eval_every, low=1)
-    dtype = loss_precision(cfg)
+    run_settings = _modular_settings(cfg, data)
+    steps, eval_every, after_t4 = (run_settings.steps, run_settings.eval_every,
+                                   run_settings.after_t4)
+    dtype, loss_kind = run_settings.dtype, run_settings.loss
 
     pairs_train, labels_train = data.pairs_train.to(device), data.labels_train.to(device)
     pairs_val, labels_val = data.pairs_val.to(device), data.labels_val.to(device)
     batch_size = _batch_size(cfg, len(pairs_train))
     batches = torch.Generator().manual_seed(seed)
-    optimizer, scheduler = adamw(model, lr, weight_decay, betas=tuple(betas), warmup=warmup)
+    optimizer, scheduler = adamw(model, run_settings.lr, run_settings.weight_decay,
+                                 betas=run_settings.betas, warmup=run_settings.warmup)
 
     records: dict[str, list[float]] = {key: [] for key in BATCH_RECORDS}
     state = _BatchState()
@@ -284,7 +348,7 @@ def train_modular(cfg: dict, seed: int, device: str = "cpu", *,
             logits = model(pairs)
         else:
             logits = model.head(embedding_hook(model.embed(pairs), step, state))
-        loss = cross_entropy(logits, labels, dtype)
+        loss = cross_entropy(logits, labels, dtype, loss_kind)
         accuracy = float((logits.argmax(dim=1) == labels).float().mean())
         records["batch_loss"].append(float(loss.detach()))
         records["batch_acc"].append(accuracy)
@@ -319,8 +383,10 @@ def train_modular(cfg: dict, seed: int, device: str = "cpu", *,
 
     start, cpu_start = time.perf_counter(), time.process_time()
     log = train_loop(model, optimizer, loss_fn, steps=steps, evaluate=evaluate,
-                     eval_every=eval_every, scheduler=scheduler, clip=clip,
-                     checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
+                     eval_every=eval_every, scheduler=scheduler, clip=run_settings.clip,
+                     checkpoint_dir=checkpoint_dir,
+                     checkpoint_every=run_settings.checkpoint_every,
+                     callbacks=run_settings.gradient_filters(),
                      resume=resume, stop=stop, generators=[batches], progress=progress,
                      label=label or f"{cfg.get('model', 'mlp')} seed {seed}",
                      stateful=[state, *stateful], fingerprint=fingerprint)

@@ -176,7 +176,8 @@ def train_loop(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                resume: bool = False, stop: Callable[[TrainingLog], bool] | None = None,
                generators: Iterable[torch.Generator] = (), progress: bool | None = None,
                label: str = "", stop_after: int | None = None, stateful: Iterable = (),
-               fingerprint: str | None = None) -> TrainingLog:
+               fingerprint: str | None = None,
+               callbacks: Iterable[Callback] = ()) -> TrainingLog:
     """Run ``steps`` updates of ``loss_fn`` with :class:`StepRecords`; return the log.
 
     ``evaluate(t)`` runs at t = 0, every ``eval_every`` steps and after the last step;
@@ -184,13 +185,17 @@ def train_loop(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
     (``log.stopped_early``).  With ``checkpoint_dir``, checkpoints are written every
     ``checkpoint_every`` steps and at the end, and ``resume`` continues from the newest
     one; ``stateful`` objects (``state_dict``/``load_state_dict``) and ``fingerprint``
-    go with them (see :class:`Checkpoints`).  ``stop_after``: see :meth:`TrainingLoop.run`.
+    go with them (see :class:`Checkpoints`).  ``callbacks`` run after the loop's own
+    records (e.g. :mod:`freqdyn.nets.gradient_filters`), their state checkpointed too.
+    ``stop_after``: see :meth:`TrainingLoop.run`.
     """
     if eval_every < 1:
         raise InputError("settings.eval_every", f"must be ≥ 1, got {eval_every}")
     log = TrainingLog()
+    extra = list(callbacks)
     callbacks = [StepRecords(log, evaluate, eval_every, stop)]
     callbacks += [Stateful(obj) for obj in stateful]
+    callbacks += extra
     checkpoints = None if checkpoint_dir is None else Checkpoints(
         checkpoint_dir, fingerprint or "", every=checkpoint_every)
     loop = TrainingLoop(model, optimizer, loss_fn, steps=steps, scheduler=scheduler,

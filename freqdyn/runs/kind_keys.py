@@ -27,7 +27,7 @@ MODULAR_TRAIN = {  # freqdyn.grok.algorithmic.train_modular and models.build_mod
     "weight_decay", "betas", "warmup", "clip", "power_law", "stop_margin", "steps",
     "eval_every", "after_t4", "model", "init_scale", "activation", "d_model", "n_heads",
     "d_head", "d_mlp", "n_layers", "width", "depth", "split", "output", "precision",
-    "checkpoint_every"}
+    "checkpoint_every", "loss", "gradient_filter", "grokfast_alpha", "grokfast_lambda"}
 ROBUST = {  # freqdyn.grok.robustness_runs._robust_settings
     "noise_lambda", "noise_on", "metric_sigma", "hessian_tol", "info_batch_size",
     "info_batches", "info_every", "renyi_alpha", "sharpness_every", "snapshot_every",
