@@ -329,7 +329,6 @@ def train_modular(cfg: dict, seed: int, device: str = "cpu", *,
     dtype, loss_kind = run_settings.dtype, run_settings.loss
 
     pairs_train, labels_train = data.pairs_train.to(device), data.labels_train.to(device)
-    pairs_val, labels_val = data.pairs_val.to(device), data.labels_val.to(device)
     batch_size = _batch_size(cfg, len(pairs_train))
     batches = torch.Generator().manual_seed(seed)
     optimizer, scheduler = adamw(model, run_settings.lr, run_settings.weight_decay,
@@ -357,22 +356,10 @@ def train_modular(cfg: dict, seed: int, device: str = "cpu", *,
             loss = loss + extra_loss(model, pairs, labels, step)
         return loss
 
-    def evaluate(step: int) -> dict[str, float]:
-        model.eval()
-        train_loss, train_acc = evaluate_split(model, pairs_train, labels_train, dtype)
-        val_loss, val_acc = evaluate_split(model, pairs_val, labels_val, dtype)
-        values = {"train_loss": train_loss, "train_acc": train_acc,
-                  "val_loss": val_loss, "val_acc": val_acc}
-        if evaluate_extra is not None:
-            values.update(evaluate_extra(model, data, step))
-        model.train()
-        return values
+    evaluate = _evaluator(model, data, device, dtype, evaluate_extra)
 
     def merge_records(log: TrainingLog) -> None:
-        """Move this process's batch records into the log (restored ones kept on resume)."""
-        for key in BATCH_RECORDS:
-            log.per_step.setdefault(key, []).extend(records[key])
-            records[key].clear()
+        _merge_batch_records(log, records)
 
     def stop(log: TrainingLog) -> bool:
         merge_records(log)
@@ -391,7 +378,40 @@ def train_modular(cfg: dict, seed: int, device: str = "cpu", *,
                      label=label or f"{cfg.get('model', 'mlp')} seed {seed}",
                      stateful=[state, *stateful], fingerprint=fingerprint)
     merge_records(log)
-    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+    return _finished_run(log, data, model, cfg, seed, time.perf_counter() - start,
+                         time.process_time() - cpu_start)
+
+
+def _evaluator(model, data: ModularData, device: str, dtype: torch.dtype,
+               evaluate_extra: Callable | None) -> Callable[[int], dict[str, float]]:
+    """``evaluate(step)``: loss and accuracy on both whole splits, plus ``evaluate_extra``."""
+    splits = {"train": (data.pairs_train.to(device), data.labels_train.to(device)),
+              "val": (data.pairs_val.to(device), data.labels_val.to(device))}
+
+    def evaluate(step: int) -> dict[str, float]:
+        model.eval()
+        values = {}
+        for name, (pairs, labels) in splits.items():
+            values[f"{name}_loss"], values[f"{name}_acc"] = evaluate_split(model, pairs, labels,
+                                                                           dtype)
+        if evaluate_extra is not None:
+            values.update(evaluate_extra(model, data, step))
+        model.train()
+        return values
+
+    return evaluate
+
+
+def _merge_batch_records(log: TrainingLog, records: dict[str, list[float]]) -> None:
+    """Move this process's batch records into the log (restored ones kept on resume)."""
+    for key in BATCH_RECORDS:
+        log.per_step.setdefault(key, []).extend(records[key])
+        records[key].clear()
+
+
+def _finished_run(log: TrainingLog, data: ModularData, model, cfg: dict, seed: int,
+                  seconds: float, cpu_seconds: float) -> ModularRun:
+    """The run's phase times and final numbers (the float64 table loss among them)."""
     times = phase_times(log.eval_steps, log.evals("train_acc"), log.evals("val_acc"))
     final = {key: log.last(key) for key in EVALUATED}
     final.update(steps=int(log.eval_steps[-1]), grokked=times["t4"] is not None,

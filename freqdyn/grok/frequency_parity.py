@@ -80,38 +80,8 @@ def run_parity(exp: Experiment, out: Path, device: str) -> Outcome:
     fall_means, low_means = [], []
     for frac in fractions:
         tag = f"f{round(100 * frac):02d}"
-        events = [loss_events(eval_steps, r.log.evals("train_loss"), r.log.evals("test_loss"),
-                              tol, fall_level) for r in runs[frac]]
-        for key in ("test_peak_step", "test_rise", "test_fell", "test_fall_step", "grokked",
-                    "final_test_loss"):
-            summary[f"{tag}_{key}"] = [e[key] for e in events]
-        summary[f"{tag}_final_test_acc"] = [r.log.last("test_acc") for r in runs[frac]]
-        summary[f"{tag}_final_train_acc"] = [r.log.last("train_acc") for r in runs[frac]]
-        low_amp = [float(np.abs(s[low]).mean()) for s in train_spectra[frac]]
-        summary[f"{tag}_train_low_freq_amplitude"] = low_amp
-        summary[f"{tag}_train_mismatch"] = [spectral_mismatch(s, full_target)
-                                            for s in train_spectra[frac]]
-        # output low-frequency amplitude on all points: the initial output's offset decays
-        # first (to the dip, before the test-loss peak), then the spurious low frequencies of
-        # the training subset build up while the test loss rises, then decay
-        dips, rises, rise_steps, finals = [], [], [], []
-        for r in runs[frac]:
-            curve = np.abs(r.spectra["output_full"][:, low]).mean(1)
-            dip = int(np.argmin(curve[:int(np.argmax(r.log.evals("test_loss"))) + 1]))
-            top = dip + int(np.argmax(curve[dip:]))
-            dips.append(float(curve[dip]))
-            rises.append(float(curve[top]))
-            rise_steps.append(int(eval_steps[top]))
-            finals.append(float(curve[-1]))
-        summary[f"{tag}_output_low_freq_dip"] = dips
-        summary[f"{tag}_output_low_freq_rise_peak"] = rises
-        summary[f"{tag}_output_low_freq_rise_peak_step"] = rise_steps
-        summary[f"{tag}_output_low_freq_final"] = finals
-        summary[f"{tag}_final_relative_error_at_peak"] = [
-            float(relative_error_at_peaks(r.spectra["output_full"][-1], full_target,
-                                          [peak])[0]) for r in runs[frac]]
-        for key in ("test_fall_step", "train_low_freq_amplitude", "final_test_acc"):
-            add_mean_std(summary, f"{tag}_{key}")
+        summary.update(_fraction_summary(tag, runs[frac], train_spectra[frac], eval_steps,
+                                         low, full_target, peak, tol, fall_level))
         fall_means.append(summary[f"{tag}_test_fall_step_mean"])
         low_means.append(summary[f"{tag}_train_low_freq_amplitude_mean"])
     summary["test_fall_step_by_fraction"] = fall_means
@@ -140,6 +110,47 @@ def run_parity(exp: Experiment, out: Path, device: str) -> Outcome:
         "first principal direction of the training inputs"
     return Outcome(dataset=ds, summary=summary, figure_set="grok.parity",
                    figure_data={"ds": ds, "focus": exp.get("focus_fraction", 0.5)})
+
+
+def _fraction_summary(tag: str, runs, train_spectra, eval_steps, low, full_target, peak: int,
+                      tol: float, fall_level: float) -> dict:
+    """The report of one training fraction (keys ``{tag}_…``): loss events, accuracies, the
+    training subset's low-frequency amplitude and the output's low-frequency build-up.
+
+    The output's low-frequency amplitude on all points: the initial output's offset decays
+    first (to the dip, before the test-loss peak), then the spurious low frequencies of the
+    training subset build up while the test loss rises, then decay.
+    """
+    summary: dict = {}
+    events = [loss_events(eval_steps, r.log.evals("train_loss"), r.log.evals("test_loss"),
+                          tol, fall_level) for r in runs]
+    for key in ("test_peak_step", "test_rise", "test_fell", "test_fall_step", "grokked",
+                "final_test_loss"):
+        summary[f"{tag}_{key}"] = [e[key] for e in events]
+    summary[f"{tag}_final_test_acc"] = [r.log.last("test_acc") for r in runs]
+    summary[f"{tag}_final_train_acc"] = [r.log.last("train_acc") for r in runs]
+    summary[f"{tag}_train_low_freq_amplitude"] = [float(np.abs(s[low]).mean())
+                                                  for s in train_spectra]
+    summary[f"{tag}_train_mismatch"] = [spectral_mismatch(s, full_target) for s in train_spectra]
+    dips, rises, rise_steps, finals = [], [], [], []
+    for r in runs:
+        curve = np.abs(r.spectra["output_full"][:, low]).mean(1)
+        dip = int(np.argmin(curve[:int(np.argmax(r.log.evals("test_loss"))) + 1]))
+        top = dip + int(np.argmax(curve[dip:]))
+        dips.append(float(curve[dip]))
+        rises.append(float(curve[top]))
+        rise_steps.append(int(eval_steps[top]))
+        finals.append(float(curve[-1]))
+    summary[f"{tag}_output_low_freq_dip"] = dips
+    summary[f"{tag}_output_low_freq_rise_peak"] = rises
+    summary[f"{tag}_output_low_freq_rise_peak_step"] = rise_steps
+    summary[f"{tag}_output_low_freq_final"] = finals
+    summary[f"{tag}_final_relative_error_at_peak"] = [
+        float(relative_error_at_peaks(r.spectra["output_full"][-1], full_target, [peak])[0])
+        for r in runs]
+    for key in ("test_fall_step", "train_low_freq_amplitude", "final_test_acc"):
+        add_mean_std(summary, f"{tag}_{key}")
+    return summary
 
 
 def _parity_deviations(summary: dict, fractions: list[float]) -> list[str]:

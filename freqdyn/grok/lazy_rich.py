@@ -178,6 +178,44 @@ CURVE_TEXT = {
 }
 
 
+def _toy_seed_row(c: dict, i: int, steps, k0_test: float, k0_descent_final: float, s: dict,
+                  tolerance: float) -> dict:
+    """The toy's report for seed index ``i``: plateau, test bump, falls, grok amount,
+    alignment and weight norm (curves ``c`` of :func:`train_committee`)."""
+    train, test, align = c["train_loss"][i], c["test_loss"][i], c["alignment"][i]
+    peak = int(np.argmax(test))
+    plateau = float(train[peak])
+    ratio = plateau / k0_test
+    amount, censored = grok_amount(steps, train, test, s["threshold"],
+                                   relative=s["relative_threshold"])
+    after = slice(peak, None)
+    rho = spearmanr(align[after], test[after]).statistic if test[after].size > 2 else 0.0
+    rows = {
+        "k0_regression_test_loss": k0_test, "train_plateau": plateau,
+        "plateau_ratio": ratio, "plateau_near_k0": bool(abs(ratio - 1) < tolerance),
+        "test_initial": float(test[0]), "test_peak": float(test[peak]),
+        "test_peak_step": int(steps[peak]),
+        "test_rises": bool(test[peak] > 1.05 * test[0]),
+        "train_final": float(train[-1]), "test_final": float(test[-1]),
+        "both_fall": bool(train[-1] < 0.5 * plateau and test[-1] < 0.5 * test[peak]),
+        "grok_amount": amount, "grok_censored": censored,
+        "t_train": first_passage(steps, train, s["threshold"]),
+        "t_test": first_passage(steps, test, s["threshold"]),
+        "alignment_initial": float(align[0]), "alignment_at_peak": float(align[peak]),
+        "alignment_final": float(align[-1]),
+        "alignment_rises": bool(align[-1] > 1.05 * align[peak] and rho < -0.5),
+        "alignment_test_spearman": float(rho),
+        "param_norm_initial": float(c["param_norm"][i, 0]),
+        "param_norm_final": float(c["param_norm"][i, -1]),
+        "norm_rises": bool(c["param_norm"][i, -1] > c["param_norm"][i, 0]),
+        "twin_test_final": float(c["twin_test_loss"][i, -1]),
+        "k0_descent_test_final": k0_descent_final,
+        "test_set_vs_population_rel": float(np.max(np.abs(
+            test / c["population_loss"][i] - 1))),
+    }
+    return rows
+
+
 def run_toy(exp: Experiment, out: Path, device: str) -> Outcome:
     """Paper Fig. 1: lazy plateau at the K₀-regression level, then feature learning.
 
@@ -207,37 +245,8 @@ def run_toy(exp: Experiment, out: Path, device: str) -> Outcome:
         "alignment_test_spearman", "param_norm_initial", "param_norm_final", "norm_rises",
         "twin_test_final", "k0_descent_test_final", "test_set_vs_population_rel")}
     for i in range(len(seeds)):
-        train, test, align = c["train_loss"][i], c["test_loss"][i], c["alignment"][i]
-        peak = int(np.argmax(test))
-        plateau = float(train[peak])
-        ratio = plateau / float(reg_test[i])
-        amount, censored = grok_amount(steps, train, test, s["threshold"],
-                                       relative=s["relative_threshold"])
-        after = slice(peak, None)
-        rho = spearmanr(align[after], test[after]).statistic if test[after].size > 2 else 0.0
-        rows = {
-            "k0_regression_test_loss": float(reg_test[i]), "train_plateau": plateau,
-            "plateau_ratio": ratio, "plateau_near_k0": bool(abs(ratio - 1) < tolerance),
-            "test_initial": float(test[0]), "test_peak": float(test[peak]),
-            "test_peak_step": int(steps[peak]),
-            "test_rises": bool(test[peak] > 1.05 * test[0]),
-            "train_final": float(train[-1]), "test_final": float(test[-1]),
-            "both_fall": bool(train[-1] < 0.5 * plateau and test[-1] < 0.5 * test[peak]),
-            "grok_amount": amount, "grok_censored": censored,
-            "t_train": first_passage(steps, train, s["threshold"]),
-            "t_test": first_passage(steps, test, s["threshold"]),
-            "alignment_initial": float(align[0]), "alignment_at_peak": float(align[peak]),
-            "alignment_final": float(align[-1]),
-            "alignment_rises": bool(align[-1] > 1.05 * align[peak] and rho < -0.5),
-            "alignment_test_spearman": float(rho),
-            "param_norm_initial": float(c["param_norm"][i, 0]),
-            "param_norm_final": float(c["param_norm"][i, -1]),
-            "norm_rises": bool(c["param_norm"][i, -1] > c["param_norm"][i, 0]),
-            "twin_test_final": float(c["twin_test_loss"][i, -1]),
-            "k0_descent_test_final": float(gd_test[i, -1]),
-            "test_set_vs_population_rel": float(np.max(np.abs(
-                test / c["population_loss"][i] - 1))),
-        }
+        rows = _toy_seed_row(c, i, steps, float(reg_test[i]), float(gd_test[i, -1]), s,
+                             tolerance)
         for key, value in rows.items():
             summary[key].append(value)
     decomposition_error = np.abs(c["population_loss"] / c["population_check"] - 1)
