@@ -196,33 +196,32 @@ def run_grid(exp, out, device: str = "cpu"):
             print(f"loss-spectrum-grid: {done}/{total} cells ({name})", file=sys.stderr)
 
     records = run_sweep(task, cells, out, sweep_settings(exp.text), on_done=report)
-    rs, lrs, wds = grid["train_fractions"], grid["learning_rates"], grid["weight_decays"]
-    shape = (len(rs), len(lrs), len(wds), len(exp.seeds))
+    shape = (len(grid["train_fractions"]), len(grid["learning_rates"]),
+             len(grid["weight_decays"]), len(exp.seeds))
+    arrays = _grid_arrays(records, signature, shape)
+    summary = _grid_summary(arrays, grid, signature, np.random.default_rng(exp.seeds[0]))
+    summary["cells"] = len(records)
+    ds = _grid_dataset(arrays, grid, signature, list(exp.seeds), config)
+    return Outcome(dataset=ds, summary=summary, figure_set="grok.loss-spectrum-grid",
+                   figure_data={"ds": ds, "signature": signature,
+                                "examples": example_runs(ds, signature["groks_at"])})
+
+
+QUANTITIES = ("activity", "mobility", "complexity", "complexity_paper")
+
+
+def _grid_arrays(records: list[dict], signature: dict, shape: tuple) -> dict:
+    """The cells' results as arrays over (r, lr, wd, seed)[, …] (NaN: not reached)."""
     results = [rec["result"] for rec in records]
     variants = variant_names()
-    quantities = ("activity", "mobility", "complexity", "complexity_paper")
     band_names = [f"band_{b[0]}_{b[1]}" for b in signature["bands"]]
 
     def grid_of(values) -> np.ndarray:
         return np.array([np.nan if v is None else v for v in values], dtype=float).reshape(shape)
 
-    hjorth_values = {q: np.stack([grid_of([res["signature"][v][q] for res in results])
-                                  for v in variants]) for q in quantities}
-    bands = np.stack([np.stack([grid_of([res["signature"][v][b] for res in results])
-                                for b in band_names]) for v in variants])
-    val_acc = grid_of([res["val_acc"] for res in results])
-    train_acc = grid_of([res["train_acc"] for res in results])
-    phase = {key: grid_of([res["phase_times"].get(key) for res in results])
-             for key in ("t1", "t2", "t3", "t4")}
-    loss = _padded([res["loss"] for res in results]).reshape(*shape, -1)
-    eval_steps = _padded([res["eval_steps"] for res in results])
-    val_curve = _padded([res["val_acc_curve"] for res in results]).reshape(*shape, -1)
-    train_curve = _padded([res["train_acc_curve"] for res in results]).reshape(*shape, -1)
-    seconds = grid_of([rec["seconds"] for rec in records])
-
+    hjorth = {q: np.stack([grid_of([res["signature"][v][q] for res in results])
+                           for v in variants]) for q in QUANTITIES}
     default = variants.index(signature["detrend"])
-    activity = hjorth_values["activity"][default]
-    normalised = np.stack([minmax_normalise(a) for a in activity])
     method = signature["detrend"].removeprefix("log-")
     spectra = []
     for res in results:
@@ -231,78 +230,102 @@ def run_grid(exp, out, device: str = "cpu"):
         spectra.append(power_spectrum(detrend(
             base, method, window=signature["detrend_window"],
             polyorder=signature["detrend_polyorder"], cutoff=signature["highpass_cutoff"]))[1])
-    spectra = np.array(spectra).reshape(*shape, -1)
+    activity = hjorth["activity"][default]
+    return {
+        "variants": variants, "band_names": band_names, "default": default, "hjorth": hjorth,
+        "bands": np.stack([np.stack([grid_of([res["signature"][v][b] for res in results])
+                                     for b in band_names]) for v in variants]),
+        "val_acc": grid_of([res["val_acc"] for res in results]),
+        "train_acc": grid_of([res["train_acc"] for res in results]),
+        "phase": {key: grid_of([res["phase_times"].get(key) for res in results])
+                  for key in ("t1", "t2", "t3", "t4")},
+        "loss": _padded([res["loss"] for res in results]).reshape(*shape, -1),
+        "eval_steps": _padded([res["eval_steps"] for res in results]).reshape(*shape, -1),
+        "val_curve": _padded([res["val_acc_curve"] for res in results]).reshape(*shape, -1),
+        "train_curve": _padded([res["train_acc_curve"] for res in results]).reshape(*shape, -1),
+        "seconds": grid_of([rec["seconds"] for rec in records]),
+        "activity": activity, "normalised": np.stack([minmax_normalise(a) for a in activity]),
+        "spectra": np.array(spectra).reshape(*shape, -1),
+    }
 
-    rng = np.random.default_rng(exp.seeds[0])
+
+def _grid_summary(a: dict, grid: dict, signature: dict, rng) -> dict:
+    """The predictor's scores, its variants and the learning-rate baseline."""
+    rs, lrs, wds = grid["train_fractions"], grid["learning_rates"], grid["weight_decays"]
+    val_acc, hjorth, n_r = a["val_acc"], a["hjorth"], len(rs)
     summary = {"r": rs, "learning_rates": lrs, "weight_decays": wds,
                "detrend": signature["detrend"], "t0": signature["t0"],
                "groks_at": signature["groks_at"]}
-    summary.update(_evaluation_summary(activity, val_acc, normalised, rs, signature, rng))
+    summary.update(_evaluation_summary(a["activity"], val_acc, a["normalised"], rs, signature,
+                                       rng))
     summary["rho_by_variant"] = {
-        v: [spearman_interval(hjorth_values["activity"][i][j].ravel(), val_acc[j].ravel(),
-                              n_boot=signature["n_boot"], rng=rng)["rho"]
-            for j in range(len(rs))] for i, v in enumerate(variants)}
+        v: [spearman_interval(hjorth["activity"][i][j].ravel(), val_acc[j].ravel(),
+                              n_boot=signature["n_boot"], rng=rng)["rho"] for j in range(n_r)]
+        for i, v in enumerate(a["variants"])}
     summary["auroc_by_variant"] = {
-        v: [auroc(hjorth_values["activity"][i][j].ravel(),
-                  val_acc[j].ravel() >= signature["groks_at"]) for j in range(len(rs))]
-        for i, v in enumerate(variants)}
-    summary["rho_mobility"] = [spearman_interval(hjorth_values["mobility"][default][j].ravel(),
+        v: [auroc(hjorth["activity"][i][j].ravel(), val_acc[j].ravel() >= signature["groks_at"])
+            for j in range(n_r)] for i, v in enumerate(a["variants"])}
+    summary["rho_mobility"] = [spearman_interval(hjorth["mobility"][a["default"]][j].ravel(),
                                                  val_acc[j].ravel(), n_boot=100,
-                                                 rng=rng)["rho"] for j in range(len(rs))]
-    lr_grid = np.broadcast_to(np.asarray(lrs)[:, None, None], shape[1:]).ravel()
+                                                 rng=rng)["rho"] for j in range(n_r)]
+    lr_grid = np.broadcast_to(np.asarray(lrs)[:, None, None], val_acc.shape[1:]).ravel()
     summary["rho_learning_rate"] = [float(stats.spearmanr(lr_grid, val_acc[j].ravel()).statistic)
                                     if np.ptp(val_acc[j]) > 0 else float("nan")
-                                    for j in range(len(rs))]
+                                    for j in range(n_r)]
     summary["fraction_grokked"] = [float(np.mean(val_acc[j] >= signature["groks_at"]))
-                                   for j in range(len(rs))]
-    summary["seconds_per_cell"] = float(np.mean(seconds))
-    summary["cells"] = len(records)
+                                   for j in range(n_r)]
+    summary["seconds_per_cell"] = float(np.mean(a["seconds"]))
+    return summary
 
+
+def _grid_dataset(a: dict, grid: dict, signature: dict, seeds: list, config: str) -> xr.Dataset:
+    """result.nc of the grid: signatures, accuracies, loss curves and spectra per cell."""
     grid_dims = ("r", "lr", "wd", "seed")
-    coords = {"r": ("r", rs, {"long_name": "training fraction r = |train|/|table|"}),
-              "lr": ("lr", lrs, {"long_name": "AdamW peak learning rate"}),
-              "wd": ("wd", wds, {"long_name": "AdamW weight decay"}),
-              "seed": ("seed", list(exp.seeds)),
-              "variant": ("variant", list(variants),
+    coords = {"r": ("r", grid["train_fractions"],
+                    {"long_name": "training fraction r = |train|/|table|"}),
+              "lr": ("lr", grid["learning_rates"], {"long_name": "AdamW peak learning rate"}),
+              "wd": ("wd", grid["weight_decays"], {"long_name": "AdamW weight decay"}),
+              "seed": ("seed", seeds),
+              "variant": ("variant", list(a["variants"]),
                           {"long_name": "detrend variant of the loss curve"}),
-              "band": ("band", band_names, {"long_name": "bins k1..k2 (cycles per t0 steps)"}),
-              "step": ("step", np.arange(loss.shape[-1]), {"long_name": "optimizer step"}),
-              "k": ("k", np.arange(spectra.shape[-1]),
+              "band": ("band", a["band_names"],
+                       {"long_name": "bins k1..k2 (cycles per t0 steps)"}),
+              "step": ("step", np.arange(a["loss"].shape[-1]), {"long_name": "optimizer step"}),
+              "k": ("k", np.arange(a["spectra"].shape[-1]),
                     {"long_name": "cycles per t0 training steps (loss-curve spectrum)"}),
-              "eval_index": ("eval_index", np.arange(eval_steps.shape[1]))}
+              "eval_index": ("eval_index", np.arange(a["eval_steps"].shape[-1]))}
     units = "loss^2 (log-: (log loss)^2)"
-    data = {q: (("variant", *grid_dims), hjorth_values[q], {"long_name": f"Hjorth {q} of the "
+    data = {q: (("variant", *grid_dims), a["hjorth"][q], {"long_name": f"Hjorth {q} of the "
                 f"detrended first t0 steps of the training loss"
-                + (f" [{units}]" if q == "activity" else "")}) for q in quantities}
+                + (f" [{units}]" if q == "activity" else "")}) for q in QUANTITIES}
     data.update({
-        "band_energy": (("variant", "band", *grid_dims), bands,
+        "band_energy": (("variant", "band", *grid_dims), a["bands"],
                         {"long_name": f"sum of the one-sided power over the band [{units}]"}),
-        "activity_normalised": (grid_dims, normalised, {
+        "activity_normalised": (grid_dims, a["normalised"], {
             "long_name": f"min-max normalised {signature['detrend']} activity within each r"}),
-        "val_acc": (grid_dims, val_acc, {"long_name": "validation accuracy after the last step"}),
-        "train_acc": (grid_dims, train_acc, {"long_name": "training accuracy after the last "
-                                                          "step"}),
-        "loss": ((*grid_dims, "step"), loss, {"long_name": "full-batch training loss per step "
-                                                           "(cross-entropy, nats)"}),
-        "spectrum": ((*grid_dims, "k"), spectra, {
+        "val_acc": (grid_dims, a["val_acc"],
+                    {"long_name": "validation accuracy after the last step"}),
+        "train_acc": (grid_dims, a["train_acc"],
+                      {"long_name": "training accuracy after the last step"}),
+        "loss": ((*grid_dims, "step"), a["loss"], {
+            "long_name": "full-batch training loss per step (cross-entropy, nats)"}),
+        "spectrum": ((*grid_dims, "k"), a["spectra"], {
             "long_name": f"one-sided power of the {signature['detrend']}-detrended first t0 "
                          f"steps [{units}]"}),
-        "eval_step": ((*grid_dims, "eval_index"), eval_steps.reshape(*shape, -1),
+        "eval_step": ((*grid_dims, "eval_index"), a["eval_steps"],
                       {"long_name": "steps at which accuracies were evaluated"}),
-        "val_acc_curve": ((*grid_dims, "eval_index"), val_curve,
+        "val_acc_curve": ((*grid_dims, "eval_index"), a["val_curve"],
                           {"long_name": "validation accuracy at eval_step"}),
-        "train_acc_curve": ((*grid_dims, "eval_index"), train_curve,
+        "train_acc_curve": ((*grid_dims, "eval_index"), a["train_curve"],
                             {"long_name": "training accuracy at eval_step"}),
-        "seconds": (grid_dims, seconds, {"long_name": "wall-clock seconds of the cell's run"}),
+        "seconds": (grid_dims, a["seconds"],
+                    {"long_name": "wall-clock seconds of the cell's run"}),
     })
-    for key, values in phase.items():
+    for key, values in a["phase"].items():
         data[key] = (grid_dims, values, {"long_name": f"phase time {key} (steps; NaN: not "
                                                       f"reached)"})
-    ds = xr.Dataset(data, coords=coords, attrs={"detrend_default": signature["detrend"],
-                                                 "t0": signature["t0"], "config": config})
-    return Outcome(dataset=ds, summary=summary, figure_set="grok.loss-spectrum-grid",
-                   figure_data={"ds": ds, "signature": signature,
-                                "examples": example_runs(ds, signature["groks_at"])})
+    return xr.Dataset(data, coords=coords, attrs={"detrend_default": signature["detrend"],
+                                                   "t0": signature["t0"], "config": config})
 
 
 def example_runs(ds, groks_at: float) -> dict[str, dict]:
