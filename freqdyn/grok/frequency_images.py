@@ -90,61 +90,78 @@ def run_image(exp: Experiment, out: Path, device: str) -> Outcome:
     eval_steps = np.asarray(runs["large_init"][0].log.eval_steps)
     snaps = [min(eval_steps, key=lambda s, t=t: abs(s - t)) for t in snap_steps]
 
-    def rss(spec):
-        """Root-sum-square over output coordinates of |F(k)|: shape (..., k)."""
-        return np.sqrt(np.sum(np.abs(spec) ** 2, axis=-1))
-
-    def distance(spec, target):
-        """‖F[h] − F[y]‖ / ‖F[y]‖ over k and output coordinates (per evaluation step)."""
-        return np.sqrt(np.sum(np.abs(spec - target) ** 2, axis=(-2, -1))
-                       / np.sum(np.abs(target) ** 2))
-
     summary: dict = {"dataset": exp.get("dataset", "digits"),
                      "arms": {a: {"alpha": arms[a][0], "optimizer": arms[a][1],
                                   "lr": arms[a][2], "weight_decay": arms[a][3]}
                               for a in IMAGE_ARMS}}
     curves = {}
+    level = exp.number("train_acc_level", 0.99, low=0, high=1)
     for arm in IMAGE_ARMS:
-        dist = {where: np.array([distance(r.spectra[f"output_{where}"], t[where])
-                                 for r, t in zip(runs[arm], targets, strict=True)])
-                for where in ("train", "full")}
-        curves[arm] = dist
-        train_acc = np.array([r.log.evals("train_acc") for r in runs[arm]])
-        test_acc = np.array([r.log.evals("test_acc") for r in runs[arm]])
-        gap = train_acc - test_acc
-        summary[f"{arm}_final_train_acc"] = train_acc[:, -1].tolist()
-        summary[f"{arm}_final_test_acc"] = test_acc[:, -1].tolist()
-        summary[f"{arm}_max_acc_gap"] = gap.max(1).tolist()
-        summary[f"{arm}_max_acc_gap_step"] = eval_steps[gap.argmax(1)].tolist()
-        reach = train_acc >= exp.number("train_acc_level", 0.99, low=0, high=1)
-        summary[f"{arm}_train_acc_step"] = [int(eval_steps[np.argmax(r)]) if r.any()
-                                            else int(steps) for r in reach]
-        summary[f"{arm}_init_amplitude_ratio"] = [
-            float(rss(r.spectra["output_full"][0]).sum() / rss(t["full"]).sum())
-            for r, t in zip(runs[arm], targets, strict=True)]
-        mid = np.argmax(gap, axis=1)
-        summary[f"{arm}_spectral_distance_train_at_gap"] = [
-            float(dist["train"][i, m]) for i, m in enumerate(mid)]
-        summary[f"{arm}_spectral_distance_full_at_gap"] = [
-            float(dist["full"][i, m]) for i, m in enumerate(mid)]
-        summary[f"{arm}_spectral_distance_full_final"] = dist["full"][:, -1].tolist()
-        # frequency principle check: relative error in the low band vs the rest, early on
-        early = max(1, eval_steps.size // 10)
-        low_err, high_err = [], []
-        for r, t in zip(runs[arm], targets, strict=True):
-            diff = np.abs(r.spectra["output_full"][early] - t["full"]) ** 2
-            ref = np.abs(t["full"]) ** 2
-            low_err.append(float(np.sqrt(diff[low].sum() / ref[low].sum())))
-            high_err.append(float(np.sqrt(diff[~low].sum() / ref[~low].sum())))
-        summary[f"{arm}_early_low_band_error"] = low_err
-        summary[f"{arm}_early_high_band_error"] = high_err
-        for key in ("final_test_acc", "max_acc_gap", "train_acc_step"):
-            add_mean_std(summary, f"{arm}_{key}")
+        curves[arm] = {where: np.array([_distance(r.spectra[f"output_{where}"], t[where])
+                                        for r, t in zip(runs[arm], targets, strict=True)])
+                       for where in ("train", "full")}
+        summary.update(_image_arm_summary(arm, runs[arm], targets, curves[arm], eval_steps,
+                                          level, low))
     summary["early_step"] = int(eval_steps[max(1, eval_steps.size // 10)])
     summary["deviations"] = _image_deviations(summary)
-    summary["target_peak_k"] = float(k[spectral_peaks(rss(targets[0]["full"]))[0]])
+    summary["target_peak_k"] = float(k[spectral_peaks(_rss(targets[0]["full"]))[0]])
+    ds = _image_dataset(runs, targets, curves, list(exp.seeds), eval_steps, k)
+    return Outcome(dataset=ds, summary=summary, figure_set="grok.images",
+                   figure_data={"ds": ds, "arms": arms, "snaps": snaps})
 
-    coords = {"arm": list(IMAGE_ARMS), "seed": list(exp.seeds), "step": eval_steps, "k": k}
+
+def _rss(spec):
+    """Root-sum-square over output coordinates of |F(k)|: shape (..., k)."""
+    return np.sqrt(np.sum(np.abs(spec) ** 2, axis=-1))
+
+
+def _distance(spec, target):
+    """‖F[h] − F[y]‖ / ‖F[y]‖ over k and output coordinates (per evaluation step)."""
+    return np.sqrt(np.sum(np.abs(spec - target) ** 2, axis=(-2, -1))
+                   / np.sum(np.abs(target) ** 2))
+
+
+def _image_arm_summary(arm: str, runs, targets, dist: dict, eval_steps, level: float,
+                       low) -> dict:
+    """The report of one arm (keys ``{arm}_…``): accuracies and their gap, the step the
+    training accuracy reaches ``level`` (None: not reached), spectral distances, and the
+    frequency-principle check early on (relative error in the low band against the rest)."""
+    summary: dict = {}
+    train_acc = np.array([r.log.evals("train_acc") for r in runs])
+    test_acc = np.array([r.log.evals("test_acc") for r in runs])
+    gap = train_acc - test_acc
+    summary[f"{arm}_final_train_acc"] = train_acc[:, -1].tolist()
+    summary[f"{arm}_final_test_acc"] = test_acc[:, -1].tolist()
+    summary[f"{arm}_max_acc_gap"] = gap.max(1).tolist()
+    summary[f"{arm}_max_acc_gap_step"] = eval_steps[gap.argmax(1)].tolist()
+    summary[f"{arm}_train_acc_step"] = [int(eval_steps[np.argmax(r)]) if r.any() else None
+                                        for r in train_acc >= level]
+    summary[f"{arm}_init_amplitude_ratio"] = [
+        float(_rss(r.spectra["output_full"][0]).sum() / _rss(t["full"]).sum())
+        for r, t in zip(runs, targets, strict=True)]
+    mid = np.argmax(gap, axis=1)
+    summary[f"{arm}_spectral_distance_train_at_gap"] = [
+        float(dist["train"][i, m]) for i, m in enumerate(mid)]
+    summary[f"{arm}_spectral_distance_full_at_gap"] = [
+        float(dist["full"][i, m]) for i, m in enumerate(mid)]
+    summary[f"{arm}_spectral_distance_full_final"] = dist["full"][:, -1].tolist()
+    early = max(1, eval_steps.size // 10)
+    low_err, high_err = [], []
+    for r, t in zip(runs, targets, strict=True):
+        diff = np.abs(r.spectra["output_full"][early] - t["full"]) ** 2
+        ref = np.abs(t["full"]) ** 2
+        low_err.append(float(np.sqrt(diff[low].sum() / ref[low].sum())))
+        high_err.append(float(np.sqrt(diff[~low].sum() / ref[~low].sum())))
+    summary[f"{arm}_early_low_band_error"] = low_err
+    summary[f"{arm}_early_high_band_error"] = high_err
+    for key in ("final_test_acc", "max_acc_gap", "train_acc_step"):
+        add_mean_std(summary, f"{arm}_{key}")
+    return summary
+
+
+def _image_dataset(runs, targets, curves, seeds, eval_steps, k) -> xr.Dataset:
+    """result.nc of the image study: curves, output and target spectra, distances."""
+    coords = {"arm": list(IMAGE_ARMS), "seed": seeds, "step": eval_steps, "k": k}
     data_vars = {}
     for key, name in (("train_loss", "training MSE on one-hot targets"),
                       ("test_loss", "test MSE"), ("train_acc", "training accuracy"),
@@ -153,10 +170,10 @@ def run_image(exp: Experiment, out: Path, device: str) -> Outcome:
             [[r.log.evals(key) for r in runs[a]] for a in IMAGE_ARMS]), {"long_name": name})
     for where in ("train", "full"):
         data_vars[f"output_{where}_amplitude"] = (("arm", "seed", "step", "k"), np.array(
-            [[rss(r.spectra[f"output_{where}"]) for r in runs[a]] for a in IMAGE_ARMS]),
+            [[_rss(r.spectra[f"output_{where}"]) for r in runs[a]] for a in IMAGE_ARMS]),
             {"long_name": f"root-sum-square over classes of |F_d[h_c](k)|, {where} set"})
         data_vars[f"target_{where}_amplitude"] = (("seed", "k"), np.array(
-            [rss(t[where]) for t in targets]),
+            [_rss(t[where]) for t in targets]),
             {"long_name": f"root-sum-square over classes of |F_d[y_c](k)|, {where} set"})
         data_vars[f"spectral_distance_{where}"] = (("arm", "seed", "step"), np.array(
             [curves[a][where] for a in IMAGE_ARMS]),
@@ -164,8 +181,7 @@ def run_image(exp: Experiment, out: Path, device: str) -> Outcome:
     ds = xr.Dataset(data_vars, coords=coords)
     ds.attrs["fourier_convention"] = CONVENTION
     ds.attrs["direction"] = "first principal direction of all images (train + test)"
-    return Outcome(dataset=ds, summary=summary, figure_set="grok.images",
-                   figure_data={"ds": ds, "arms": arms, "snaps": snaps})
+    return ds
 
 
 def _image_deviations(summary: dict) -> list[str]:
