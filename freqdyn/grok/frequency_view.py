@@ -277,6 +277,34 @@ def run_lengths(exp: Experiment) -> tuple[int, int]:
 
 # ----------------------------------------------------------------------- sin 6x aliasing
 
+def _aliasing_dataset(runs, target_train, target_test, seeds, eval_steps, k, snaps,
+                      x_test) -> xr.Dataset:
+    """result.nc of the aliasing study: losses, output and target spectra, snapshots."""
+    coords = {"condition": list(ALIASING_CONDITIONS), "seed": seeds,
+              "step": eval_steps, "k": k}
+    dims3, dims4 = ("condition", "seed", "step"), ("condition", "seed", "step", "k")
+    data = {}
+    for key, name in (("train_loss", "training MSE"), ("test_loss", "test MSE")):
+        data[key] = (dims3, np.array([[r.log.evals(key) for r in runs[c]]
+                                      for c in ALIASING_CONDITIONS]), {"long_name": name})
+    for where in ("train", "test"):
+        data[f"output_{where}_amplitude"] = (dims4, np.array(
+            [[np.abs(r.spectra[f"output_{where}"]) for r in runs[c]]
+             for c in ALIASING_CONDITIONS]),
+            {"long_name": f"|F[h](k)| of the network output on the {where} points"})
+    data["target_train_amplitude"] = (("condition", "seed", "k"), np.abs(np.array(
+        [target_train[c] for c in ALIASING_CONDITIONS])),
+        {"long_name": "|F[y](k)| of sin 6x on the training points"})
+    data["target_test_amplitude"] = (("k",), np.abs(target_test),
+                                     {"long_name": "|F[y](k)| of sin 6x on the test points"})
+    data["sparse_output_snapshot"] = (("seed", "snapshot", "x"), np.array(
+        [[r.snapshots[s][:, 0] for s in snaps] for r in runs["sparse"]]),
+        {"long_name": "network output h(x) on the test points, sparse condition"})
+    ds = xr.Dataset(data, coords={**coords, "snapshot": snaps, "x": x_test})
+    ds.attrs["fourier_convention"] = CONVENTION
+    return ds
+
+
 def run_aliasing(exp: Experiment, out: Path, device: str) -> Outcome:
     """sin 6x from aliased samples: the sparse non-uniform set groks, the controls do not."""
     steps, every = run_lengths(exp)
@@ -348,29 +376,8 @@ def run_aliasing(exp: Experiment, out: Path, device: str) -> Outcome:
         float(relative_error_at_peaks(r.spectra["output_test"][-1], target_test, [6])[0])
         for r in sparse]
 
-    coords = {"condition": list(ALIASING_CONDITIONS), "seed": list(exp.seeds),
-              "step": eval_steps, "k": k}
-    dims3, dims4 = ("condition", "seed", "step"), ("condition", "seed", "step", "k")
-    data = {}
-    for key, name in (("train_loss", "training MSE"), ("test_loss", "test MSE")):
-        data[key] = (dims3, np.array([[r.log.evals(key) for r in runs[c]]
-                                      for c in ALIASING_CONDITIONS]), {"long_name": name})
-    for where in ("train", "test"):
-        data[f"output_{where}_amplitude"] = (dims4, np.array(
-            [[np.abs(r.spectra[f"output_{where}"]) for r in runs[c]]
-             for c in ALIASING_CONDITIONS]),
-            {"long_name": f"|F[h](k)| of the network output on the {where} points"})
-    data["target_train_amplitude"] = (("condition", "seed", "k"), np.abs(np.array(
-        [target_train[c] for c in ALIASING_CONDITIONS])),
-        {"long_name": "|F[y](k)| of sin 6x on the training points"})
-    data["target_test_amplitude"] = (("k",), np.abs(target_test),
-                                     {"long_name": "|F[y](k)| of sin 6x on the test points"})
-    data["sparse_output_snapshot"] = (("seed", "snapshot", "x"), np.array(
-        [[r.snapshots[s][:, 0] for s in snaps] for r in sparse]),
-        {"long_name": "network output h(x) on the test points, sparse condition"})
-    ds = xr.Dataset(data, coords={**coords, "snapshot": snaps, "x": x_test})
-    ds.attrs["fourier_convention"] = CONVENTION
-
+    ds = _aliasing_dataset(runs, target_train, target_test, list(exp.seeds), eval_steps, k,
+                           snaps, x_test)
     x_sparse = aliasing_points(n_sparse, "non-uniform", extras=extras, seed=exp.seeds[0])
     return Outcome(dataset=ds, summary=summary, figure_set="grok.aliasing",
                    figure_data={"layouts": layouts, "x_sparse": x_sparse, "snaps": snaps,
