@@ -77,6 +77,17 @@ def grok_amount(steps: np.ndarray, train: np.ndarray, test: np.ndarray, threshol
     return max(0.0, t_test - t_train), censored
 
 
+def increases_when_censored(amounts, censored) -> bool:
+    """Whether a row of grok amounts increases strictly, where a censored amount is only a
+    lower bound: a < b holds when a was reached and b > a (b reached), or b's lower bound
+    already exceeds a; a censored a is below nothing, so the row does not increase."""
+    for (a, cut_a), (b, cut_b) in zip(zip(amounts, censored, strict=True),
+                                      list(zip(amounts, censored, strict=True))[1:]):
+        if cut_a or not np.isfinite(a) or not b > a:
+            return False
+    return True
+
+
 def log_schedule(steps: int, log_every: int, n_geometric: int = 60) -> np.ndarray:
     """Logged steps: 0, every ``log_every`` steps, the last one, and a geometric grid (log axes)."""
     if log_every < 1:
@@ -325,7 +336,8 @@ def run_alpha_sweep(exp: Experiment, out: Path, device: str) -> Outcome:
             amounts[i, j], censored[i, j] = grok_amount(
                 steps, curves["train_loss"][i, j], curves["test_loss"][i, j], s["threshold"],
                 relative=s["relative_threshold"])
-    increasing = [bool(np.all(np.diff(row) > 0)) for row in amounts]
+    increasing = [increases_when_censored(row, cut) for row, cut in zip(amounts, censored,
+                                                                         strict=True)]
     absolute = np.array([[grok_amount(steps, curves["train_loss"][i, j],
                                       curves["test_loss"][i, j], 0.1)[0]
                           for j in range(n_alpha)] for i in range(n_seed)])
@@ -334,8 +346,8 @@ def run_alpha_sweep(exp: Experiment, out: Path, device: str) -> Outcome:
     summary = {
         "alphas": [float(a) for a in alphas],
         "grok_amount": amounts.tolist(), "grok_censored": censored.tolist(),
-        "grok_amount_mean": mean_std(amounts)[0].tolist(),
-        "grok_amount_std": mean_std(amounts)[1].tolist(),
+        "grok_amount_mean": mean_std(np.where(censored, np.nan, amounts))[0].tolist(),
+        "grok_amount_std": mean_std(np.where(censored, np.nan, amounts))[1].tolist(),
         "increasing_in_alpha": increasing,
         "final_test_loss": final_test.tolist(),
         "final_test_increasing_in_alpha": [bool(np.all(np.diff(r) > 0)) for r in final_test],
@@ -351,18 +363,28 @@ def run_alpha_sweep(exp: Experiment, out: Path, device: str) -> Outcome:
         "lazy_vs_k0_regression_rel": (lazy_test / reg_test - 1).tolist(),
         "settings": {**s, "eps": eps},
     }
+    ds = _sweep_dataset(curves, amounts, censored, gd_train, gd_test,
+                        {"seed": list(exp.seeds), "alpha": all_alphas, "step": steps})
+    return Outcome(ds, summary, figure_set="grok.alpha-sweep",
+                   figure_data={"ds": ds, "n_alpha": n_alpha})
+
+
+def _sweep_dataset(curves, amounts, censored, gd_train, gd_test, coords) -> xr.Dataset:
+    """result.nc of the α sweep (the lazy-limit column has no grok amount)."""
     dims = ("seed", "alpha", "step")
     data = {k: _long(CURVE_TEXT[k], v, dims) for k, v in curves.items()}
-    data["grok_amount"] = _long("max(0, t_te(θ) − t_tr(θ)) in GD steps",
+    data["grok_amount"] = _long("max(0, t_te(θ) − t_tr(θ)) in GD steps (a lower bound where "
+                                "censored)",
                                 np.pad(amounts, ((0, 0), (0, 1)), constant_values=np.nan),
                                 ("seed", "alpha"))
+    data["censored"] = _long("1 where the test loss never passes θ within the run",
+                             np.pad(censored, ((0, 0), (0, 1))).astype(np.int8),
+                             ("seed", "alpha"))
     data["k0_descent_test_loss"] = _long("test MSE of kernel GD with K₀", gd_test,
                                          ("seed", "step"))
     data["k0_descent_train_loss"] = _long("training MSE of kernel GD with K₀", gd_train,
                                           ("seed", "step"))
-    ds = xr.Dataset(data, coords={"seed": list(exp.seeds), "alpha": all_alphas, "step": steps})
-    return Outcome(ds, summary, figure_set="grok.alpha-sweep",
-                   figure_data={"ds": ds, "n_alpha": n_alpha})
+    return xr.Dataset(data, coords=coords)
 
 
 # ---------------------------------------------------------------------------------------------

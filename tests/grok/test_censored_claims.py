@@ -83,3 +83,15 @@ def test_margins_name_the_tightest_term_and_keep_not_reached():
     plateau = _plateau_margin(summary["ratio"], 0.3)
     assert plateau["plateau_margin"] == pytest.approx(0.0013, abs=1e-6)
     assert plateau["plateau_margin_below_spread"] is True
+
+
+def test_alpha_sweep_increase_reads_censored_amounts_as_lower_bounds():
+    from freqdyn.grok.lazy_rich import increases_when_censored
+
+    assert increases_when_censored([10.0, 20.0, 40.0], [False, False, False])
+    # the last amount is only ≥ 50, which already exceeds 20: the increase is known
+    assert increases_when_censored([10.0, 20.0, 50.0], [False, False, True])
+    # a censored amount in the middle bounds nothing above it
+    assert not increases_when_censored([10.0, 60.0, 70.0], [False, True, False])
+    assert not increases_when_censored([10.0, float("nan"), 70.0], [False, False, False])
+    assert not increases_when_censored([10.0, 5.0, 70.0], [False, False, False])
