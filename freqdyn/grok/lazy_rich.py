@@ -81,9 +81,10 @@ def increases_when_censored(amounts, censored) -> bool:
     """Whether a row of grok amounts increases strictly, where a censored amount is only a
     lower bound: a < b holds when a was reached and b > a (b reached), or b's lower bound
     already exceeds a; a censored a is below nothing, so the row does not increase."""
-    for (a, cut_a), (b, cut_b) in zip(zip(amounts, censored, strict=True),
-                                      list(zip(amounts, censored, strict=True))[1:]):
-        if cut_a or not np.isfinite(a) or not b > a:
+    amounts, censored = list(amounts), list(censored)
+    for j in range(1, len(amounts)):
+        a, b = amounts[j - 1], amounts[j]
+        if censored[j - 1] or not np.isfinite(a) or not b > a:
             return False
     return True
 
