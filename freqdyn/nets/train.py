@@ -316,19 +316,14 @@ def _train(case, settings, out, checkpoints, resume, stop_after, progress, start
     def objective(step):
         return net.loss_and_grad(y, alpha, None if batches is None else batches.next().to(device))
 
-    optimizer = (ChebyshevFlow(model.parameters(), macro_step=lr / volume, scale=volume,
-                               radius=volume * constants["stability"]["gram_lambda_max"],
-                               rtol=settings.rtol)
-                 if settings.integrator == "rkc" else build_optimizer(model, settings, lr))
+    optimizer = _stepper(model, settings, constants, lr, volume)
     loop = TrainingLoop(model, optimizer, objective, steps=total,
                         callbacks=callbacks, checkpoints=checkpoints,
                         generators=[batch_gen], label=label, progress=progress)
     done = loop.run(resume=resume, stop_after=stop_after)
     if done < total:
         return None
-    for p in model.parameters():
-        if not torch.isfinite(p).all():
-            raise InputError("train", "parameters are NaN/inf at the end of training")
+    _require_finite(model)
     guard.pending.append(torch.tensor(_full_loss(net, y, alpha)))
     guard.flush(loop)  # the loss of the final state, checked like the others
     losses = np.array(guard.history)
@@ -352,6 +347,22 @@ def _train(case, settings, out, checkpoints, resume, stop_after, progress, start
     return TrainResult(dataset=ds, measured=path, steps=total,
                        seconds=time.perf_counter() - start_clock,
                        resumed_from=loop.resumed_from)
+
+
+def _stepper(model, settings, constants: dict, lr: float, volume: float):
+    """The flow integrator (``integrator = "rkc"``: :class:`ChebyshevFlow` on the Gram's
+    λ_max) or the optimizer of ``settings``."""
+    if settings.integrator == "rkc":
+        return ChebyshevFlow(model.parameters(), macro_step=lr / volume, scale=volume,
+                             radius=volume * constants["stability"]["gram_lambda_max"],
+                             rtol=settings.rtol)
+    return build_optimizer(model, settings, lr)
+
+
+def _require_finite(model) -> None:
+    for p in model.parameters():
+        if not torch.isfinite(p).all():
+            raise InputError("train", "parameters are NaN/inf at the end of training")
 
 
 def _result_attrs(case, settings, constants, model, net, probe, optimizer, loop, clock, total,

@@ -45,6 +45,46 @@ class FemResult:
     variables: dict
 
 
+def _integrate_in_time(disc, times, settings: FemSettings, observe, progress: bool,
+                       attrs: dict) -> dict:
+    """Advance û_h to ``times`` by ``settings.scheme`` (modal, exponential or θ-stepping),
+    calling ``observe`` at each; returns the scheme's variables and adds its attributes."""
+    variables = {}
+    if settings.scheme == "modal":
+        lam, weight, trunc, info = modal_solution(disc, times, settings.modal_tol, observe)
+        attrs.update(modes=info["modes"], eigensolver=info["eigensolver"],
+                     modal_tol=settings.modal_tol)
+        variables["modal_rate"] = (("mode",), lam, {
+            "long_name": "rate lambda_k of mode k (K v = lambda M v)", "units": "1/PDE time"})
+        variables["modal_weight"] = (("mode",), weight, {
+            "long_name": "|(v_k, u_hat_0)_M|, the weight of mode k (|v_k|_M = 1) in u_hat_0",
+            "units": "unit of u_hat times (cycles per unit x)^(d/2)"})
+        variables["modal_truncation_error"] = (("time",), trunc, {
+            "long_name": "bound of the discarded modes relative to |u_hat_h(t)|_M",
+            "units": "1"})
+    elif settings.scheme == "exponential":
+        estimate, info = exponential_solution(disc, times, settings.modal_tol, observe)
+        attrs.update(krylov_vectors_max=info["krylov_vectors_max"],
+                     factorisations=info["factorisations"], time_tol=settings.modal_tol,
+                     time_scheme="exact in time: shift-and-invert Krylov exponential")
+        variables["time_error_estimate"] = (("time",), estimate, {
+            "long_name": "Krylov error estimate relative to |u_hat_h(t)|_M", "units": "1"})
+    else:
+        limit = settings.dt if settings.dt is not None else settings.dt_ratio * times
+        plan = step_plan(times, limit, settings.scheme, settings.startup)
+        info = integrate_theta(disc, plan, observe, progress)
+        steps = [h for h, n in plan.intervals if n]
+        attrs.update(dt=max(steps, default=0.0), dt_per_interval=[h for h, _ in plan.intervals],
+                     dt_rule="uniform (fem.dt)" if settings.dt is not None else
+                     f"graded: dt_j <= {settings.dt_ratio:.4g} t_j (a-priori bound <= tol)",
+                     steps=plan.steps, startup=settings.startup,
+                     factorisations=info["factorisations"])
+        variables["time_error_bound"] = (("time",), plan.error_bound(), {
+            "long_name": "a-priori bound of the time-stepping error relative to |u_hat_0|_M",
+            "units": "1"})
+    return variables
+
+
 def solve_problem(problem: Problem, times, grid_axes: list[np.ndarray],
                   settings: FemSettings, comm=MPI.COMM_WORLD, progress: bool = True
                   ) -> FemResult:
@@ -93,39 +133,7 @@ def solve_problem(problem: Problem, times, grid_axes: list[np.ndarray],
             "the coefficients vanish (outside the meshed support of rho_w: never learned); "
             "those values are exact, not computed" if problem.outside == "initial" else
             f"u_hat is NaN at {int((~on_mesh).sum())} grid points off the mesh (not modelled)")
-    variables = {}
-    if settings.scheme == "modal":
-        lam, weight, trunc, info = modal_solution(disc, times, settings.modal_tol, observe)
-        attrs.update(modes=info["modes"], eigensolver=info["eigensolver"],
-                     modal_tol=settings.modal_tol)
-        variables["modal_rate"] = (("mode",), lam, {
-            "long_name": "rate lambda_k of mode k (K v = lambda M v)", "units": "1/PDE time"})
-        variables["modal_weight"] = (("mode",), weight, {
-            "long_name": "|(v_k, u_hat_0)_M|, the weight of mode k (|v_k|_M = 1) in u_hat_0",
-            "units": "unit of u_hat times (cycles per unit x)^(d/2)"})
-        variables["modal_truncation_error"] = (("time",), trunc, {
-            "long_name": "bound of the discarded modes relative to |u_hat_h(t)|_M",
-            "units": "1"})
-    elif settings.scheme == "exponential":
-        estimate, info = exponential_solution(disc, times, settings.modal_tol, observe)
-        attrs.update(krylov_vectors_max=info["krylov_vectors_max"],
-                     factorisations=info["factorisations"], time_tol=settings.modal_tol,
-                     time_scheme="exact in time: shift-and-invert Krylov exponential")
-        variables["time_error_estimate"] = (("time",), estimate, {
-            "long_name": "Krylov error estimate relative to |u_hat_h(t)|_M", "units": "1"})
-    else:
-        limit = settings.dt if settings.dt is not None else settings.dt_ratio * times
-        plan = step_plan(times, limit, settings.scheme, settings.startup)
-        info = integrate_theta(disc, plan, observe, progress)
-        steps = [h for h, n in plan.intervals if n]
-        attrs.update(dt=max(steps, default=0.0), dt_per_interval=[h for h, _ in plan.intervals],
-                     dt_rule="uniform (fem.dt)" if settings.dt is not None else
-                     f"graded: dt_j <= {settings.dt_ratio:.4g} t_j (a-priori bound <= tol)",
-                     steps=plan.steps, startup=settings.startup,
-                     factorisations=info["factorisations"])
-        variables["time_error_bound"] = (("time",), plan.error_bound(), {
-            "long_name": "a-priori bound of the time-stepping error relative to |u_hat_0|_M",
-            "units": "1"})
+    variables = _integrate_in_time(disc, times, settings, observe, progress, attrs)
     attrs["seconds_setup"] = setup
     attrs["seconds"] = _time.perf_counter() - start
     return FemResult(u_hat=out, attrs=attrs, variables=variables)
