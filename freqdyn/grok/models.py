@@ -24,6 +24,7 @@ import math
 import torch
 from torch import nn
 
+from freqdyn import memory
 from freqdyn.config import Table
 from freqdyn.errors import InputError
 from freqdyn.grok.modular import ModularData
@@ -281,6 +282,33 @@ def _positive_int(cfg: dict, key: str, default: int) -> int:
 
 
 OUTPUTS = ("answers", "vocabulary")
+#: Bytes per parameter of a training run: weights, gradients, AdamW's two moments and a
+#: checkpoint copy, float32.
+BYTES_PER_PARAMETER = 5 * 4
+#: Activations kept for the backward pass per sample and hidden unit (float32, a margin of 4).
+BYTES_PER_ACTIVATION = 4 * 4
+
+
+def _size_field(kind: str) -> tuple[str]:
+    return ("settings.width",) if kind == "mlp" else ("settings.d_model",)
+
+
+def model_bytes(cfg: dict, data: ModularData) -> float:
+    """Estimated bytes of training ``cfg``'s model on ``data`` (full batch): parameters with
+    their optimizer state, and the activations of every pair, before anything is allocated."""
+    kind, p, pairs = cfg.get("model", "mlp"), data.p, data.p ** 2
+    if kind == "mlp":
+        width, depth = _positive_int(cfg, "width", 256), _positive_int(cfg, "depth", 1)
+        params = 2 * p * width + (depth - 1) * width * width + width * data.n_classes
+        hidden = depth * width
+    else:
+        d = _positive_int(cfg, "d_model", 128)
+        d_mlp = _positive_int(cfg, "d_mlp", 512) if kind == "nanda" else 4 * d
+        layers = 1 if kind == "nanda" else _positive_int(cfg, "n_layers", 2)
+        heads = _positive_int(cfg, "n_heads", 4) * _positive_int(cfg, "d_head", d // 4 or 1)
+        params = (data.n_tokens + data.n_classes) * d + layers * (4 * d * heads + 2 * d * d_mlp)
+        hidden = 4 * layers * (4 * d + d_mlp)
+    return float(params) * BYTES_PER_PARAMETER + float(pairs) * hidden * BYTES_PER_ACTIVATION
 
 
 def _nanda_vocabulary(cfg: dict, data: ModularData) -> tuple[int, int, int]:
@@ -322,6 +350,9 @@ def build_model(cfg: dict, data: ModularData, seed: int) -> nn.Module:
     if activation not in _ACTIVATIONS:
         raise InputError("settings.activation",
                         f"unknown activation {activation!r}; choose one of {tuple(_ACTIVATIONS)}")
+    memory.require(*_size_field(kind), model_bytes(cfg, data),
+                   f"the {kind} model on {data.p} elements with its AdamW state and "
+                   "activations", "choose a smaller width (d_model, d_mlp, width, depth)")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         if kind == "nanda":
