@@ -19,8 +19,8 @@ import torch
 from freqdyn.inputs.case import load_case
 from freqdyn.nets.passes import NetworkPass
 from freqdyn.nets.settings import train_settings
-from freqdyn.nets.transforms import ScatteredSamples
 from freqdyn.nets.setup import build_model, training_samples
+from freqdyn.nets.transforms import ScatteredSamples
 from freqdyn.theory.ntk import empirical_ntk
 
 PDE = Path(__file__).resolve().parents[2] / "pde"
