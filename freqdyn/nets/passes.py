@@ -13,6 +13,8 @@ ReLU/tanh networks bring their own closed-form passes (:mod:`freqdyn.nets.lfp_ne
 
 from __future__ import annotations
 
+from typing import Protocol, runtime_checkable
+
 import numpy as np
 import torch
 
@@ -21,8 +23,27 @@ from freqdyn.nets.lfp_net import LFP_MODELS
 from freqdyn.nets.measure import empirical_kernel, gram_lambda_max
 
 
+@runtime_checkable
+class Network(Protocol):
+    """What the trainer, the flow integrator and the finite-width theory ask of a network on
+    its N training samples: L = (α/2N)Σ(f − y)² with its gradient (in ``.grad``), f at the
+    samples, λ_max of the Gram (α/N)JJᵀ and the empirical NTK at probe points.  Every
+    model reaches them through :class:`NetworkPass`, and
+    ``tests/nets/test_network_interface.py`` holds each implementation to autodiff."""
+
+    def loss_and_grad(self, y: torch.Tensor, alpha: float,
+                      idx: torch.Tensor | None = None) -> torch.Tensor: ...
+
+    def evaluate(self) -> torch.Tensor: ...
+
+    def gram_lambda_max(self, alpha: float) -> float: ...
+
+    def ntk(self, probe: np.ndarray) -> np.ndarray: ...
+
+
 class NetworkPass:
-    """The trainer's evaluations of ``model`` on the samples ``x_np`` (see module text)."""
+    """The trainer's evaluations of ``model`` on the samples ``x_np`` (see module text);
+    a :class:`Network`."""
 
     def __init__(self, model, settings, x_np: np.ndarray, x: torch.Tensor, case_dim: int,
                  layout=None):

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from freqdyn.inputs.case import load_case
-from freqdyn.nets.passes import NetworkPass
+from freqdyn.nets.passes import Network, NetworkPass
 from freqdyn.nets.settings import train_settings
 from freqdyn.nets.setup import build_model, training_samples
 from freqdyn.nets.transforms import ScatteredSamples
@@ -57,6 +57,7 @@ def test_every_network_pass_equals_autodiff(name, options):
     net = NetworkPass(model, settings, x_np, x, case.dim)
     if net.fast:           # the transform pass needs its own sample layout: rebuild on x_np
         net = NetworkPass(model, settings, x_np, x, case.dim, layout=ScatteredSamples(x_np))
+    assert isinstance(net, Network)
     y = torch.from_numpy(np.sin(3 * x_np.sum(axis=1)))
     alpha, n = 2.0, x.shape[0]
 
