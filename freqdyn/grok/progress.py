@@ -377,6 +377,10 @@ def progress_dataset(measures: list[ProgressMeasures]) -> xr.Dataset:
                                     {"long_name": "Fourier norm n_k of the embedding"})
     for key, meaning in (("restricted_loss", "restricted loss, whole table (nats)"),
                          ("excluded_loss", "excluded loss, training pairs (nats)"),
+                         ("control_restricted_loss", "restricted loss on the control "
+                          "(weakest) frequencies, whole table (nats)"),
+                         ("control_excluded_loss", "excluded loss with the control "
+                          "frequencies removed, training pairs (nats)"),
                          ("test_loss", "validation loss (nats)")):
         ds[f"measure_{key}"] = (("seed", "measure_step"),
                                 _padded([getattr(m, key) for m in measures], n),
