@@ -289,10 +289,6 @@ BYTES_PER_PARAMETER = 5 * 4
 BYTES_PER_ACTIVATION = 4 * 4
 
 
-def _size_field(kind: str) -> tuple[str]:
-    return ("settings.width",) if kind == "mlp" else ("settings.d_model",)
-
-
 def model_bytes(cfg: dict, data: ModularData) -> float:
     """Estimated bytes of training ``cfg``'s model on ``data`` (full batch): parameters with
     their optimizer state, and the activations of every pair, before anything is allocated."""
@@ -350,7 +346,8 @@ def build_model(cfg: dict, data: ModularData, seed: int) -> nn.Module:
     if activation not in _ACTIVATIONS:
         raise InputError("settings.activation",
                         f"unknown activation {activation!r}; choose one of {tuple(_ACTIVATIONS)}")
-    memory.require(*_size_field(kind), model_bytes(cfg, data),
+    memory.require("settings.width" if kind == "mlp" else "settings.d_model",
+                   model_bytes(cfg, data),
                    f"the {kind} model on {data.p} elements with its AdamW state and "
                    "activations", "choose a smaller width (d_model, d_mlp, width, depth)")
     with torch.random.fork_rng(devices=[]):

@@ -112,7 +112,15 @@ def _conjuncts(node: ast.AST) -> list[ast.AST]:
     return [node]
 
 
-_ORDER = {ast.Lt: 1.0, ast.LtE: 1.0, ast.Gt: -1.0, ast.GtE: -1.0}
+#: The inequalities a margin is read from: (sign of b − a, symbol).
+_ORDER = {ast.Lt: (1.0, "<"), ast.LtE: (1.0, "<="), ast.Gt: (-1.0, ">"), ast.GtE: (-1.0, ">=")}
+
+
+def _run(node: ast.expr, namespace: dict):
+    """The value of a node of a checked rule (:func:`check_rule`): the one place a rule is
+    evaluated, with no builtins and only the namespace's names."""
+    return eval(compile(ast.Expression(node), "<claim.rule>", "eval"),  # noqa: S307
+                {"__builtins__": {}}, namespace)
 
 
 def rule_margins(rule: str, summary: dict) -> list[dict]:
@@ -134,13 +142,12 @@ def rule_margins(rule: str, summary: dict) -> list[dict]:
             continue
         sides = [term.left, *term.comparators]
         for op, left, right in zip(term.ops, sides[:-1], sides[1:], strict=True):
-            sign = _ORDER.get(type(op))
-            if sign is None:
+            if type(op) not in _ORDER:
                 continue
+            sign, symbol = _ORDER[type(op)]
             try:
                 with np.errstate(invalid="ignore"):
-                    a, b = (np.asarray(eval(compile(ast.Expression(side), "<margin>", "eval"),  # noqa: S307
-                                            {"__builtins__": {}}, namespace), dtype=float)
+                    a, b = (np.asarray(_run(side, namespace), dtype=float)
                             for side in (left, right))
                     gap = np.broadcast_to(sign * (b - a), np.broadcast(a, b).shape)
             except (TypeError, ValueError, IndexError, KeyError, NameError, ZeroDivisionError):
@@ -152,13 +159,10 @@ def rule_margins(rule: str, summary: dict) -> list[dict]:
             scale = float(max(np.abs(np.broadcast_to(a, gap.shape).ravel()[worst]),
                               np.abs(np.broadcast_to(b, gap.shape).ravel()[worst])))
             finite = np.isfinite(value)
-            margins.append({"term": f"{ast.unparse(left)} {_SYMBOL[type(op)]} {ast.unparse(right)}",
+            margins.append({"term": f"{ast.unparse(left)} {symbol} {ast.unparse(right)}",
                             "margin": value if finite else None,
                             "relative": (value / scale if finite and scale > 0 else None)})
     return margins
-
-
-_SYMBOL = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">="}
 
 
 def evaluate_rule(rule: str, summary: dict) -> bool:
@@ -180,8 +184,7 @@ def evaluate_rule(rule: str, summary: dict) -> bool:
     namespace = _namespace(summary)
     try:
         with np.errstate(invalid="ignore"):
-            value = eval(compile(tree, "<claim.rule>", "eval"),  # noqa: S307 (checked grammar)
-                         {"__builtins__": {}}, namespace)
+            value = _run(tree.body, namespace)
     except (IndexError, KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
         raise InputError("claim.rule", f"could not be evaluated on this summary: "
                                       f"{type(exc).__name__}: {exc}") from None
