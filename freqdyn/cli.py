@@ -28,6 +28,7 @@ import sys
 import tomllib
 from importlib import metadata
 
+from freqdyn import budget
 from freqdyn._version import __version__
 from freqdyn.errors import (
     EXIT_BAD_INPUT,
@@ -236,6 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
                                  "--resume DIR)")
     p.add_argument("--resume", metavar="DIR", default=None,
                    help="resume the run in DIR (an error if DIR holds no checkpoint)")
+    _max_minutes_argument(p)
     p.set_defaults(func=_cmd_train)
 
     for name, help_text in (("run", "run a study or experiment file"),
@@ -255,6 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--device", default="auto",
                        help="torch device: auto (CUDA when present), cpu, cuda, cuda:N")
         p.add_argument("--quiet", action="store_true", help="no progress lines")
+        _max_minutes_argument(p)
         p.set_defaults(func=_cmd_run)
 
     _design_arguments(command("design", "design rho_w for a wanted learning-time profile"))
@@ -294,7 +297,15 @@ def _design_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="out/design", help="output folder")
     p.add_argument("--no-solver", action="store_true",
                    help="skip the check of the result with the modal (FEM) solver")
+    _max_minutes_argument(p)
     p.set_defaults(func=_cmd_design)
+
+
+def _max_minutes_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-minutes", type=float, default=None, metavar="N",
+                   help="refuse (exit 2, with the estimate) training that will not finish "
+                        "within N minutes of wall time; each network's estimate is printed "
+                        "before it starts")
 
 
 def _where(args) -> str:
@@ -330,7 +341,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if getattr(args, "out", None):
             check_output_folder(args.out)
-        return args.func(args)
+        with budget.time_limit(getattr(args, "max_minutes", None)):
+            return args.func(args)
     except InputError as exc:
         print(f"freqdyn: error in {_where(args)}: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -8,6 +8,7 @@ at the end; an early-stop rule), and :func:`adamw` is the grokking optimiser."""
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,8 +16,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from freqdyn import budget
 from freqdyn.errors import InputError, TrainingDiverged
 from freqdyn.nets.loop import Callback, Checkpoints, TrainingLoop
+from freqdyn.progress import say
 
 PER_STEP = ("loss", "grad_norm", "param_norm", "update_cosine")
 
@@ -86,6 +89,7 @@ class StepRecords(Callback):
         self.theta = None
         self.grad_norm = math.nan
         self.stopping = False
+        self.eval_seconds: list[float] = []  # wall time of each evaluation (CostCheck)
 
     @staticmethod
     def _flat(params) -> torch.Tensor:
@@ -116,7 +120,9 @@ class StepRecords(Callback):
     def on_state(self, loop, step):
         if self.evaluate is not None and (step == 0 or step % self.eval_every == 0
                                           or step == loop.steps):
+            start = time.perf_counter()
             self.log.add_eval(step, self.evaluate(step))
+            self.eval_seconds.append(time.perf_counter() - start)
             if self.stop_rule is not None and self.stop_rule(self.log):
                 self.stopping = self.log.stopped_early = True
 
@@ -168,6 +174,42 @@ def adamw(model_or_params, lr: float, weight_decay: float, betas=(0.9, 0.98),
     return optimizer, scheduler
 
 
+class CostCheck(Callback):
+    """Say a run's cost from its own first updates, and refuse it when it does not fit
+    ``--max-minutes`` (:mod:`freqdyn.budget`).
+
+    Updates 2 and 3 after the start (or the resume) are timed, without the evaluations
+    between them (their time is measured by :class:`StepRecords`); the estimate for the
+    ``steps`` left is steps × update + evaluations × the mean evaluation, an upper bound
+    when the run may stop early.  Timing the run itself leaves its random draws and its
+    records as they are.
+    """
+
+    def __init__(self, records: StepRecords, steps: int, eval_every: int):
+        self.records, self.steps, self.eval_every = records, int(steps), int(eval_every)
+        self.marks: list[tuple[int, float, float]] = []
+
+    def on_start(self, loop):
+        self.marks, self.start = [], loop.step
+
+    def after_update(self, loop, step, loss):
+        if step - self.start in (1, 3):
+            self.marks.append((step, time.perf_counter(), sum(self.records.eval_seconds)))
+        if step - self.start == 3:
+            (_, t1, e1), (_, t3, e3) = self.marks
+            update = max(t3 - t1 - (e3 - e1), 0.0) / 2
+            evals = self.records.eval_seconds
+            mean_eval = sum(evals) / len(evals) if evals else 0.0
+            left = self.steps - step
+            count = left // self.eval_every + 1 if evals else 0
+            seconds = left * update + count * mean_eval
+            say(f"{loop.label}: cost: at most {left} more updates at {update * 1e3:.3g} ms "
+                f"and {count} evaluations at {mean_eval * 1e3:.3g} ms, about "
+                f"{budget.duration(seconds)}", loop.progress)
+            budget.require_time(seconds, loop.label, "lower the steps or the model size, or "
+                                                     "raise --max-minutes")
+
+
 def train_loop(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                loss_fn: Callable[[int], torch.Tensor], *, steps: int,
                evaluate: Callable[[int], dict[str, float]] | None = None,
@@ -195,7 +237,7 @@ def train_loop(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
     extra = list(callbacks)
     callbacks = [StepRecords(log, evaluate, eval_every, stop)]
     callbacks += [Stateful(obj) for obj in stateful]
-    callbacks += extra
+    callbacks += extra + [CostCheck(callbacks[0], steps, eval_every)]
     checkpoints = None if checkpoint_dir is None else Checkpoints(
         checkpoint_dir, fingerprint or "", every=checkpoint_every)
     loop = TrainingLoop(model, optimizer, loss_fn, steps=steps, scheduler=scheduler,

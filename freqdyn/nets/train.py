@@ -26,8 +26,10 @@ import numpy as np
 import torch
 
 import freqdyn.memory as memory
+from freqdyn import budget
 from freqdyn.errors import InputError
 from freqdyn.inputs.fourier import nudft, relative_l2, tensor_grid
+from freqdyn.nets.cost import timed, training_cost
 from freqdyn.nets.data_training import data_errors, data_samples, evaluate_everywhere
 from freqdyn.nets.lfp_net import LFP_MODELS
 from freqdyn.nets.loop import Callback, Checkpoints, LossGuard, TrainingLoop
@@ -316,6 +318,9 @@ def _train(case, settings, out, checkpoints, resume, stop_after, progress, start
     def objective(step):
         return net.loss_and_grad(y, alpha, None if batches is None else batches.next().to(device))
 
+    _hold_to_budget(case, settings, constants, volume, net, y, measure, twin,
+                    saved["step"] if resume else 0, label, progress)
+
     optimizer = _stepper(model, settings, constants, lr, volume)
     loop = TrainingLoop(model, optimizer, objective, steps=total,
                         callbacks=callbacks, checkpoints=checkpoints,
@@ -347,6 +352,31 @@ def _train(case, settings, out, checkpoints, resume, stop_after, progress, start
     return TrainResult(dataset=ds, measured=path, steps=total,
                        seconds=time.perf_counter() - start_clock,
                        resumed_from=loop.resumed_from)
+
+
+def _hold_to_budget(case, settings, constants, volume, net, y, measure, twin, done: int,
+                    label: str, progress) -> None:
+    """Say the run's cost (:mod:`freqdyn.nets.cost`) from one timed gradient, twin
+    gradient and measurement, and refuse it when it does not fit ``--max-minutes``."""
+    def gradient():
+        for p in net.model.parameters():
+            p.grad = None
+        loss = net.loss_and_grad(y, case.loss_scale)
+        if loss.requires_grad:
+            loss.backward()
+
+    seconds = min(timed(gradient), timed(gradient))  # the second without the warm-up
+    for p in net.model.parameters():
+        p.grad = None
+    if settings.optimizer == "sgd":
+        seconds *= settings.batch_size / y.shape[0]
+    cost = training_cost(settings, constants, volume, seconds,
+                         0.0 if twin is None else timed(twin.gradient), timed(lambda: measure(0)))
+    left = 1.0 - done / max(int(constants["report_steps"][-1]), 1)
+    say(f"{label}: {cost.line()}" + (f"; {left:.0%} of it left" if done else ""), progress)
+    budget.require_time(left * cost.seconds, f"training {case.name} at m = {settings.width}",
+                        "lower train.width or the times, use train.integrator = \"rkc\" "
+                        "for full-batch gd, or raise --max-minutes")
 
 
 def _stepper(model, settings, constants: dict, lr: float, volume: float):

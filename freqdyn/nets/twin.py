@@ -70,9 +70,13 @@ class LinearTwin(Callback):
         r = self.residual()
         return 0.5 * self.alpha * float(r @ r) / r.size
 
-    def after_update(self, loop, step, loss):
+    def gradient(self) -> np.ndarray:
+        """∇ of the twin's loss in δθ: (α/N) J₀ᵀ (f_lin − y)."""
         r = self.residual()
-        grad = tf.jacobian_transpose(self.model0, self.transforms, (self.alpha / r.size) * r)
+        return tf.jacobian_transpose(self.model0, self.transforms, (self.alpha / r.size) * r)
+
+    def after_update(self, loop, step, loss):
+        grad = self.gradient()
         self.delta.grad = torch.from_numpy(np.ascontiguousarray(grad, dtype=np.float64))
         self.optimizer.step()
 
