@@ -32,6 +32,7 @@ import numpy as np
 import freqdyn.memory as memory
 from freqdyn.errors import InputError
 from freqdyn.inputs.densities.base import MAX_RULE_NODES
+from freqdyn.predict.data_pde import continuum_pde
 from freqdyn.predict.kernel_flow import kernel_descent, lanczos_exponential
 from freqdyn.results import frequency_dataset
 from freqdyn.theory.ntk import FourierFeatureKernel
@@ -157,9 +158,11 @@ def _krylov_flow(case, times, train_w):
     return u_train, f_test, {"route": "krylov", **info}
 
 
-def data_kernel_flow(case, times=None, route: str = "auto", train_w: bool = True):
+def data_kernel_flow(case, times=None, route: str = "auto", train_w: bool = True,
+                     continuum: bool = False):
     """The kernel-flow prediction of a data case as a schema dataset (module docstring);
-    ``train_w = False``: the frozen-frequency (random-feature) kernel."""
+    ``train_w = False``: the frozen-frequency (random-feature) kernel; ``continuum``: the
+    continuum PDE beside it in 1D (:mod:`freqdyn.predict.data_pde`)."""
     target = case.target
     times = case.times if times is None else np.asarray(times, dtype=float)
     route = route_for(target, route)
@@ -178,10 +181,13 @@ def data_kernel_flow(case, times=None, route: str = "auto", train_w: bool = True
     u_hat = target.spectrum(error.reshape((len(times),) + target.values.shape))
     info.update(seconds=_time.perf_counter() - start, train_w=train_w, n_train=target.n_train,
                 n_test=target.n_test, cell_volume=target.cell_volume)
+    variables = _mse_variables(train_mse, test_mse)
+    pde_variables, pde_attrs = continuum_pde(case, u_hat, times) if train_w and continuum \
+        else ({}, {})
+    variables.update(pde_variables)
     return frequency_dataset(case, u_hat, "kernel-flow", times=times,
-                             xi_axes=target.dft_axes(), variables=_mse_variables(train_mse,
-                                                                                 test_mse),
-                             attrs={"kernel_flow": info, **target.result_attrs()})
+                             xi_axes=target.dft_axes(), variables=variables,
+                             attrs={"kernel_flow": info, **pde_attrs, **target.result_attrs()})
 
 
 def _mse_variables(train_mse, test_mse) -> dict:

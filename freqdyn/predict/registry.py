@@ -116,7 +116,7 @@ def predict(case, method: str = "modal", **options) -> xr.Dataset:
 def _kernel_flow(case, times=None, settings=None, route: str | None = None):
     if case.is_data:  # the user's samples: the flow on them (predict/data_flow.py)
         return data_kernel_flow(case, times, route or case.section("kernel_flow").get(
-            "route", "auto"))
+            "route", "auto"), continuum=True)
     return kernel_flow(case, settings, times=times)
 
 

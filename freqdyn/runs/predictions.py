@@ -96,6 +96,12 @@ def _summary_line(ds) -> str:
         held = (f", test MSE {test[0]:.4g} -> {test[-1]:.4g}" if np.isfinite(test).all()
                 else ", no samples held out")
         line += f"; train MSE {train[0]:.4g} -> {train[-1]:.4g}{held} at t = {t[-1]:g}"
+    if "pde_difference" in ds:
+        t, diff, band = (ds[k].values for k in ("time", "pde_difference",
+                                                "pde_difference_resolved"))
+        line += (f"; continuum PDE vs the samples (rel L2 of u_hat) at t = {t[-1]:g}: "
+                 f"{diff[-1]:.2g}, {band[-1]:.2g} in the band the training grid resolves "
+                 f"(its discretisation <= {float(np.nanmax(ds['pde_discretisation_error'])):.1e})")
     if "expected_test_mse" in ds:
         line += (f"; at m = {ds.attrs['width']}: test MSE "
                  f"{float(ds['expected_test_mse'][-1]):.4g} ± "
