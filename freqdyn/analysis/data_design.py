@@ -95,7 +95,7 @@ def default_scales(case) -> np.ndarray:
     return np.geomspace(nyquist / 256, nyquist, GRID_POINTS)
 
 
-def _test_and_train_at(case, time: float, train_w: bool, width, draws):
+def predicted_mse_at(case, time: float, train_w: bool, width, draws):
     """(test MSE, train MSE, test MSE std or None) at ``time``: infinite width, or the
     mean over draws of width-m networks."""
     if width is None:
@@ -124,7 +124,7 @@ def design_scale(case, time: float, scales=None, train_w: bool = True,
     if scales.ndim != 1 or scales.size < 3 or not np.all(scales > 0) \
             or np.any(np.diff(scales) <= 0):
         raise InputError(scales_field, "must be at least 3 increasing numbers > 0")
-    rows = [_test_and_train_at(replace(case, rho_w=density_from_config(
+    rows = [predicted_mse_at(replace(case, rho_w=density_from_config(
         rho_at_scale(case, s), case.dim)), time, train_w, width, draws) for s in scales]
     test, train, std = (np.array([r[k] for r in rows]) for k in range(3))
     return ScaleDesign(family, SCALE_KEYS[family], float(time), scales, test, train,
