@@ -101,7 +101,9 @@ class Reports(Callback):
 
     def on_state(self, loop, step):
         if step in self.report_steps and step not in {r["step"] for r in self.records}:
-            self.records.append(self.measure(step))
+            counters = getattr(loop.optimizer, "counters", None)  # a flow integrator's
+            self.records.append({**self.measure(step), "gradients": step if counters is None
+                                 else int(counters["evaluations"])})
 
     def state_dict(self):
         return self.records
@@ -445,6 +447,10 @@ def _result_variables(case, settings, records, steps_arr, losses, lr, volume, to
                     {"long_name": "relative drift of the frequencies w", "units": "1"}),
         "report_step": (("time",), steps_arr, {"long_name": "optimizer step of each report",
                                                "units": "steps"}),
+        "gradient_evaluations": (("time",), np.array([r.get("gradients", r["step"])
+                                                      for r in records]),
+                                 {"long_name": "gradient evaluations to reach each report",
+                                  "units": "1"}),
     }
     u_hat = np.stack([r["u_hat"] for r in records])
     if twin is not None:
