@@ -14,7 +14,7 @@ only when their predictor runs.
 method         what it computes
 ============== ========================================================================
 kernel-flow    infinite-width kernel gradient flow in x, transformed (docs/theory.md §4)
-fem            the error PDE by finite elements, θ-scheme in time
+fem            the error PDE by finite elements, exact in time (Krylov exponential)
 modal          the same discretisation, exact in time by its generalised eigenmodes
 fd             1D conservative finite differences, exact in time (eigenmodes)
 damping        pure damping û₀ e^{−κ²α ρ_w t} (exact for σ_a = 0 or frozen w)
@@ -120,7 +120,8 @@ def _kernel_flow(case, times=None, settings=None, route: str | None = None):
     return kernel_flow(case, settings, times=times)
 
 
-@register("fem", "the error PDE by finite elements, θ-scheme in time", mpi=True,
+@register("fem", "the error PDE by finite elements, exact in time by a Krylov "
+          "exponential ([fem] scheme = cn or be: time steps)", mpi=True,
           damping_only="damping")
 def _fem(case, comm=None, progress: bool = False):
     from freqdyn.predict.fem.solver import solve_case
