@@ -257,3 +257,15 @@ class FolderLock:
             self.handle.close()
             self.handle = None
         return False
+
+
+def at_times(ds: xr.Dataset, times) -> xr.Dataset:
+    """``ds`` at ``times`` only, each one of its own times exactly (a prediction made once
+    on a finer grid, read at the case's report times)."""
+    times = np.asarray(times, dtype=float)
+    have = ds["time"].values
+    index = np.minimum(np.searchsorted(have, times), have.size - 1)
+    if not np.array_equal(have[index], times):
+        raise ValueError(f"times {times[have[index] != times]} are not among the dataset's")
+    return ds.isel(time=index)
+

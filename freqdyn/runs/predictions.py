@@ -8,18 +8,16 @@ are drawn at the reported times, each as a row at its own t.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from freqdyn.analysis.data_width import width_prediction
-from freqdyn.errors import AccuracyWarning
 from freqdyn.plots import dynamics_figure, save_figure
 from freqdyn.plots.data import data_figure
 from freqdyn.predict.registry import predict, predictor, summary
-from freqdyn.results import write_dataset
+from freqdyn.results import at_times, write_dataset
 
 
 @dataclass
@@ -42,7 +40,14 @@ def solve_to(case, out, method: str = "modal", figure: bool = True) -> Written |
 
         comm = MPI.COMM_WORLD
     options = {"comm": comm} if entry.mpi else {}
-    ds = predict(case, method, **options)
+    fig_ds = None
+    if figure and not case.is_data and entry.exact_in_time and case.times.size < 40:
+        # one prediction on dense times: the figure's, read at the case's times for the file
+        dense = np.union1d(case.times, np.linspace(0.0, case.times[-1], 81))
+        fig_ds = predict(replace(case, times=dense), method, **options)
+        ds = at_times(fig_ds, case.times)
+    else:
+        ds = predict(case, method, **options)
     if case.is_data and method == "kernel-flow" and "width" in case.section("train"):
         ds = with_width_prediction(ds, case)
     if comm is not None and comm.rank != 0:
@@ -54,12 +59,7 @@ def solve_to(case, out, method: str = "modal", figure: bool = True) -> Written |
         title = f"{case.name}: {method} on the data, train and test error"
         paths.append(save_figure(data_figure(ds, title=title), out / "prediction.png"))
     elif figure:
-        fig_ds = ds
-        if predictor(method).exact_in_time and case.times.size < 40:
-            dense = np.union1d(case.times, np.linspace(0.0, case.times[-1], 81))
-            with warnings.catch_warnings():  # the same warning was given for ds above
-                warnings.simplefilter("ignore", AccuracyWarning)
-                fig_ds = predict(replace(case, times=dense), method)
+        fig_ds = ds if fig_ds is None else fig_ds
         title = f"{case.name}: {method}, error transform |û(ξ, t)|"
         paths.append(save_figure(dynamics_figure(fig_ds, title=title), out / "prediction.png"))
     if comm is not None:

@@ -82,7 +82,7 @@ from freqdyn.nets.train import train as train_network
 from freqdyn.nets.twin import twin_dataset
 from freqdyn.predict.registry import predict, predictor
 from freqdyn.progress import say
-from freqdyn.results import peak_ratios, read_dataset, write_dataset
+from freqdyn.results import at_times, peak_ratios, read_dataset, write_dataset
 from freqdyn.runs.checks import validate_against_study
 from freqdyn.runs.runner import Outcome
 from freqdyn.runs.sweep import run_sweep, sweep_settings
@@ -387,12 +387,14 @@ def _predictions(arm: Arm, plan: StudyPlan, out: Path) -> tuple[dict, dict]:
     preds, learning = {}, {}
     for method in plan.predictions:
         start = _time.perf_counter()
-        preds[method] = predict(case, method)
-        write_dataset(preds[method], out / "predictions" / f"{arm.name}-{method}.nc")
-        if predictor(method).exact_in_time:
+        if predictor(method).exact_in_time:  # one prediction, read at the case's times
             fine = np.union1d(case.times, np.linspace(0.0, case.times[-1], FINE_TIMES))
             ds = predict(replace(case, times=fine), method)
             learning[method] = compare.learning_times(fine, peak_ratios(ds, case.peaks))
+            preds[method] = at_times(ds, case.times)
+        else:
+            preds[method] = predict(case, method)
+        write_dataset(preds[method], out / "predictions" / f"{arm.name}-{method}.nc")
         say(f"{plan.name}: {arm.name}: {method} in {_time.perf_counter() - start:.1f} s")
     return preds, learning
 
