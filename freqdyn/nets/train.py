@@ -29,7 +29,7 @@ import freqdyn.memory as memory
 from freqdyn import budget
 from freqdyn.errors import InputError
 from freqdyn.inputs.fourier import nudft, relative_l2, tensor_grid
-from freqdyn.nets.cost import timed, training_cost
+from freqdyn.nets.cost import TrainingCost, timed, training_cost
 from freqdyn.nets.data_training import data_errors, data_samples, evaluate_everywhere
 from freqdyn.nets.lfp_net import LFP_MODELS
 from freqdyn.nets.loop import Callback, Checkpoints, LossGuard, TrainingLoop
@@ -356,10 +356,9 @@ def _train(case, settings, out, checkpoints, resume, stop_after, progress, start
                        resumed_from=loop.resumed_from)
 
 
-def _hold_to_budget(case, settings, constants, volume, net, y, measure, twin, done: int,
-                    label: str, progress) -> None:
-    """Say the run's cost (:mod:`freqdyn.nets.cost`) from one timed gradient, twin
-    gradient and measurement, and refuse it when it does not fit ``--max-minutes``."""
+def _timed_cost(case, settings, constants, volume, net, y, measure, twin) -> TrainingCost:
+    """The run's cost (:mod:`freqdyn.nets.cost`) from one timed gradient, twin gradient
+    and measurement."""
     def gradient():
         for p in net.model.parameters():
             p.grad = None
@@ -372,13 +371,56 @@ def _hold_to_budget(case, settings, constants, volume, net, y, measure, twin, do
         p.grad = None
     if settings.optimizer == "sgd":
         seconds *= settings.batch_size / y.shape[0]
-    cost = training_cost(settings, constants, volume, seconds,
+    return training_cost(settings, constants, volume, seconds,
                          0.0 if twin is None else timed(twin.gradient), timed(lambda: measure(0)))
+
+
+#: What a run refused by its time budget may change.
+TIME_ADVICE = ("lower train.width or the times, use train.integrator = \"rkc\" for "
+               "full-batch gd, or raise --max-minutes")
+
+
+def _hold_to_budget(case, settings, constants, volume, net, y, measure, twin, done: int,
+                    label: str, progress) -> None:
+    """Say the run's cost and refuse it when it does not fit ``--max-minutes``."""
+    cost = _timed_cost(case, settings, constants, volume, net, y, measure, twin)
     left = 1.0 - done / max(int(constants["report_steps"][-1]), 1)
     say(f"{label}: {cost.line()}" + (f"; {left:.0%} of it left" if done else ""), progress)
     budget.require_time(left * cost.seconds, f"training {case.name} at m = {settings.width}",
-                        "lower train.width or the times, use train.integrator = \"rkc\" "
-                        "for full-batch gd, or raise --max-minutes")
+                        TIME_ADVICE)
+
+
+def estimate_training(case, overrides: dict | None = None) -> TrainingCost:
+    """The cost of training ``case`` with ``overrides`` from the start, without training:
+    the run's own set-up (θ₀, λ_max, the schedule) and timed single calls."""
+    settings = train_settings(case, overrides)
+    device, dtype = torch.device(settings.device), settings.torch_dtype
+    x_np, y_np, volume, layout, _ = _samples(case, settings)
+    x = torch.from_numpy(x_np).to(device, dtype)
+    y = torch.from_numpy(y_np).to(device, dtype)
+    model = build_model(case, settings)
+    net = NetworkPass(model, settings, x_np, x, case.dim, layout)
+    initial, y, y_np = _centred(case, settings, model, net, x, x_np, y, y_np, layout)
+    probe = probe_points(case, min(settings.R, case.target.radius) / 2, settings.probe_points)
+    constants = _constants(case, settings, model, net, y, probe, volume)
+    measure, axis, g_grid = _measurement(case, settings, model, initial, constants, x_np,
+                                         y_np, volume)
+    twin = _twin(case, settings, model, initial, x_np, y_np, constants["lr"],
+                 constants["report_steps"], axis, g_grid)
+    return _timed_cost(case, settings, constants, volume, net, y, measure, twin)
+
+
+def require_networks_fit(jobs, what: str) -> None:
+    """With a time budget (``--max-minutes``): estimate each ``(case, overrides, count)``
+    once (:func:`estimate_training`) and refuse their total, before any of them trains,
+    when it does not fit.  Without a budget nothing is estimated here (each run still says
+    its own cost as it starts)."""
+    if budget.seconds_left() is None or not jobs:
+        return
+    total = sum(count * estimate_training(case, overrides).seconds
+                for case, overrides, count in jobs)
+    say(f"{what}: about {budget.duration(total)} of training in all")
+    budget.require_time(total, what, TIME_ADVICE)
 
 
 def _stepper(model, settings, constants: dict, lr: float, volume: float):

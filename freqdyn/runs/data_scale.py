@@ -41,7 +41,7 @@ from freqdyn.analysis.stats import family_limit
 from freqdyn.config import Table
 from freqdyn.errors import InputError
 from freqdyn.inputs.case import case_from_dict, load_case
-from freqdyn.nets.train import train
+from freqdyn.nets.train import require_networks_fit, train
 from freqdyn.results import read_dataset
 from freqdyn.runs.runner import Outcome
 
@@ -77,6 +77,11 @@ def train_over_scales(case, time, scales, width, seeds, train_table, out: Path) 
     trained in ``out/runs/scaleII-seedS`` (a finished run is read back, an interrupted
     one resumes)."""
     mse = np.empty((scales.size, len(seeds)))
+    untrained = [sum(not (out / "runs" / f"scale{i:02d}-seed{seed}" / "measured.nc").is_file()
+                     for seed in seeds) for i in range(scales.size)]
+    jobs = [(_case_at_scale(case, scale, time, width, seeds[0], train_table), None, count)
+            for scale, count in zip(scales, untrained, strict=True) if count]
+    require_networks_fit(jobs, f"training {sum(untrained)} networks over {scales.size} scales")
     for i, scale in enumerate(scales):
         for j, seed in enumerate(seeds):
             run = out / "runs" / f"scale{i:02d}-seed{seed}"

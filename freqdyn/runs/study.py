@@ -60,6 +60,7 @@ the study is run again.
 
 from __future__ import annotations
 
+import collections
 import functools
 import json
 import time as _time
@@ -78,6 +79,7 @@ from freqdyn.config import Table
 from freqdyn.errors import InputError
 from freqdyn.inputs.case import Case, case_from_dict, load_case
 from freqdyn.nets.settings import EXECUTION_KEYS, train_settings
+from freqdyn.nets.train import require_networks_fit
 from freqdyn.nets.train import train as train_network
 from freqdyn.nets.twin import twin_dataset
 from freqdyn.predict.registry import predict, predictor
@@ -342,6 +344,7 @@ def train_networks(plan: StudyPlan, exp, out, extra: dict | None = None) -> dict
              for arm in plan.arms for width in plan.widths for seed in plan.seeds]
     task = functools.partial(train_cell, root=str(out), train=plan.train, extra=extra or {},
                              cases={arm.name: arm.case.text for arm in plan.arms})
+    _require_cells_fit(plan, cells, out, extra or {})
     results = {}
     if exp.sweep:
         records = run_sweep(task, cells, Path(out) / "sweep", sweep_settings(exp.text),
@@ -360,6 +363,18 @@ def train_networks(plan: StudyPlan, exp, out, extra: dict | None = None) -> dict
         say(f"{plan.name}: network {i + 1}/{len(cells)} ({cell['arm']}, m = {cell['m']}, "
             f"seed {cell['seed']}) {how}")
     return results
+
+
+def _require_cells_fit(plan: StudyPlan, cells, out, extra: dict) -> None:
+    """With ``--max-minutes``: the networks not yet trained, one estimate per (arm, width)
+    times its seeds, must fit before the first trains (:func:`require_networks_fit`)."""
+    left = collections.Counter(
+        (c["arm"], c["m"]) for c in cells
+        if not (run_folder(out, c["arm"], c["m"], c["seed"]) / "measured.nc").is_file())
+    arms = {arm.name: arm for arm in plan.arms}
+    jobs = [(arms[name].case, dict(plan.train, width=m, seed=plan.seeds[0], **extra), count)
+            for (name, m), count in left.items()]
+    require_networks_fit(jobs, f"training the {sum(left.values())} networks of {plan.name}")
 
 
 def train_all(exp, out, extra: dict | None = None) -> None:

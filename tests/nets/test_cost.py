@@ -90,3 +90,19 @@ def test_an_experiment_over_max_minutes_is_refused_after_its_first_updates(tmp_p
     assert rc == 2, err
     assert "--max-minutes: progress-measures seed 0 needs about" in err.splitlines()[-1]
     assert not (tmp_path / "g" / "report.json").exists()
+
+
+def test_a_study_over_max_minutes_is_refused_before_its_first_network(tmp_path, capsys):
+    """Six networks, each estimated once per width: the total is refused before any of
+    them trains (no run folder is left with a result); with room for them it runs."""
+    from tests.runs.test_study import MECHANICS_ONLY, TINY
+
+    study = tmp_path / "tiny.toml"
+    study.write_text(TINY.replace("widths = [256, 1024, 4096]",
+                                  MECHANICS_ONLY + "widths = [256, 1024, 4096]"))
+    rc = main(["validate", str(study), "--out", str(tmp_path / "out"), "--quiet",
+               "--max-minutes", "1e-3"])
+    err = capsys.readouterr().err.splitlines()
+    assert rc == 2
+    assert "--max-minutes: training the 6 networks of tiny needs about" in err[-1], err[-1]
+    assert not list((tmp_path / "out").glob("runs/*/measured.nc"))
