@@ -39,7 +39,7 @@ COMMITTEE = {  # freqdyn.grok.lazy_rich._committee_settings
 SETTINGS: dict[str, set[str]] = {
     "data-scale": {"case", "time", "scales", "width", "train", "spread_draws"},
     "study": {"case", "predictions", "pde", "tolerance", "tolerance_reason", "widths",
-              "times", "train", "spread_draws", "wrong_models"},
+              "times", "times_reason", "train", "spread_draws", "wrong_models"},
     "aliasing": {"steps", "eval_every", "n_sparse", "n_dense", "n_test", "k_max", "width",
                  "depth", "init_scale", "lr", "rise_tolerance", "extras", "activation",
                  "snapshot_steps"},

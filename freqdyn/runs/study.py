@@ -65,6 +65,7 @@ import functools
 import json
 import time as _time
 import tomllib
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -76,7 +77,7 @@ from freqdyn.analysis.budget import MAX_SAMPLES, error_budget
 from freqdyn.analysis.finite_width import predicted_spread
 from freqdyn.analysis.stats import event_statistics, mean_std, std_interval
 from freqdyn.config import Table
-from freqdyn.errors import InputError
+from freqdyn.errors import AccuracyWarning, InputError
 from freqdyn.inputs.case import Case, case_from_dict, load_case
 from freqdyn.nets.settings import EXECUTION_KEYS, train_settings
 from freqdyn.nets.train import require_networks_fit
@@ -161,13 +162,28 @@ def overridden_case_data(data: dict, table: Table) -> dict:
     return out
 
 
+def _warn_beyond_horizon(times, own) -> None:
+    """A study's times beyond its case's last time: the case's ξ box and truncation were
+    chosen for its own horizon, and diffusion keeps spreading û after it (a study that
+    means it says why in ``times_reason``)."""
+    if own and max(times) > max(own):
+        warnings.warn(f"settings.times reach t = {max(times):g}, beyond the case's last time "
+                      f"{max(own):g}; its [frequency] box was chosen for its own times "
+                      "(extend [frequency] times in the case to check it there, or say why "
+                      "in settings.times_reason)",
+                      AccuracyWarning, stacklevel=3)
+
+
 def plan_study(exp) -> StudyPlan:
     """Resolve and check a study: cases per arm, predictions, widths, checks."""
 
     t = exp.table()
     data = _case_data(t.get("case"), exp.base)
     if "times" in t:
+        own = data.get("frequency", {}).get("times")
         data.setdefault("frequency", {})["times"] = t.numbers("times", low=0.0)
+        if "times_reason" not in t:
+            _warn_beyond_horizon(data["frequency"]["times"], own)
     base_name = data.get("name", exp.name)
     arms_raw = list(exp.arms) or [{"name": base_name}]
     arms = []

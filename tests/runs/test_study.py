@@ -421,3 +421,23 @@ def test_a_damaged_network_result_is_named_and_rebuilt_from_its_checkpoints(tmp_
     assert main(["validate", str(study), "--out", str(out), "--quiet"]) == 0
     assert f"{measured} is damaged" in capsys.readouterr().err
     assert json.loads((out / "report.json").read_text())["max_rel_l2_pde_vs_net"] == first
+
+
+def test_study_times_beyond_the_case_horizon_are_said(tmp_path):
+    """TINY's case runs to t = 1; a study to t = 3 is planned, with a warning naming
+    settings.times and both horizons; a study within it is silent."""
+    import warnings
+
+    from freqdyn.errors import AccuracyWarning
+
+    study = tmp_path / "tiny.toml"
+    study.write_text(TINY.replace("widths = [256, 1024, 4096]",
+                                  MECHANICS_ONLY + "widths = [256]\ntimes = [0.0, 1.0, 3.0]"))
+    with pytest.warns(AccuracyWarning, match=r"settings.times reach t = 3, beyond the case's "
+                                             r"last time 1"):
+        plan_study(load_experiment(study))
+    study.write_text(TINY.replace("widths = [256, 1024, 4096]",
+                                  MECHANICS_ONLY + "widths = [256]\ntimes = [0.0, 0.5]"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AccuracyWarning)
+        plan_study(load_experiment(study))
