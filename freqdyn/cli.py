@@ -28,7 +28,7 @@ import sys
 import tomllib
 from importlib import metadata
 
-from freqdyn import budget
+from freqdyn import time_budget
 from freqdyn._version import __version__
 from freqdyn.errors import (
     EXIT_BAD_INPUT,
@@ -341,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if getattr(args, "out", None):
             check_output_folder(args.out)
-        with budget.time_limit(getattr(args, "max_minutes", None)):
+        with time_budget.time_limit(getattr(args, "max_minutes", None)):
             return args.func(args)
     except InputError as exc:
         print(f"freqdyn: error in {_where(args)}: {exc}", file=sys.stderr)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from freqdyn import budget
+from freqdyn import time_budget
 from freqdyn.nets.rkc import RADIUS_MARGIN, stages_for
 from freqdyn.nets.schedule import stability_bound
 
@@ -41,10 +41,12 @@ class TrainingCost:
     def line(self) -> str:
         """One line for the log: λ_max, the gradient count and the wall time."""
         if self.gradients_high is None:
-            count, wall = f"{self.gradients}", budget.duration(self.seconds)
+            count, wall = f"{self.gradients}", time_budget.duration(self.seconds)
         else:
-            count = f"{self.gradients} (rkc's stability bound) to {self.gradients_high} (gd's)"
-            wall = f"{budget.duration(self.seconds)} to {budget.duration(self.seconds_high)}"
+            count = (f"{self.gradients} (rkc's stability bound) to {self.gradients_high} "
+                     "(gd's at 0.9 of its bound)")
+            low, high = (time_budget.duration(s) for s in (self.seconds, self.seconds_high))
+            wall = f"{low} to {high}"
         return (f"cost: λ_max = {self.lambda_max:.4g}, {count} gradient evaluations at "
                 f"{self.seconds_per_gradient * 1e3:.3g} ms, about {wall}")
 

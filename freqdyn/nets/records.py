@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from freqdyn import budget
+from freqdyn import time_budget
 from freqdyn.errors import InputError, TrainingDiverged
 from freqdyn.nets.loop import Callback, Checkpoints, TrainingLoop
 from freqdyn.progress import say
@@ -176,7 +176,7 @@ def adamw(model_or_params, lr: float, weight_decay: float, betas=(0.9, 0.98),
 
 class CostCheck(Callback):
     """Say a run's cost from its own first updates, and refuse it when it does not fit
-    ``--max-minutes`` (:mod:`freqdyn.budget`).
+    ``--max-minutes`` (:mod:`freqdyn.time_budget`).
 
     Updates 2 and 3 after the start (or the resume) are timed, without the evaluations
     between them (their time is measured by :class:`StepRecords`); the estimate for the
@@ -205,8 +205,8 @@ class CostCheck(Callback):
             seconds = left * update + count * mean_eval
             say(f"{loop.label}: cost: at most {left} more updates at {update * 1e3:.3g} ms "
                 f"and {count} evaluations at {mean_eval * 1e3:.3g} ms, about "
-                f"{budget.duration(seconds)}", loop.progress)
-            budget.require_time(seconds, loop.label, "lower the steps or the model size, or "
+                f"{time_budget.duration(seconds)}", loop.progress)
+            time_budget.require_time(seconds, loop.label, "lower the steps or the model size, or "
                                                      "raise --max-minutes")
 
 

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 import freqdyn.memory as memory
-from freqdyn import budget
+from freqdyn import time_budget
 from freqdyn.errors import InputError
 from freqdyn.inputs.fourier import nudft, relative_l2, tensor_grid
 from freqdyn.nets.cost import TrainingCost, timed, training_cost
@@ -386,7 +386,7 @@ def _hold_to_budget(case, settings, constants, volume, net, y, measure, twin, do
     cost = _timed_cost(case, settings, constants, volume, net, y, measure, twin)
     left = 1.0 - done / max(int(constants["report_steps"][-1]), 1)
     say(f"{label}: {cost.line()}" + (f"; {left:.0%} of it left" if done else ""), progress)
-    budget.require_time(left * cost.seconds, f"training {case.name} at m = {settings.width}",
+    time_budget.require_time(left * cost.seconds, f"training {case.name} at m = {settings.width}",
                         TIME_ADVICE)
 
 
@@ -415,12 +415,12 @@ def require_networks_fit(jobs, what: str) -> None:
     once (:func:`estimate_training`) and refuse their total, before any of them trains,
     when it does not fit.  Without a budget nothing is estimated here (each run still says
     its own cost as it starts)."""
-    if budget.seconds_left() is None or not jobs:
+    if time_budget.seconds_left() is None or not jobs:
         return
     total = sum(count * estimate_training(case, overrides).seconds
                 for case, overrides, count in jobs)
-    say(f"{what}: about {budget.duration(total)} of training in all")
-    budget.require_time(total, what, TIME_ADVICE)
+    say(f"{what}: about {time_budget.duration(total)} of training in all")
+    time_budget.require_time(total, what, TIME_ADVICE)
 
 
 def _stepper(model, settings, constants: dict, lr: float, volume: float):

@@ -1,4 +1,4 @@
-"""The cost said before a run, and ``--max-minutes`` (freqdyn.budget, freqdyn.nets.cost)."""
+"""The cost said before a run, and ``--max-minutes`` (freqdyn.time_budget, freqdyn.nets.cost)."""
 
 import warnings
 from dataclasses import replace
@@ -6,30 +6,30 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from freqdyn import budget
+from freqdyn import time_budget
 from freqdyn.cli import main
 from freqdyn.errors import InputError
 
 
 def test_a_budget_refuses_what_does_not_fit_and_is_restored_after():
-    with budget.time_limit(2.0):
-        budget.require_time(60.0, "a run", "advice")  # fits
+    with time_budget.time_limit(2.0):
+        time_budget.require_time(60.0, "a run", "advice")  # fits
         with pytest.raises(InputError) as info:
-            budget.require_time(300.0, "a run", "lower it")
+            time_budget.require_time(300.0, "a run", "lower it")
         assert info.value.field == "--max-minutes"
         assert "a run needs about 5 min, more than the 2 min allowed" in str(info.value)
         assert "\n" not in str(info.value)
-    assert budget.seconds_left() is None
+    assert time_budget.seconds_left() is None
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        budget.require_time(60.0, "a run", "advice")  # short: silent
-        with pytest.raises(budget.LongRunWarning):
-            budget.require_time(2 * budget.LONG_SECONDS, "a run", "advice")
+        time_budget.require_time(60.0, "a run", "advice")  # short: silent
+        with pytest.raises(time_budget.LongRunWarning):
+            time_budget.require_time(2 * time_budget.LONG_SECONDS, "a run", "advice")
 
 
 @pytest.mark.parametrize("minutes", [0.0, -1.0, float("nan"), float("inf")])
 def test_a_budget_must_be_a_positive_number_of_minutes(minutes):
-    with pytest.raises(InputError) as info, budget.time_limit(minutes):
+    with pytest.raises(InputError) as info, time_budget.time_limit(minutes):
         pass
     assert info.value.field == "--max-minutes"
 
