@@ -79,3 +79,25 @@ def test_shape_and_schema_checks(case, tmp_path):
     xr.Dataset({"a": ("t", [1.0])}).to_netcdf(tmp_path / "other.nc", engine="h5netcdf")
     with pytest.raises(ValueError, match="not a freqdyn result"):
         read_dataset(tmp_path / "other.nc")
+
+
+def test_a_prediction_on_fine_times_read_at_the_case_times_is_the_prediction_there():
+    """One modal run on a fine grid, read at the case's times (results.at_times), equals
+    the run at those times; a time not on the grid is refused."""
+    from dataclasses import replace
+
+    import numpy as np
+    import pytest
+
+    from freqdyn.inputs.case import load_case
+    from freqdyn.predict.registry import predict
+    from freqdyn.results import at_times, u_hat
+
+    case = load_case("pde/gaussian-1d.toml")
+    fine = np.union1d(case.times, np.linspace(0.0, case.times[-1], 41))
+    read = at_times(predict(replace(case, times=fine), "fd"), case.times)
+    direct = predict(case, "fd")
+    assert np.array_equal(read["time"].values, case.times)
+    np.testing.assert_allclose(u_hat(read).values, u_hat(direct).values, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError):
+        at_times(direct, [0.3])
