@@ -369,3 +369,29 @@ def test_a_pde_too_stiff_for_the_exponential_integrator_is_one_line_and_exit_2(t
                  "--no-figure"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "fem.scheme" in err[0] and "stagnated" in err[0], err
+
+
+def test_the_automatic_mesh_takes_p3_where_p2_cannot_meet_the_tolerance(monkeypatch):
+    """With the 2D cell cap set below what P2 needs for gaussian-2d (at tol = 1e-3), the automatic
+    mesh is P3 on fewer cells (error h⁴), and its solution agrees with the P2 one to the
+    tolerance; with the cap below what P3 needs too, one line names both degrees."""
+    from freqdyn.predict.fem import settings as fs
+
+    case = load_case("pde/gaussian-2d.toml")
+    problem = fourier_feature_problem(case)
+    loose = {"tol": 1e-3}
+    p2 = fem_settings(problem, loose, case.times)
+    assert p2.degree == 2
+    monkeypatch.setitem(fs.MAX_CELLS, 2, int(0.8 * max(p2.cells)))  # P2 needs more
+    p3 = fem_settings(problem, loose, case.times)
+    assert p3.degree == 3 and max(p3.cells) < max(p2.cells)
+    u2, u3 = (solve_problem(problem, case.times, case.xi_axes(), s, progress=False).u_hat
+              for s in (p2, p3))
+    assert np.all(relative_l2(u3, u2, axes=(1, 2))[1:] < 3 * p2.tol)
+    with pytest.raises(InputError) as info:
+        fem_settings(problem, {**loose, "degree": 2}, case.times)  # P2 asked for: no fallback
+    assert info.value.field == "fem.cells"
+    monkeypatch.setitem(fs.MAX_CELLS, 2, 4)
+    with pytest.raises(InputError) as info:
+        fem_settings(problem, loose, case.times)
+    assert info.value.problem.startswith("P2 and P3 both:")

@@ -129,7 +129,7 @@ def default_cells(problem: Problem, degree: int, tol: float, t_end: float,
     peaks of û₀: for a Gaussian window of width ℓ they have std 1/(2πℓ) in ξ).
     """
     lengths = problem.domain[:, 1] - problem.domain[:, 0]
-    cap = MAX_CELLS[problem.dim]
+    cap = MAX_CELLS[problem.dim] * 2 // max(degree, 2)  # about the same dofs for P3
 
     def cells_for(n_long):
         return tuple(max(2, int(math.ceil(n_long * L / lengths.max()))) for L in lengths)
@@ -202,6 +202,22 @@ def check_given_cells(problem: Problem, table: dict, settings: FemSettings,
                       AccuracyWarning, stacklevel=3)
 
 
+def _automatic_mesh(problem: Problem, tol: float, t_end: float, grading, graded: bool):
+    """(degree, cells, grading) of the automatic mesh: P2, or P3 where P2 cannot meet
+    ``tol`` within :data:`MAX_CELLS` (its error falls like h⁴ instead of h³, so a 3D case
+    that needs 80 cells of P2 needs about 40 of P3, about the same dofs)."""
+    try:
+        return 2, default_cells(problem, 2, tol, t_end, grading), grading
+    except InputError as exc:
+        if exc.field != "fem.cells":  # memory, not the cell cap: P3 needs more
+            raise
+        grading = mesh_grading(problem, 3, t_end) if graded else None
+        try:
+            return 3, default_cells(problem, 3, tol, t_end, grading), grading
+        except InputError as p3:
+            raise InputError(p3.field, f"P2 and P3 both: {p3.problem}") from None
+
+
 def fem_settings(problem: Problem, table: dict, times: np.ndarray,
                  scheme: str | None = None) -> FemSettings:
     """Settings from a ``[fem]`` table, defaults filled in (``scheme`` overrides the table)."""
@@ -214,7 +230,13 @@ def fem_settings(problem: Problem, table: dict, times: np.ndarray,
     grading = None
     if given.get("mesh", "graded") == "graded":
         grading = mesh_grading(problem, degree, t_end)
-    cells = given.get("cells") or default_cells(problem, degree, tol, t_end, grading)
+    if given.get("cells"):
+        cells = given["cells"]
+    elif "degree" in given:
+        cells = default_cells(problem, degree, tol, t_end, grading)
+    else:
+        degree, cells, grading = _automatic_mesh(problem, tol, t_end, grading,
+                                                 given.get("mesh", "graded") == "graded")
     dofs, need = solve_memory(cells, degree)
     memory.require("fem.cells", need, f"the P{degree} solve on {list(cells)} cells "
                    f"({dofs:.2g} dofs)", "use fewer cells or a lower fem.degree")
