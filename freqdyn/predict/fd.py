@@ -30,22 +30,28 @@ from freqdyn.results import frequency_dataset
 DEFAULT_CELLS = 2000
 
 
+def symmetric_operator(nodes: np.ndarray, damping: np.ndarray, diffusion: np.ndarray):
+    """(diagonal, off-diagonal, M^{−½}) of the symmetric tridiagonal M^{−½} A M^{−½} of the
+    conservative scheme on uniform ``nodes`` (module text)."""
+    nodes = np.asarray(nodes, dtype=float)
+    h = nodes[1] - nodes[0]
+    mass = np.full(nodes.size, h)
+    mass[[0, -1]] = h / 2
+    face = 0.5 * (diffusion[1:] + diffusion[:-1]) / h
+    diag = mass * damping
+    diag[:-1] += face
+    diag[1:] += face
+    scale = 1 / np.sqrt(mass)
+    return diag * scale**2, -face * scale[1:] * scale[:-1], scale
+
+
 class FDModes:
     """The eigen-decomposition of the conservative operator on ``nodes`` (see module text)."""
 
     def __init__(self, nodes: np.ndarray, damping: np.ndarray, diffusion: np.ndarray):
-        nodes = np.asarray(nodes, dtype=float)
-        h = nodes[1] - nodes[0]
-        mass = np.full(nodes.size, h)
-        mass[[0, -1]] = h / 2
-        face = 0.5 * (diffusion[1:] + diffusion[:-1]) / h
-        diag = mass * damping
-        diag[:-1] += face
-        diag[1:] += face
-        self.scale = 1 / np.sqrt(mass)
-        self.lam, self.vec = linalg.eigh_tridiagonal(diag * self.scale**2,
-                                                     -face * self.scale[1:] * self.scale[:-1])
-        self.nodes = nodes
+        diag, off, self.scale = symmetric_operator(nodes, damping, diffusion)
+        self.lam, self.vec = linalg.eigh_tridiagonal(diag, off)
+        self.nodes = np.asarray(nodes, dtype=float)
 
     def coefficients(self, u0: np.ndarray) -> np.ndarray:
         """Modal coefficients Vᵀ M^{½} û₀ (û₀ may be complex)."""
