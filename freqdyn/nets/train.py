@@ -320,7 +320,7 @@ def _train(case, settings, out, checkpoints, resume, stop_after, progress, start
     def objective(step):
         return net.loss_and_grad(y, alpha, None if batches is None else batches.next().to(device))
 
-    _hold_to_budget(case, settings, constants, volume, net, y, measure, twin,
+    _cost_and_start(case, settings, constants, volume, net, y, measure, twin, reports,
                     saved["step"] if resume else 0, label, progress)
 
     optimizer = _stepper(model, settings, constants, lr, volume)
@@ -356,9 +356,10 @@ def _train(case, settings, out, checkpoints, resume, stop_after, progress, start
                        resumed_from=loop.resumed_from)
 
 
-def _timed_cost(case, settings, constants, volume, net, y, measure, twin) -> TrainingCost:
-    """The run's cost (:mod:`freqdyn.nets.cost`) from one timed gradient, twin gradient
-    and measurement."""
+def _timed_cost(case, settings, constants, volume, net, y, measure,
+                twin) -> tuple[TrainingCost, dict]:
+    """(The run's cost (:mod:`freqdyn.nets.cost`) from one timed gradient, twin gradient
+    and measurement, the measurement of θ₀ itself)."""
     def gradient():
         for p in net.model.parameters():
             p.grad = None
@@ -371,8 +372,21 @@ def _timed_cost(case, settings, constants, volume, net, y, measure, twin) -> Tra
         p.grad = None
     if settings.optimizer == "sgd":
         seconds *= settings.batch_size / y.shape[0]
-    return training_cost(settings, constants, volume, seconds,
-                         0.0 if twin is None else timed(twin.gradient), timed(lambda: measure(0)))
+    first = {}
+    measure_seconds = timed(lambda: first.update(measure(0)))
+    cost = training_cost(settings, constants, volume, seconds,
+                         0.0 if twin is None else timed(twin.gradient), measure_seconds)
+    return cost, first
+
+
+def _cost_and_start(case, settings, constants, volume, net, y, measure, twin, reports,
+                    done: int, label: str, progress) -> None:
+    """Say the run's cost and hold it to ``--max-minutes``; the timed measurement of θ₀ is
+    the run's first report (so timing it costs nothing)."""
+    record = _hold_to_budget(case, settings, constants, volume, net, y, measure, twin, done,
+                             label, progress)
+    if not done:
+        reports.records.append({**record, "gradients": 0})
 
 
 #: What a run refused by its time budget may change.
@@ -381,13 +395,15 @@ TIME_ADVICE = ("lower train.width or the times, use train.integrator = \"rkc\" f
 
 
 def _hold_to_budget(case, settings, constants, volume, net, y, measure, twin, done: int,
-                    label: str, progress) -> None:
-    """Say the run's cost and refuse it when it does not fit ``--max-minutes``."""
-    cost = _timed_cost(case, settings, constants, volume, net, y, measure, twin)
+                    label: str, progress) -> dict:
+    """Say the run's cost and refuse it when it does not fit ``--max-minutes``; returns the
+    timed measurement of θ₀."""
+    cost, first = _timed_cost(case, settings, constants, volume, net, y, measure, twin)
     left = 1.0 - done / max(int(constants["report_steps"][-1]), 1)
     say(f"{label}: {cost.line()}" + (f"; {left:.0%} of it left" if done else ""), progress)
     time_budget.require_time(left * cost.seconds, f"training {case.name} at m = {settings.width}",
-                        TIME_ADVICE)
+                             TIME_ADVICE)
+    return first
 
 
 def estimate_training(case, overrides: dict | None = None) -> TrainingCost:
@@ -407,7 +423,7 @@ def estimate_training(case, overrides: dict | None = None) -> TrainingCost:
                                          y_np, volume)
     twin = _twin(case, settings, model, initial, x_np, y_np, constants["lr"],
                  constants["report_steps"], axis, g_grid)
-    return _timed_cost(case, settings, constants, volume, net, y, measure, twin)
+    return _timed_cost(case, settings, constants, volume, net, y, measure, twin)[0]
 
 
 def require_networks_fit(jobs, what: str) -> None:
