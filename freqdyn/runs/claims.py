@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import math
+import operator
 
 import numpy as np
 
@@ -116,11 +117,89 @@ def _conjuncts(node: ast.AST) -> list[ast.AST]:
 _ORDER = {ast.Lt: (1.0, "<"), ast.LtE: (1.0, "<="), ast.Gt: (-1.0, ">"), ast.GtE: (-1.0, ">=")}
 
 
+_BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+           ast.Div: operator.truediv, ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod,
+           ast.Pow: operator.pow, ast.BitAnd: operator.and_, ast.BitOr: operator.or_}
+_UNARY = {ast.Not: operator.not_, ast.USub: operator.neg, ast.UAdd: operator.pos,
+          ast.Invert: operator.invert}
+_COMPARE = {ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt,
+            ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE: operator.ge,
+            ast.In: lambda a, b: a in b, ast.NotIn: lambda a, b: a not in b,
+            ast.Is: operator.is_, ast.IsNot: operator.is_not}
+
+
 def _run(node: ast.expr, namespace: dict):
     """The value of a node of a checked rule (:func:`check_rule`): the one place a rule is
-    evaluated, with no builtins and only the namespace's names."""
-    return eval(compile(ast.Expression(node), "<claim.rule>", "eval"),  # noqa: S307
-                {"__builtins__": {}}, namespace)
+    evaluated, by walking its tree (no ``eval``), with Python's semantics for each node."""
+    match node:
+        case ast.Constant(value=value):
+            return value
+        case ast.Name(id=name):
+            if name not in namespace:
+                raise NameError(f"name {name!r} is not defined")
+            return namespace[name]
+        case ast.BinOp(left=left, op=op, right=right):
+            return _BINARY[type(op)](_run(left, namespace), _run(right, namespace))
+        case ast.UnaryOp(op=op, operand=operand):
+            return _UNARY[type(op)](_run(operand, namespace))
+        case ast.BoolOp(op=op, values=values):
+            for value_node in values[:-1]:
+                value = _run(value_node, namespace)
+                if bool(value) != isinstance(op, ast.And):  # and: first falsy; or: truthy
+                    return value
+            return _run(values[-1], namespace)
+        case ast.Compare(left=left, ops=ops, comparators=comparators):
+            a = _run(left, namespace)
+            for i, (op, right) in enumerate(zip(ops, comparators, strict=True)):
+                b = _run(right, namespace)
+                result = _COMPARE[type(op)](a, b)
+                if i < len(ops) - 1 and not result:  # a chain: a < b < c is (a<b) and (b<c)
+                    return result
+                a = b
+            return result
+        case ast.Call(func=func, args=args):
+            return _run(func, namespace)(*(_run(arg, namespace) for arg in args))
+        case ast.Subscript(value=value, slice=index):
+            return _run(value, namespace)[_run(index, namespace)]
+        case ast.Slice(lower=lower, upper=upper, step=step):
+            return slice(*(None if n is None else _run(n, namespace)
+                           for n in (lower, upper, step)))
+        case ast.List(elts=elts):
+            return [_run(e, namespace) for e in elts]
+        case ast.Tuple(elts=elts):
+            return tuple(_run(e, namespace) for e in elts)
+        case ast.IfExp(test=test, body=body, orelse=orelse):
+            return _run(body if _run(test, namespace) else orelse, namespace)
+        case ast.ListComp(elt=elt, generators=generators):
+            return list(_comprehension(elt, generators, namespace))
+        case ast.GeneratorExp(elt=elt, generators=generators):
+            return _comprehension(elt, generators, namespace)
+    raise TypeError(f"{type(node).__name__} is not allowed in a rule")
+
+
+def _bind(target: ast.expr, value, scope: dict) -> None:
+    """Assign a comprehension's ``for`` target (a name or a tuple of targets)."""
+    if isinstance(target, ast.Name):
+        scope[target.id] = value
+        return
+    values = list(value)
+    if not isinstance(target, ast.Tuple) or len(values) != len(target.elts):
+        raise ValueError("cannot unpack the comprehension's values onto its target")
+    for sub, item in zip(target.elts, values, strict=True):
+        _bind(sub, item, scope)
+
+
+def _comprehension(elt: ast.expr, generators: list, namespace: dict):
+    """The values of ``elt`` over the ``for … if …`` clauses, in their own scope."""
+    first, rest = generators[0], generators[1:]
+    for item in _run(first.iter, namespace):
+        scope = dict(namespace)
+        _bind(first.target, item, scope)
+        if all(_run(cond, scope) for cond in first.ifs):
+            if rest:
+                yield from _comprehension(elt, rest, scope)
+            else:
+                yield _run(elt, scope)
 
 
 def rule_margins(rule: str, summary: dict) -> list[dict]:

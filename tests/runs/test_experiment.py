@@ -278,3 +278,24 @@ def test_no_shipped_claim_holds_a_wall_or_cpu_time():
 
 def test_the_timing_scan_sees_a_timed_rule():
     assert "cpu_seconds_training" in rule_names("all(grokked) and cpu_seconds_training < 600")
+
+
+
+@pytest.mark.parametrize(("rule", "expected"), [
+    ("all(delay > 5 * t2) and min(t4) >= 100", True),
+    ("max(t4) <= 3 or not all(grokked)", False),
+    ("0 < mean(t4) < 1e4 <= 2e4", True), ("200 < max(t4) < 300", False),
+    ("len([x for x in t4 if x > 150]) == 1", False),
+    ("len([a * b for a, b in zip(t4, t2) if a > b]) == 2", True),
+    ("t4[1:][0] // 7 % 5 == 2 ** 2 - 4", False),
+    ("(1 if any(grokked) else 0) in [1, 2]", True),
+    ("abs(-t2)[0] is not None and -t4[0] < +t4[0]", True),
+    ("isfinite(nan) or inf > 1e300", True), ("median(t4) == 250.0 and std(t2) == 0", True),
+])
+def test_a_rule_walked_from_its_tree_has_python_semantics(rule, expected):
+    """The claim evaluator walks the checked tree (no eval): precedence, chained
+    comparisons, short-circuit and/or, comprehensions with unpacking, slices, IfExp."""
+    from freqdyn.runs.claims import evaluate_rule
+
+    summary = {"delay": [700, 900], "t2": [10, 10], "t4": [200, 300], "grokked": [True, True]}
+    assert evaluate_rule(rule, summary) is expected
