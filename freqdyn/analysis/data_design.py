@@ -89,9 +89,7 @@ def rho_at_scale(case, scale: float) -> dict:
 
 def default_scales(case) -> np.ndarray:
     """A geometric grid from 1/256 of the training grid's Nyquist frequency up to it."""
-    step = case.target.spacing() * (case.target.cell_volume / case.target.sample_volume) \
-        ** (1 / case.dim)
-    nyquist = float(np.min(0.5 / step))
+    nyquist = case.target.training_nyquist
     return np.geomspace(nyquist / 256, nyquist, GRID_POINTS)
 
 

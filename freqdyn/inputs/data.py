@@ -106,6 +106,13 @@ class DataTarget:
         return self.sample_volume * self.values.size / self.n_train
 
     @property
+    def training_nyquist(self) -> float:
+        """The training grid's Nyquist frequency 1/(2 h_k), least over the axes, with h_k =
+        Δ_k (h/Π Δ)^{1/d} the training spacing (s Δ_k for a stride s)."""
+        step = self.spacing() * (self.cell_volume / self.sample_volume) ** (1 / self.dim)
+        return float(np.min(0.5 / step))
+
+    @property
     def radius(self) -> float:
         """Max-norm radius of the samples' box about 0."""
         return float(np.max(np.abs(self.points())))

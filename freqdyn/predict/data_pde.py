@@ -41,12 +41,6 @@ REFINE = 4
 MAX_NODES = 1 << 20
 
 
-def training_nyquist(target) -> float:
-    """ν_train = 1/(2h) in 1D, h the training cell (the spacing of a stride's samples, the
-    mean spacing of a random holdout's)."""
-    return 0.5 / target.cell_volume
-
-
 def continuum_pde(case, u_hat: np.ndarray, times) -> tuple[dict, dict]:
     """(variables, attrs) of the PDE beside the sampled flow's ``u_hat`` (T, K), module
     text; empty for d > 1 or more than :data:`MAX_NODES` nodes."""
@@ -74,7 +68,7 @@ def continuum_pde(case, u_hat: np.ndarray, times) -> tuple[dict, dict]:
         return (parts[0] + 1j * parts[1])[:, ::refine]  # on the DFT frequencies
 
     fine, coarse = solve(REFINE), solve(REFINE // 2)
-    resolved = np.abs(xi) <= training_nyquist(target) / 2
+    resolved = np.abs(xi) <= target.training_nyquist / 2
     unit = {"units": "1"}
     variables = {
         "pde_difference": (("time",), relative_l2(fine, u_hat, axes=1), {
@@ -91,5 +85,5 @@ def continuum_pde(case, u_hat: np.ndarray, times) -> tuple[dict, dict]:
     attrs = {"continuum_pde": f"the error PDE by conservative finite differences on {REFINE} "
                               "nodes per DFT spacing (exact in time, zero flux at the "
                               "Nyquist frequency) from the windowed data's transform",
-             "training_nyquist": float(training_nyquist(target))}
+             "training_nyquist": target.training_nyquist}
     return variables, attrs
