@@ -320,7 +320,7 @@ def _train(case, settings, out, checkpoints, resume, stop_after, progress, start
     def objective(step):
         return net.loss_and_grad(y, alpha, None if batches is None else batches.next().to(device))
 
-    _cost_and_start(case, settings, constants, volume, net, y, measure, twin, reports,
+    _hold_to_budget(case, settings, constants, volume, net, y, measure, twin, reports,
                     saved["step"] if resume else 0, label, progress)
 
     optimizer = _stepper(model, settings, constants, lr, volume)
@@ -379,31 +379,22 @@ def _timed_cost(case, settings, constants, volume, net, y, measure,
     return cost, first
 
 
-def _cost_and_start(case, settings, constants, volume, net, y, measure, twin, reports,
-                    done: int, label: str, progress) -> None:
-    """Say the run's cost and hold it to ``--max-minutes``; the timed measurement of θ₀ is
-    the run's first report (so timing it costs nothing)."""
-    record = _hold_to_budget(case, settings, constants, volume, net, y, measure, twin, done,
-                             label, progress)
-    if not done:
-        reports.records.append({**record, "gradients": 0})
-
-
 #: What a run refused by its time budget may change.
 TIME_ADVICE = ("lower train.width or the times, use train.integrator = \"rkc\" for "
                "full-batch gd, or raise --max-minutes")
 
 
-def _hold_to_budget(case, settings, constants, volume, net, y, measure, twin, done: int,
-                    label: str, progress) -> dict:
-    """Say the run's cost and refuse it when it does not fit ``--max-minutes``; returns the
-    timed measurement of θ₀."""
+def _hold_to_budget(case, settings, constants, volume, net, y, measure, twin, reports,
+                    done: int, label: str, progress) -> None:
+    """Say the run's cost and refuse it when it does not fit ``--max-minutes``.  The timed
+    measurement of θ₀ is the run's first report (so timing it costs nothing)."""
     cost, first = _timed_cost(case, settings, constants, volume, net, y, measure, twin)
     left = 1.0 - done / max(int(constants["report_steps"][-1]), 1)
     say(f"{label}: {cost.line()}" + (f"; {left:.0%} of it left" if done else ""), progress)
     time_budget.require_time(left * cost.seconds, f"training {case.name} at m = {settings.width}",
                              TIME_ADVICE)
-    return first
+    if not done:
+        reports.records.append({**first, "gradients": 0})
 
 
 def estimate_training(case, overrides: dict | None = None) -> TrainingCost:
